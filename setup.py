@@ -1,0 +1,28 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="isles_pipeline",
+    version="0.1.0",
+    description="nnU-Net-style pipeline for CT perfusion stroke-core segmentation with the ISLES 2018 "
+    "winning extractor-generator-segmentor chain",
+    packages=find_packages(include=["isles_pipeline", "isles_pipeline.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.1",
+        "numpy",
+        "SimpleITK>=2.2",
+        "batchgenerators>=0.25",
+        "scikit-image",
+        "scipy",
+        "acvl-utils>=0.2",
+        "tqdm",
+        "matplotlib",
+    ],
+    extras_require={"test": ["pytest", "pytest-xdist"]},
+    entry_points={
+        "console_scripts": [
+            "isles_generate_phantom=isles_pipeline.cli.generate_phantom:main",
+            "isles_convert_isles2018=isles_pipeline.cli.convert_isles2018:main",
+        ]
+    },
+)
