@@ -1,0 +1,49 @@
+"""Where the pipeline's three data roots live, nnU-Net style.
+
+`ISLES_raw`, `ISLES_preprocessed` and `ISLES_results` are read from the environment each time they are
+asked for (no import-time side effects). When a variable is unset, the root defaults to
+`./isles_data/<name>` under the current directory so that a newcomer's first run works without set-up.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT_VARIABLES = ("ISLES_raw", "ISLES_preprocessed", "ISLES_results")
+
+
+def _root(variable: str) -> Path:
+    value = os.environ.get(variable)
+    if value:
+        return Path(value).expanduser()
+    return Path.cwd() / "isles_data" / variable
+
+
+def isles_raw() -> Path:
+    return _root("ISLES_raw")
+
+
+def isles_preprocessed() -> Path:
+    return _root("ISLES_preprocessed")
+
+
+def isles_results() -> Path:
+    return _root("ISLES_results")
+
+
+def dataset_folder_name(dataset_id: int, name: str) -> str:
+    """nnU-Net's naming: Dataset018_ISLES2018."""
+    if not 0 <= int(dataset_id) <= 999:
+        raise ValueError(f"dataset id must be in 0..999, got {dataset_id}")
+    return f"Dataset{int(dataset_id):03d}_{name}"
+
+
+def find_dataset_folder(root: Path, dataset_id: int) -> Path:
+    """The one folder `DatasetXXX_*` under `root` for this id; a clear error when there is none or several."""
+    prefix = f"Dataset{int(dataset_id):03d}_"
+    matches = sorted(p for p in Path(root).glob(prefix + "*") if p.is_dir()) if Path(root).is_dir() else []
+    if not matches:
+        raise FileNotFoundError(f"no dataset with id {int(dataset_id)} ({prefix}*) in {root}")
+    if len(matches) > 1:
+        raise FileExistsError(f"several datasets with id {int(dataset_id)} in {root}: {[m.name for m in matches]}")
+    return matches[0]
