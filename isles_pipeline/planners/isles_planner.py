@@ -1,0 +1,158 @@
+"""The ISLES planner: the seed's method (paper 2.1-2.4, DESIGN section 2) as one `2d` configuration, with
+data-derived values taken from the fingerprint. Every hyper-parameter the trainer and the predictor use is
+written here into the plans; they have no other source (see `plans.TRAINER_KEYS`).
+
+Choices the paper leaves open, made here (edit the plans JSON or subclass to change them):
+- slice size: the most common in-plane size of the data (ties: the larger), divided by
+  `in_plane_downsampling`, rounded up to a multiple of 2**depth; patch size = slice size (the seed trains on
+  whole 256 x 256 slices; the augmentation's random crop is resized back to it);
+- an epoch is one pass over a fold's training slices at the planned batch size (the paper's epochs are
+  epochs), so iterations per epoch come from the fingerprint's slice count; 400 epochs in total: 180 at
+  lr 0.002, 120 at 0.0004, 100 at 0.00008 (the paper gives the two decays, not the end);
+- warm-up: linear from 0.1 x lr over the first 5 epochs;
+- augmentation semantics: rotation by U(-rotation_degrees, +rotation_degrees); crop of a square whose side is
+  U(crop_scale) of the slice, resized back; radial distortion r' = r (1 + k r^2) with r = 1 at the slice's
+  half width and k ~ U(-radial_distortion, +radial_distortion) (k < 0 barrel, k > 0 pincushion); each with
+  its probability; one warp for all channels, label, DWI and W;
+- post-processing candidates: minimum connected-component volumes (ml) to try on the cross-validation
+  predictions, 0 = keep everything, capped below the median training lesion volume; components in 3D on
+  the original grid with scipy.ndimage.generate_binary_structure(3, connectivity);
+- CT is not an input (the seed uses the perfusion maps, PWImax_o/p and the frames); `use_ct = True` adds it
+  to the maps.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from isles_pipeline.preprocessing.head_mask import DEFAULT_CLIP_MAX
+from isles_pipeline.preprocessing.normalization import clip_zscore_scheme
+from isles_pipeline.preprocessing.temporal import TemporalParameters
+
+PERFUSION_MAPS = ("CBF", "CBV", "MTT", "Tmax")
+PWI_MAPS = ("PWImax_o", "PWImax_p")
+POSTPROCESSING_LADDER_ML = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class ISLESPlanner:
+    """Builds the plans dict from a fingerprint; subclasses change the class attributes or a hook method."""
+
+    plans_name = "ISLESPlans"
+    configuration_name = "2d"
+    in_plane_downsampling = 1
+    use_ct = False
+    num_frames = 11
+    batch_size = 5
+    depth = 4
+    widths = {"extractor_base": 32, "generator_base": 64, "segmentor_base": 64, "feature_net_base": 16}
+    num_epochs = 400
+    lr_milestones = (180, 300)
+    warmup_epochs = 5
+    iterations_per_epoch: Optional[int] = None  # None: one pass over a fold's training slices
+    val_iterations_per_epoch: Optional[int] = None
+    num_folds = 4
+
+    def __init__(self, fingerprint: dict, dataset_json: dict) -> None:
+        self.fingerprint = fingerprint
+        self.dataset_json = dataset_json
+
+    # ---- data-derived values -------------------------------------------------------------------------
+    def in_plane_size(self) -> list[int]:
+        counts = self.fingerprint["in_plane_shapes"]
+        common = max(counts, key=lambda key: (counts[key], [int(v) for v in key.split("x")]))
+        multiple = 2**self.depth
+        return [max(multiple, math.ceil(int(v) / self.in_plane_downsampling / multiple) * multiple)
+                for v in common.split("x")]
+
+    def channels(self) -> tuple[list[str], list[str]]:
+        frames = [f"frame_{i:02d}" for i in range(self.num_frames)]
+        maps = list(PERFUSION_MAPS) + list(PWI_MAPS) + (["CT"] if self.use_ct else [])
+        return frames, maps
+
+    def normalization(self, frames: list[str], maps: list[str]) -> dict:
+        stats = self.fingerprint["foreground_intensity_properties_per_channel"]
+        missing = [name for name in ["frames"] + maps if name not in stats]
+        if missing:
+            raise ValueError(f"the fingerprint has no intensity statistics for {missing}; "
+                             "re-extract it (--clean)")
+        return {name: clip_zscore_scheme(stats["frames" if name in frames else name]) for name in frames + maps}
+
+    def iterations(self) -> tuple[int, int]:
+        slices = self.fingerprint["total_slices"]
+        train = math.ceil(slices * (self.num_folds - 1) / self.num_folds / self.batch_size)
+        val = math.ceil(slices / self.num_folds / self.batch_size)
+        return (self.iterations_per_epoch or max(train, 1), self.val_iterations_per_epoch or max(val, 1))
+
+    def postprocessing(self) -> dict:
+        median = self.fingerprint["lesion"]["volume_ml"].get("median", math.inf) or math.inf
+        return {"min_component_ml_candidates": [v for v in POSTPROCESSING_LADDER_ML if v == 0 or v < median],
+                "connectivity": 1}
+
+    # ---- method values (paper) -----------------------------------------------------------------------
+    def network(self, num_maps: int) -> dict:
+        chain = {"n_frames": self.num_frames, "n_maps": num_maps, "use_extractor": True, "use_generator": True,
+                 "extractor_base": self.widths["extractor_base"], "generator_base": self.widths["generator_base"],
+                 "segmentor_base": self.widths["segmentor_base"], "depth": self.depth, "norm": "batch",
+                 "segmentor_norm": "switch", "segmentor_se": True, "se_reduction": 16, "input_bn": True,
+                 "extractor_output": "logit", "n_classes": 2}
+        feature_net = {"base_channels": self.widths["feature_net_base"], "n_convs": 5, "pool_size": 7}
+        return {"chain": chain, "feature_net": feature_net}
+
+    def training(self) -> dict:
+        train_iterations, val_iterations = self.iterations()
+        return {
+            "batch_size": self.batch_size, "num_epochs": self.num_epochs,
+            "iterations_per_epoch": train_iterations, "val_iterations_per_epoch": val_iterations,
+            "num_folds": self.num_folds, "foreground_oversampling": 0.33,
+            "optimizer": {"name": "RMSprop", "lr": 0.002, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0,
+                          "weight_decay": 0.0},
+            "lr_schedule": {"warmup_epochs": self.warmup_epochs, "warmup_start_factor": 0.1,
+                            "milestones": list(self.lr_milestones), "gamma": 0.2},
+            "loss": {"lambda_extractor": 1.0, "lambda_generator": 0.002, "lambda_feature": 1.2,
+                     "lambda_segmentor": 1.0, "use_weight_map": True, "generalised_dice": True},
+            "augmentation": {"rotation_degrees": 15.0, "p_rotation": 0.5, "crop_scale": [0.8, 1.0], "p_crop": 0.5,
+                             "radial_distortion": 0.15, "p_radial_distortion": 0.3, "p_mirror": 0.0},
+        }
+
+    # ---- the plans -----------------------------------------------------------------------------------
+    def configuration(self) -> dict:
+        frames, maps = self.channels()
+        size = self.in_plane_size()
+        return {
+            "data_identifier": f"{self.plans_name}_{self.configuration_name}",
+            "in_plane_size": size, "patch_size": list(size), "num_frames": self.num_frames,
+            "frame_channels": frames, "map_channels": maps, "input_channels": frames + maps,
+            "normalization": self.normalization(frames, maps), "dwi_normalization": {"type": "case_zscore"},
+            "head_mask": {"clip_max": DEFAULT_CLIP_MAX},
+            "temporal": TemporalParameters(num_frames=self.num_frames).to_config(),
+            "weight_map": {"alpha": 4.0, "sigma_mm": 10.0},
+            "network": self.network(len(maps)),
+            **self.training(),
+            "postprocessing": self.postprocessing(),
+            "inference": {"threshold": 0.5, "ensemble": "mean_probability"},
+        }
+
+    def plan(self) -> dict:
+        fp = self.fingerprint
+        return {
+            "dataset_name": fp["dataset_name"], "plans_name": self.plans_name, "planner": type(self).__name__,
+            "channel_names": self.dataset_json["channel_names"], "labels": self.dataset_json["labels"],
+            "fingerprint_summary": {"num_cases": fp["num_cases"], "in_plane_shapes": fp["in_plane_shapes"],
+                                    "total_slices": fp["total_slices"], "num_frames": fp["num_frames"],
+                                    "frame_interval_s": fp["frame_interval_s"]},
+            "configurations": {self.configuration_name: self.configuration()},
+        }
+
+
+class ISLESSmallPlanner(ISLESPlanner):
+    """CPU preset for tests and the demo: slices downsampled 2x in-plane (128 x 128 for ISLES), the networks'
+    narrow widths (8/16/16, feature nets 4), 10 epochs of 10 iterations with the decays at epochs 6 and 8."""
+
+    plans_name = "ISLESSmallPlans"
+    in_plane_downsampling = 2
+    widths = {"extractor_base": 8, "generator_base": 16, "segmentor_base": 16, "feature_net_base": 4}
+    num_epochs = 10
+    lr_milestones = (6, 8)
+    warmup_epochs = 1
+    iterations_per_epoch = 10
+    val_iterations_per_epoch = 3

@@ -1,0 +1,1 @@
+"""CTP temporal preprocessing, normalisation, SDF weight maps and per-case storage of the 2D training data."""

@@ -1,0 +1,33 @@
+"""Head mask from the plain CT: the region whose voxels make the global time-intensity curve and the
+intensity statistics ("inside the head", DESIGN section 2).
+
+Otsu's threshold separates air from the head once bone is clipped to `clip_max` HU: unclipped, bone
+(> 1000 HU) pulls the threshold above brain tissue. ISLES CTs store air near -23 (clipped), others near
+-1000; Otsu does not care which. The largest 3D component drops the head rest and noise specks, and holes are
+filled slice by slice (CSF and ventricles can fall below the threshold).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+
+DEFAULT_CLIP_MAX = 100.0  # HU: above soft tissue, below bone
+
+
+def head_mask(ct: np.ndarray, clip_max: float = DEFAULT_CLIP_MAX) -> np.ndarray:
+    """Boolean (Z, Y, X) mask of the head in a CT volume (HU). Empty only for an image without contrast."""
+    ct = np.asarray(ct, dtype=np.float32)
+    low = float(np.percentile(ct, 0.5))
+    clipped = np.clip(ct, low, max(low, float(clip_max)))
+    if clipped.max() <= clipped.min():
+        return np.zeros(ct.shape, dtype=bool)
+    mask = ct > threshold_otsu(clipped)
+    labels, count = ndimage.label(mask)
+    if count > 1:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        mask = labels == int(sizes.argmax())
+    for z in range(mask.shape[0]):
+        mask[z] = ndimage.binary_fill_holes(mask[z])
+    return mask

@@ -1,0 +1,69 @@
+"""Running a per-case function over many cases: a spawn-safe multiprocessing Pool, a progress bar, and bad
+cases reported (one line each) instead of stopping the rest.
+
+Workers are started with the "spawn" method (safe with threads and on every OS) and with single-threaded
+BLAS/OpenMP, so N workers use N cores rather than N times all cores.
+"""
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from typing import Any, Callable, Iterator, Sequence
+
+from tqdm import tqdm
+
+from isles_pipeline.preprocessing.errors import CaseError
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
+
+
+def _call(task: tuple[Callable, str, tuple]) -> tuple[str, Any, str | None]:
+    """(case, result, None) or (case, None, one-line error)."""
+    function, case, args = task
+    try:
+        return case, function(*args), None
+    except CaseError as error:
+        return case, None, str(error)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # an unexpected failure of one case must not lose the others
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return case, None, f"{case}: {type(error).__name__}: {text}"
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Children inherit the environment at spawn time; the parent's own is restored afterwards."""
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in _THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def map_cases(function: Callable, jobs: Sequence[tuple[str, tuple]], num_processes: int = 1,
+              desc: str = "cases") -> Iterator[tuple[str, Any, str | None]]:
+    """Yield (case, result, error) for each (case, args) job as they finish; `function(*args)` runs in
+    `num_processes` spawned workers (in this process when 1). `function` must be importable (module level)."""
+    tasks = [(function, case, tuple(args)) for case, args in jobs]
+    bar = tqdm(total=len(tasks), desc=desc, unit="case", disable=not tasks)
+    try:
+        if num_processes <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                yield _call(task)
+                bar.update()
+            return
+        with _single_threaded_children():
+            pool = multiprocessing.get_context("spawn").Pool(min(int(num_processes), len(tasks)))
+        with pool:
+            for outcome in pool.imap_unordered(_call, tasks):
+                yield outcome
+                bar.update()
+    finally:
+        bar.close()

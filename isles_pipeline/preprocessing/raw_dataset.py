@@ -1,0 +1,85 @@
+"""Where a case's files sit in the raw dataset folder (DESIGN section 5), and what dataset.json says about it.
+
+Finding files is kept apart from reading them so that a missing file becomes a clear per-case error at read
+time instead of silently dropping the case from the list.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+# The five 3D channels of imagesTr, by the names dataset.json's channel_names gives them.
+RAW_CHANNELS = ("CT", "CBF", "CBV", "MTT", "Tmax")
+DATASET_JSON_KEYS = ("channel_names", "labels", "numTraining", "file_ending")
+
+
+@dataclass(frozen=True)
+class RawCase:
+    """The files of one case. `label` and `dwi` are None where the dataset has none; `info` is the case's
+    entry of dataset.json["cases"] ({} if absent)."""
+
+    name: str
+    images: dict[str, Path]
+    ctp: Path
+    label: Optional[Path] = None
+    dwi: Optional[Path] = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def patient(self) -> str:
+        """The patient the case (slab) belongs to; a case without patient metadata is its own patient."""
+        return str(self.info.get("patient") or self.name)
+
+
+def load_dataset_json(raw_dataset_folder: Path) -> dict:
+    path = Path(raw_dataset_folder) / "dataset.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: dataset.json missing")
+    try:
+        with open(path) as f:
+            dataset = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    missing = [key for key in DATASET_JSON_KEYS if key not in dataset]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {missing}")
+    return dataset
+
+
+def channel_indices(dataset: dict) -> dict[str, int]:
+    """Channel name -> file index (`_0003` is MTT in our datasets, but dataset.json is the authority)."""
+    by_name = {str(name): int(index) for index, name in dataset["channel_names"].items()}
+    missing = [name for name in RAW_CHANNELS if name not in by_name]
+    if missing:
+        raise ValueError(f"dataset.json channel_names lacks {missing}; has {sorted(by_name)}")
+    return by_name
+
+
+def raw_case(raw_dataset_folder: Path, name: str, dataset: dict, split: str = "Tr") -> RawCase:
+    """The expected file paths of one case (they may not exist; reading says so)."""
+    folder = Path(raw_dataset_folder)
+    ending = dataset.get("file_ending", ".nii.gz")
+    indices = channel_indices(dataset)
+    images = {ch: folder / f"images{split}" / f"{name}_{indices[ch]:04d}{ending}" for ch in RAW_CHANNELS}
+    label = folder / f"labels{split}" / f"{name}{ending}"
+    dwi = folder / f"dwi{split}" / f"{name}{ending}"
+    info = dict(dataset.get("cases", {}).get(name, {}))
+    has_label = split == "Tr" or label.is_file()
+    return RawCase(name=name, images=images, ctp=folder / f"ctp{split}" / f"{name}{ending}",
+                   label=label if has_label else None, dwi=dwi if dwi.is_file() else None, info=info)
+
+
+def case_names(raw_dataset_folder: Path, dataset: dict, split: str = "Tr") -> list[str]:
+    """Cases named by `images<split>/*_0000<ending>` files or by dataset.json["cases"] with this split."""
+    ending = dataset.get("file_ending", ".nii.gz")
+    first = f"_{min(channel_indices(dataset).values()):04d}{ending}"
+    names = {p.name[: -len(first)] for p in (Path(raw_dataset_folder) / f"images{split}").glob(f"*{first}")}
+    names |= {name for name, info in dataset.get("cases", {}).items() if info.get("split", "Tr") == split}
+    return sorted(names)
+
+
+def find_raw_cases(raw_dataset_folder: Path, split: str = "Tr", dataset: Optional[dict] = None) -> list[RawCase]:
+    dataset = load_dataset_json(raw_dataset_folder) if dataset is None else dataset
+    return [raw_case(raw_dataset_folder, name, dataset, split) for name in case_names(raw_dataset_folder, dataset, split)]
