@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from isles_pipeline.preprocessing.errors import CaseError
+from isles_pipeline.preprocessing.nifti_scan import count_non_finite
 
 # NIfTI stores geometry as float32; differences below these are rounding, not another grid.
 SPACING_RTOL = 1e-3
@@ -91,9 +92,15 @@ def _read(path: Path, case: str, what: str) -> sitk.Image:
 
 
 def check_finite(array: np.ndarray, case: str, what: str, path: Optional[Path] = None) -> None:
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+    """CaseError when a float image has NaN or Inf, in memory or in the file's bytes (ITK reads them as 0)."""
+    if not np.issubdtype(array.dtype, np.floating):
+        return
+    bad = int(np.count_nonzero(~np.isfinite(array)))
+    if not bad and path is not None:
+        bad = count_non_finite(path)
+    if bad:
         where = f" ({Path(path).name})" if path is not None else ""
-        raise CaseError(case, f"NaN or infinite values in {what}{where}")
+        raise CaseError(case, f"NaN or infinite values in {what}{where}: {bad} voxel(s)")
 
 
 def read_3d(path: Path, case: str, what: str, reference: Optional[Geometry] = None) -> tuple[np.ndarray, Geometry]:
@@ -177,7 +184,9 @@ def read_ctp_header(path: Path, case: str, reference: Geometry,
 
 def read_ctp(path: Path, case: str, reference: Geometry, dataset_interval_s: Optional[float] = None) -> CTPSeries:
     """The 4D series on the CT's grid, with its frame interval from the header (4th spacing) or, where the
-    header has none, from dataset.json; never assumed. A 3D file is taken as a single frame."""
+    header has none, from dataset.json; never assumed. A 3D file is taken as a single frame. Its bytes are not
+    scanned for NaN (that would double the slowest read of a case), so NaNs stored in a 4D NIfTI reach us
+    as 0 through ITK 5's reader."""
     path = Path(path)
     _missing_ctp(path, case)
     image = _read(path, case, "4D CTP series")
