@@ -1,0 +1,209 @@
+"""Reading and writing NIfTI the way ISLES 2018 needs it.
+
+ISLES 2018 files carry `sform_code 2` with an IDENTITY sform; the true spacing is only in the qform/pixdim.
+nibabel trusts the sform (1 mm isotropic, wrong); ITK falls back to the qform when the sform's scales look
+wrong. We read with SimpleITK, detect the identity sform explicitly and rebuild the geometry from the qform
+and pixdim whenever SimpleITK's answer disagrees with them, so the rule does not depend on an ITK heuristic.
+
+Every write goes to a temporary name in the destination folder and is renamed into place, so an interrupted
+run never leaves a half-written file behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+# NIfTI-1 header byte offsets (nifti1.h): qform_code, sform_code, srow_x/y/z.
+_QFORM_CODE_OFFSET = 252
+_SFORM_CODE_OFFSET = 254
+_SROW_OFFSET = 280
+_ALIGNED_ANAT = 2
+
+
+class NiftiError(ValueError):
+    """A file that cannot be used as it is; the message names the file and the problem."""
+
+
+def is_nifti(path: Path) -> bool:
+    name = Path(path).name
+    return name.endswith(NIFTI_SUFFIXES) and not name.startswith("._")
+
+
+def strip_nifti_suffix(name: str) -> str:
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+@contextlib.contextmanager
+def _quiet_itk():
+    """ITK warns 'unexpected scales in sform' on every ISLES file; we handle that case ourselves."""
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+
+
+def _header(path: Path) -> dict[str, str]:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split()]
+
+
+def has_identity_sform(header: dict[str, str]) -> bool:
+    """True for the ISLES quirk: a set sform code whose 3x4 matrix is the identity."""
+    if int(header.get("sform_code", "0")) <= 0:
+        return False
+    try:
+        rows = [_floats(header[f"srow_{axis}"]) for axis in "xyz"]
+    except (KeyError, ValueError):
+        return False
+    return np.allclose(np.array(rows), np.eye(3, 4))
+
+
+def _qform_direction_lps(header: dict[str, str]) -> np.ndarray:
+    """Direction cosines (ITK's LPS convention) from the qform quaternion (NIfTI-1 method 2)."""
+    b, c, d = (float(header.get(f"quatern_{k}", "0")) for k in "bcd")
+    a = np.sqrt(max(0.0, 1.0 - (b * b + c * c + d * d)))
+    rotation = np.array(
+        [
+            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+            [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
+        ]
+    )
+    qfac = -1.0 if float(header.get("pixdim[0]", "1") or 1) < 0 else 1.0
+    rotation[:, 2] *= qfac
+    return np.diag([-1.0, -1.0, 1.0]) @ rotation  # RAS -> LPS
+
+
+def _squeeze_to_4d(image: sitk.Image, path: Path) -> sitk.Image:
+    """A 5D series with one singleton axis among the 4th and 5th becomes (x, y, z, t)."""
+    size = image.GetSize()
+    if size[3] != 1 and size[4] != 1:
+        raise NiftiError(f"{path}: 5D image of size {size} has no singleton 4th or 5th axis")
+    time_axis = 4 if size[3] == 1 else 3
+    array = sitk.GetArrayFromImage(image)  # (a5, a4, z, y, x)
+    array = array.reshape((size[time_axis],) + array.shape[2:])
+    squeezed = sitk.GetImageFromArray(array, isVector=False)
+    spacing = image.GetSpacing()
+    squeezed.SetSpacing(tuple(spacing[:3]) + (spacing[time_axis],))
+    squeezed.SetOrigin(tuple(image.GetOrigin()[:3]) + (0.0,))
+    direction = np.array(image.GetDirection()).reshape(5, 5)
+    direction4 = np.eye(4)
+    direction4[:3, :3] = direction[:3, :3]
+    squeezed.SetDirection(tuple(direction4.ravel()))
+    return squeezed
+
+
+def _fix_identity_sform(image: sitk.Image, header: dict[str, str]) -> sitk.Image:
+    """Take spacing from pixdim and direction from the qform when the sform is an identity."""
+    if not has_identity_sform(header) or int(header.get("qform_code", "0")) <= 0:
+        return image
+    dimension = image.GetDimension()
+    pixdim = [abs(float(header[f"pixdim[{i}]"])) for i in range(1, 4)]
+    qform_direction = _qform_direction_lps(header)
+    current_direction = np.array(image.GetDirection()).reshape(dimension, dimension)[:3, :3]
+    # ITK usually falls back to the qform by itself; keep its full-precision answer when it agrees.
+    # (The header's text metadata rounds pixdim to 6 digits.)
+    if np.allclose(image.GetSpacing()[:3], pixdim, rtol=1e-5) and np.allclose(current_direction, qform_direction):
+        return image
+    spacing = list(image.GetSpacing())
+    spacing[:3] = pixdim
+    image.SetSpacing(spacing)
+    direction = np.eye(dimension)
+    direction[:3, :3] = qform_direction
+    image.SetDirection(tuple(direction.ravel()))
+    origin = list(image.GetOrigin())
+    q_offset = [float(header.get(f"qoffset_{k}", "0")) for k in "xyz"]
+    origin[:3] = [-q_offset[0], -q_offset[1], q_offset[2]]  # RAS -> LPS
+    image.SetOrigin(origin)
+    return image
+
+
+def read_image(path: Path) -> sitk.Image:
+    """Read a NIfTI file as a 3D or 4D SimpleITK image with the ISLES header quirk resolved.
+
+    Raises NiftiError naming the file for anything unreadable or truncated.
+    """
+    path = Path(path)
+    try:
+        with _quiet_itk():
+            header = _header(path)
+            image = sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unreadable"
+        raise NiftiError(f"{path}: cannot read NIfTI ({first_line[:200]})") from None
+    if image.GetDimension() == 5:
+        image = _squeeze_to_4d(image, path)
+    image = _fix_identity_sform(image, header)
+    return image
+
+
+def read_array(path: Path) -> tuple[np.ndarray, sitk.Image]:
+    image = read_image(path)
+    return sitk.GetArrayFromImage(image), image
+
+
+def _temporary_sibling(path: Path) -> Path:
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(handle)
+    return Path(name)
+
+
+def write_image(image: sitk.Image, path: Path, compression_level: int = 1) -> None:
+    """Write atomically: temporary file in the same folder, then rename.
+
+    gzip level 1 by default: 4D perfusion series are large and noise compresses poorly at any level, so
+    higher levels cost minutes for a few percent.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path)
+    try:
+        compress = path.name.endswith(".gz")
+        sitk.WriteImage(image, str(temporary), useCompression=compress, compressionLevel=compression_level)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_with_isles_quirk(image: sitk.Image, path: Path) -> None:
+    """Write an uncompressed .nii exactly as ISLES 2018 did: codes 2, identity sform, spacing in the qform.
+
+    SimpleITK writes a consistent qform and sform; we then overwrite the sform rows with the identity.
+    """
+    path = Path(path)
+    if not path.name.endswith(".nii"):
+        raise ValueError(f"{path}: the ISLES quirk is only written to uncompressed .nii")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path)
+    try:
+        sitk.WriteImage(image, str(temporary), useCompression=False)
+        with open(temporary, "r+b") as handle:
+            handle.seek(_QFORM_CODE_OFFSET)
+            handle.write(struct.pack("<hh", _ALIGNED_ANAT, _ALIGNED_ANAT))
+            handle.seek(_SROW_OFFSET)
+            handle.write(struct.pack("<12f", *np.eye(3, 4).ravel()))
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Metrics, summaries, the threshold baseline and overlay pictures."""
