@@ -54,8 +54,7 @@ def test_the_seed_values():
     assert c["map_channels"] == ["CBF", "CBV", "MTT", "Tmax", "PWImax_o", "PWImax_p"]
     assert c["network"]["chain"]["n_maps"] == 6 and c["network"]["chain"]["depth"] == 4
     assert [c["network"]["chain"][k] for k in ("extractor_base", "generator_base", "segmentor_base")] == [32, 64, 64]
-    assert [c["loss"][k] for k in ("lambda_extractor", "lambda_generator", "lambda_feature", "lambda_segmentor")] \
-        == [1.0, 0.002, 1.2, 1.0]
+    assert [c["loss"][k] for k in ("lambda1", "lambda2", "lambda3", "lambda4")] == [1.0, 0.002, 1.2, 1.0]
     assert c["optimizer"]["name"] == "RMSprop" and c["optimizer"]["lr"] == 0.002
     assert c["lr_schedule"]["milestones"] == [180, 300] and c["lr_schedule"]["gamma"] == 0.2
     assert c["num_epochs"] == 400
@@ -107,3 +106,13 @@ def test_plans_are_kept_unless_clean(tmp_path, monkeypatch):
 
 def test_trainer_keys_are_unique():
     assert len(TRAINER_KEYS) == len(set(TRAINER_KEYS))
+
+
+def test_network_and_loss_sections_are_the_constructors_arguments():
+    from isles_pipeline.losses.chain_loss import ChainLoss
+    from isles_pipeline.networks.chain import IntegratedChain
+
+    c = ISLESSmallPlanner(fake_fingerprint(), DATASET_JSON).plan()["configurations"]["2d"]
+    chain = IntegratedChain(**c["network"]["chain"])
+    ChainLoss(**c["loss"])
+    assert chain.n_maps == len(c["map_channels"]) and chain.n_frames == len(c["frame_channels"])

@@ -2,10 +2,13 @@
 
 Per case: grid (shape, spacing), frame count and interval (from the 4D header), lesion volume and connected
 components (6-connected, in ml), and up to `num_samples` random intensity samples per channel inside the head
-mask (CT-derived). Pooled over cases: nnU-Net-style intensity statistics per channel (mean, std, median,
-min, max, percentiles 0.5 and 99.5, and mean/std after clipping to them). The CTP-derived channels (the
-resampled frames pooled, PWImax_o, PWImax_p) need the 4D series read and timed, the slow part of a case, so
-their statistics come from at most `max_ctp_cases` cases spread over the sorted case list.
+mask with bone left out (CT below the head mask's soft-tissue limit, 100 HU): with the skull in, the
+percentiles and std of CT and PWImax_o would be set by bone at > 1000 HU and squeeze brain tissue, the part
+that matters, into a sliver of the normalised range. Pooled over cases: nnU-Net-style intensity statistics
+per channel (mean, std, median, min, max, percentiles 0.5 and 99.5, and mean/std after clipping to them).
+The CTP-derived channels (the resampled frames pooled, PWImax_o, PWImax_p) need the 4D series read and
+timed, the slow part of a case, so their statistics come from at most MAX_CTP_CASES cases spread over the
+sorted case list.
 """
 from __future__ import annotations
 
@@ -27,7 +30,6 @@ from isles_pipeline.preprocessing.temporal import TemporalParameters, preprocess
 FINGERPRINT_FILE = "dataset_fingerprint.json"
 NUM_SAMPLES = 10_000
 MAX_CTP_CASES = 12
-CTP_CHANNELS = ("frames", "PWImax_o", "PWImax_p")
 logger = logging.getLogger(__name__)
 
 
@@ -43,26 +45,28 @@ def case_fingerprint(raw_case: RawCase, seed: int, with_ctp_statistics: bool, te
     """One case's entry of the fingerprint, plus its intensity samples under "samples"."""
     maps, geometry, seg, dwi = read_case_inputs(raw_case.images, raw_case.label, raw_case.dwi, raw_case.name)
     mask = head_mask(maps["CT"], DEFAULT_CLIP_MAX)
+    tissue = mask & (maps["CT"] < DEFAULT_CLIP_MAX)
+    tissue = tissue if tissue.any() else mask
     rng = np.random.default_rng(seed)
-    samples = {name: _sample(array, mask, rng, num_samples) for name, array in maps.items()}
+    samples = {name: _sample(array, tissue, rng, num_samples) for name, array in maps.items()}
     if dwi is not None:
-        samples["DWI"] = _sample(dwi, mask, rng, num_samples)
+        samples["DWI"] = _sample(dwi, tissue, rng, num_samples)
     dataset_dt = raw_case.info.get("frame_interval_s")
     if with_ctp_statistics:
         series = read_ctp(raw_case.ctp, raw_case.name, geometry, dataset_dt)
         frames, dt = series.frames.shape[0], series.frame_interval_s
         params = TemporalParameters.from_config(temporal)
         result = preprocess_series(series.frames, mask, dt, params, raw_case.name)
-        samples["frames"] = _sample(result.frames.transpose(1, 0, 2, 3), mask, rng, num_samples)
-        samples["PWImax_o"] = _sample(result.pwimax_o, mask, rng, num_samples)
-        samples["PWImax_p"] = _sample(result.pwimax_p, mask, rng, num_samples)
+        samples["frames"] = _sample(result.frames.transpose(1, 0, 2, 3), tissue, rng, num_samples)
+        samples["PWImax_o"] = _sample(result.pwimax_o, tissue, rng, num_samples)
+        samples["PWImax_p"] = _sample(result.pwimax_p, tissue, rng, num_samples)
     else:
         frames, dt, _ = read_ctp_header(raw_case.ctp, raw_case.name, geometry, dataset_dt)
     entry = {"shape_zyx": list(geometry.shape_zyx), "spacing_zyx": list(geometry.spacing[::-1]),
              "num_frames": int(frames), "frame_interval_s": float(dt), "patient": raw_case.patient,
              "has_dwi": dwi is not None, "head_voxels": int(mask.sum()), "samples": samples}
     if seg is not None:
-        components, count = ndimage.label(seg > 0)
+        components, _ = ndimage.label(seg > 0)
         sizes = np.bincount(components.ravel())[1:] * geometry.voxel_volume_ml
         entry.update({"lesion_volume_ml": float(sizes.sum()), "lesion_components_ml": sorted(sizes.tolist()),
                       "slices_with_lesion": int((seg > 0).any(axis=(1, 2)).sum())})

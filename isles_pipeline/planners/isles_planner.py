@@ -17,6 +17,8 @@ Choices the paper leaves open, made here (edit the plans JSON or subclass to cha
 - post-processing candidates: minimum connected-component volumes (ml) to try on the cross-validation
   predictions, 0 = keep everything, capped below the median training lesion volume; components in 3D on
   the original grid with scipy.ndimage.generate_binary_structure(3, connectivity);
+- `network.chain` and `loss` hold the keyword arguments of networks.IntegratedChain and losses.ChainLoss
+  (feature networks A and B belong to the loss: loss.feature_base_channels is their width);
 - CT is not an input (the seed uses the perfusion maps, PWImax_o/p and the frames); `use_ct = True` adds it
   to the maps.
 """
@@ -95,8 +97,7 @@ class ISLESPlanner:
                  "segmentor_base": self.widths["segmentor_base"], "depth": self.depth, "norm": "batch",
                  "segmentor_norm": "switch", "segmentor_se": True, "se_reduction": 16, "input_bn": True,
                  "extractor_output": "logit", "n_classes": 2}
-        feature_net = {"base_channels": self.widths["feature_net_base"], "n_convs": 5, "pool_size": 7}
-        return {"chain": chain, "feature_net": feature_net}
+        return {"chain": chain}
 
     def training(self) -> dict:
         train_iterations, val_iterations = self.iterations()
@@ -108,8 +109,9 @@ class ISLESPlanner:
                           "weight_decay": 0.0},
             "lr_schedule": {"warmup_epochs": self.warmup_epochs, "warmup_start_factor": 0.1,
                             "milestones": list(self.lr_milestones), "gamma": 0.2},
-            "loss": {"lambda_extractor": 1.0, "lambda_generator": 0.002, "lambda_feature": 1.2,
-                     "lambda_segmentor": 1.0, "use_weight_map": True, "generalised_dice": True},
+            "loss": {"lambda1": 1.0, "lambda2": 0.002, "lambda3": 1.2, "lambda4": 1.0, "segmentor_dice": True,
+                     "weight_map": True, "feature_base_channels": self.widths["feature_net_base"],
+                     "anti_collapse": True, "aux_weight": 1.0},
             "augmentation": {"rotation_degrees": 15.0, "p_rotation": 0.5, "crop_scale": [0.8, 1.0], "p_crop": 0.5,
                              "radial_distortion": 0.15, "p_radial_distortion": 0.3, "p_mirror": 0.0},
         }

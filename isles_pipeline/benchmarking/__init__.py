@@ -1,0 +1,1 @@
+"""Micro-benchmarks: commands that measure, never timed tests (`python -m isles_pipeline.benchmarking.chain_step`)."""
