@@ -1,0 +1,248 @@
+"""ISLES 2018 download (or phantom) -> the raw format of DESIGN section 5, nnU-Net v2 compatible.
+
+    $ISLES_raw/Dataset018_ISLES2018/
+        imagesTr/<case>_0000..0004.nii.gz   CT, CBF, CBV, MTT, Tmax (original dtypes, the CT's grid)
+        labelsTr/<case>.nii.gz              uint8 {0, 1}
+        ctpTr/<case>.nii.gz                 4D CTP series (x, y, z, t), spacing[3] = frame interval (s)
+        dwiTr/<case>.nii.gz                 MR_DWI when the download has it
+        imagesTs/, ctpTs/, dwiTs/           the testing set likewise
+        dataset.json                        nnU-Net keys + "cases" (patient, slab, SMIR ids, frame timing)
+
+Each case is read and checked whole before anything of it is written, so a bad case leaves no file; the
+other cases are still converted and the failures are returned (the CLI prints them and exits non-zero).
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..paths import dataset_folder_name, isles_raw
+from ..preprocessing.nifti_scan import count_non_finite
+from .isles2018_layout import (MAP_MODALITIES, LayoutError, SourceCase, list_case_folders,
+                               read_case_layout)
+from .nifti_io import NiftiError, read_image, write_image
+from .patients import AcquisitionKey, read_patient_table, resolve_patients
+
+CHANNELS = ("CT", "CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax")
+CHANNEL_NAMES = {"0": "CT", "1": "CBF", "2": "CBV", "3": "MTT", "4": "Tmax"}
+MIN_FRAMES = 5
+SPACING_RTOL = 1e-3  # NIfTI stores float32; tighter than any real difference between two grids
+ORIGIN_ATOL_MM = 1e-2
+DIRECTION_ATOL = 1e-3
+SPLITS = {"Tr": ("imagesTr", "labelsTr", "ctpTr", "dwiTr", "train"), "Ts": ("imagesTs", "labelsTs", "ctpTs", "dwiTs", "test")}
+
+
+class CaseConversionError(ValueError):
+    """One case that cannot be converted; str() is the one line the user sees."""
+
+
+@dataclass
+class ConversionResult:
+    dataset_folder: Path
+    converted: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    patient_source: dict[str, str] = field(default_factory=dict)
+
+
+def raw_case_name(split: str, number: int) -> str:
+    """`train_007` for TRAINING/case_7: nnU-Net identifiers, unique across both sets."""
+    return f"{SPLITS[split][4]}_{number:03d}"
+
+
+def _same_grid(reference: sitk.Image, other: sitk.Image) -> bool:
+    return (
+        tuple(reference.GetSize()[:3]) == tuple(other.GetSize()[:3])
+        and np.allclose(reference.GetSpacing()[:3], other.GetSpacing()[:3], rtol=SPACING_RTOL)
+        and np.allclose(reference.GetOrigin()[:3], other.GetOrigin()[:3], atol=ORIGIN_ATOL_MM)
+        and np.allclose(_direction3(reference), _direction3(other), atol=DIRECTION_ATOL)
+    )
+
+
+def _direction3(image: sitk.Image) -> np.ndarray:
+    dimension = image.GetDimension()
+    return np.array(image.GetDirection()).reshape(dimension, dimension)[:3, :3]
+
+
+def _describe_grid(image: sitk.Image) -> str:
+    size = "x".join(str(v) for v in image.GetSize()[:3])
+    spacing = "x".join(f"{v:.4g}" for v in image.GetSpacing()[:3])
+    return f"{size} voxels of {spacing} mm"
+
+
+def _read_checked(case: SourceCase, modality: str) -> sitk.Image:
+    path = case.files[modality]
+    image = read_image(path)  # NiftiError names the file
+    if modality != "CT" and np.issubdtype(sitk.GetArrayViewFromImage(image).dtype, np.floating):
+        bad = count_non_finite(path)
+        if bad:
+            raise CaseConversionError(f"{case.folder.name}: {path.name}: {bad} NaN or infinite voxel(s)")
+    return image
+
+
+def _load_case(case: SourceCase, split: str) -> dict[str, sitk.Image]:
+    """Read and check every image of a case; CaseConversionError names the case, file and problem."""
+    name = case.folder.name
+    images = {m: _read_checked(case, m) for m in case.files if m in CHANNELS + ("CT_4DPWI", "OT", "MR_DWI")}
+    ct = images["CT"]
+    if ct.GetDimension() != 3:
+        raise CaseConversionError(f"{name}: {case.files['CT'].name}: expected a 3D CT, got {ct.GetDimension()}D")
+    for modality in MAP_MODALITIES + ("OT", "MR_DWI"):
+        if modality not in images:
+            continue
+        image = images[modality]
+        if image.GetDimension() != 3 or not _same_grid(ct, image):
+            raise CaseConversionError(f"{name}: {case.files[modality].name}: grid {_describe_grid(image)} differs "
+                                      f"from the CT's {_describe_grid(ct)}")
+    series = images["CT_4DPWI"]
+    if series.GetDimension() != 4:
+        raise CaseConversionError(f"{name}: {case.files['CT_4DPWI'].name}: expected a 4D series, "
+                                  f"got {series.GetDimension()}D")
+    if not _same_grid(ct, series):
+        raise CaseConversionError(f"{name}: {case.files['CT_4DPWI'].name}: spatial grid {_describe_grid(series)} "
+                                  f"differs from the CT's {_describe_grid(ct)}")
+    if series.GetSize()[3] < MIN_FRAMES:
+        raise CaseConversionError(f"{name}: {case.files['CT_4DPWI'].name}: {series.GetSize()[3]} frame(s), "
+                                  f"need at least {MIN_FRAMES}")
+    if "OT" in images:
+        values = np.unique(sitk.GetArrayViewFromImage(images["OT"]))
+        if not np.isin(values, (0, 1)).all():
+            raise CaseConversionError(f"{name}: {case.files['OT'].name}: label values {values[:8].tolist()} "
+                                      f"outside {{0, 1}}")
+        label = sitk.Cast(images["OT"], sitk.sitkUInt8)
+        label.CopyInformation(images["OT"])
+        images["OT"] = label
+    for modality, image in images.items():  # one exact grid for nnU-Net's integrity check
+        if modality != "CT_4DPWI":
+            image.CopyInformation(ct)
+    return images
+
+
+def _output_paths(folder: Path, split: str, raw_name: str) -> dict[str, Path]:
+    images, labels, ctp, dwi, _ = SPLITS[split]
+    paths = {m: folder / images / f"{raw_name}_{i:04d}.nii.gz" for i, m in enumerate(CHANNELS)}
+    paths["OT"] = folder / labels / f"{raw_name}.nii.gz"
+    paths["CT_4DPWI"] = folder / ctp / f"{raw_name}.nii.gz"
+    paths["MR_DWI"] = folder / dwi / f"{raw_name}.nii.gz"
+    return paths
+
+
+def _convert_one(job) -> tuple[str, dict | None, str | None]:
+    """Worker: (source folder name, record or None, error line or None)."""
+    folder, split, dataset_folder = job
+    folder = Path(folder)
+    raw_name = raw_case_name(split, int(folder.name.split("_")[1]))
+    paths = _output_paths(Path(dataset_folder), split, raw_name)
+    try:
+        case = read_case_layout(folder, require_label=(split == "Tr"))
+        images = _load_case(case, split)
+    except (LayoutError, CaseConversionError, NiftiError) as error:
+        for stale in paths.values():  # a case that is bad now must not leave an earlier conversion behind
+            stale.unlink(missing_ok=True)
+        return folder.name, None, str(error)
+    for modality, image in images.items():
+        write_image(image, paths[modality])
+    series = images["CT_4DPWI"]
+    interval = float(series.GetSpacing()[3])
+    ct = images["CT"]
+    record = {
+        "split": split,
+        "source_folder": folder.name,
+        "source_ids": dict(sorted(case.ids.items())),
+        "num_frames": int(series.GetSize()[3]),
+        "frame_interval_s": interval if interval > 0 else None,
+        "has_dwi": "MR_DWI" in images,
+        "has_label": "OT" in images,
+        "metadata_patient": case.patient,
+        "metadata_slab": case.slab,
+        "acquisition": [list(ct.GetSize()), [round(v, 4) for v in ct.GetSpacing()], int(series.GetSize()[3])],
+    }
+    return raw_name, record, None
+
+
+def _run(jobs, num_processes: int):
+    if num_processes > 1 and len(jobs) > 1:
+        with multiprocessing.get_context("spawn").Pool(min(num_processes, len(jobs))) as pool:
+            return pool.map(_convert_one, jobs)
+    return [_convert_one(job) for job in jobs]
+
+
+def _write_json(path: Path, content: dict) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(content, indent=2))
+    os.replace(temporary, path)
+
+
+def _assign_patients(records: dict[str, dict], split: str, table, source_dir: Path, result: ConversionResult):
+    names = sorted((n for n, r in records.items() if r["split"] == split), key=lambda n: int(n.split("_")[1]))
+    if not names:
+        return
+    metadata = {n: (records[n]["metadata_patient"], records[n]["metadata_slab"]) for n in names}
+    keys = {n: AcquisitionKey(tuple(records[n]["acquisition"][0][:2]), tuple(records[n]["acquisition"][1]),
+                              records[n]["acquisition"][0][2], records[n]["acquisition"][2]) for n in names}
+    split_table = None
+    if table is not None:
+        split_table = {}
+        for n in names:
+            folder = records[n]["source_folder"]
+            for key in (f"{source_dir.name}/{folder}", folder):
+                if key in table:
+                    split_table[n] = table[key]
+                    break
+    prefix = "Train" if split == "Tr" else "Test"
+    assigned, how = resolve_patients(names, metadata, split_table, keys, prefix)
+    result.patient_source[split] = how
+    for n in names:
+        records[n]["patient"], records[n]["slab"] = assigned[n]
+
+
+def convert_isles2018(training_dir, testing_dir=None, dataset_id: int = 18, name: str = "ISLES2018",
+                      num_processes: int = 1, patients_csv=None, output_root=None) -> ConversionResult:
+    """Convert TRAINING (and optionally TESTING) into `<output_root or $ISLES_raw>/DatasetXXX_<name>`."""
+    dataset_folder = Path(output_root or isles_raw()) / dataset_folder_name(dataset_id, name)
+    result = ConversionResult(dataset_folder=dataset_folder)
+    table = read_patient_table(Path(patients_csv)) if patients_csv else None
+    sources = [("Tr", Path(training_dir))] + ([("Ts", Path(testing_dir))] if testing_dir else [])
+    jobs = []
+    for split, source in sources:
+        folders = list_case_folders(source)
+        if not folders:
+            raise FileNotFoundError(f"{source}: no case_N folders found")
+        jobs += [(str(f), split, str(dataset_folder)) for f in folders]
+    dataset_folder.mkdir(parents=True, exist_ok=True)
+    records: dict[str, dict] = {}
+    for raw_name, record, error in _run(jobs, num_processes):
+        if error:
+            result.failures.append(error)
+        else:
+            records[raw_name] = record
+            result.converted.append(raw_name)
+    for split, source in sources:
+        _assign_patients(records, split, table, source, result)
+    for record in records.values():
+        for key in ("metadata_patient", "metadata_slab", "acquisition"):
+            record.pop(key)
+    _write_json(dataset_folder / "dataset.json", _dataset_json(name, records))
+    return result
+
+
+def _dataset_json(name: str, records: dict[str, dict]) -> dict:
+    training = [n for n, r in records.items() if r["split"] == "Tr"]
+    return {
+        "name": name,
+        "description": "ISLES 2018 CT perfusion: infarct core (from DWI) segmentation",
+        "reference": "https://www.isles-challenge.org/ISLES2018/",
+        "licence": "ODC-ODbL (ISLES 2018 data); phantom data: none",
+        "channel_names": CHANNEL_NAMES,
+        "labels": {"background": 0, "core": 1},
+        "numTraining": len(training),
+        "file_ending": ".nii.gz",
+        "ctp_folders": {"Tr": "ctpTr", "Ts": "ctpTs"},
+        "dwi_folders": {"Tr": "dwiTr", "Ts": "dwiTs"},
+        "cases": dict(sorted(records.items())),
+    }
