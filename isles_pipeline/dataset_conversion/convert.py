@@ -144,7 +144,8 @@ def _convert_one(job) -> tuple[str, dict | None, str | None]:
     except (LayoutError, CaseConversionError, NiftiError) as error:
         for stale in paths.values():  # a case that is bad now must not leave an earlier conversion behind
             stale.unlink(missing_ok=True)
-        return folder.name, None, str(error)
+        line = f"{folder.name}: {error.path.name}: {error.problem}" if isinstance(error, NiftiError) else str(error)
+        return folder.name, None, line
     for modality, image in images.items():
         write_image(image, paths[modality])
     series = images["CT_4DPWI"]

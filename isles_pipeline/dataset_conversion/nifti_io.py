@@ -11,6 +11,7 @@ run never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import struct
 import tempfile
@@ -30,6 +31,11 @@ _ALIGNED_ANAT = 2
 
 class NiftiError(ValueError):
     """A file that cannot be used as it is; the message names the file and the problem."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+        self.problem = problem
 
 
 def is_nifti(path: Path) -> bool:
@@ -97,7 +103,7 @@ def _squeeze_to_4d(image: sitk.Image, path: Path) -> sitk.Image:
     """A 5D series with one singleton axis among the 4th and 5th becomes (x, y, z, t)."""
     size = image.GetSize()
     if size[3] != 1 and size[4] != 1:
-        raise NiftiError(f"{path}: 5D image of size {size} has no singleton 4th or 5th axis")
+        raise NiftiError(path, f"5D image of size {size} has no singleton 4th or 5th axis")
     time_axis = 4 if size[3] == 1 else 3
     array = sitk.GetArrayFromImage(image)  # (a5, a4, z, y, x)
     array = array.reshape((size[time_axis],) + array.shape[2:])
@@ -146,14 +152,44 @@ def read_image(path: Path) -> sitk.Image:
     try:
         with _quiet_itk():
             header = _header(path)
+            check_complete(path)
             image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unreadable"
-        raise NiftiError(f"{path}: cannot read NIfTI ({first_line[:200]})") from None
+        text = str(error).strip()
+        reason = "not a NIfTI file" if "Unable to determine ImageIO" in text else text.splitlines()[-1][:200]
+        raise NiftiError(path, f"cannot read NIfTI ({reason})") from None
     if image.GetDimension() == 5:
         image = _squeeze_to_4d(image, path)
     image = _fix_identity_sform(image, header)
     return image
+
+
+def check_complete(path: Path) -> None:
+    """Raise NiftiError for a truncated file: ITK 5 reads one silently, padding the missing voxels with 0.
+
+    Uncompressed: the file must hold vox_offset + all voxels. Gzipped: the stream's trailer (ISIZE, the
+    uncompressed length modulo 2^32, RFC 1952) must match, which a cut file fails without decompressing.
+    """
+    path = Path(path)
+    compressed = path.name.endswith(".gz")
+    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
+        try:
+            raw = handle.read(352)
+        except (OSError, EOFError):
+            raise NiftiError(path, "cannot read NIfTI (corrupt gzip stream)") from None
+    if len(raw) < 348 or struct.unpack_from("<i", raw, 0)[0] != 348:
+        return  # not NIfTI-1 little-endian: let ITK decide
+    dims = struct.unpack_from("<8h", raw, 40)
+    voxels = int(np.prod([max(d, 1) for d in dims[1 : dims[0] + 1]], dtype=np.int64))
+    expected = int(struct.unpack_from("<f", raw, 108)[0]) + voxels * struct.unpack_from("<h", raw, 72)[0] // 8
+    if compressed:
+        with open(path, "rb") as handle:
+            handle.seek(-4, os.SEEK_END)
+            stored = struct.unpack("<I", handle.read(4))[0]
+        if stored != expected % 2**32:
+            raise NiftiError(path, "cannot read NIfTI (truncated: gzip stream shorter than the header's size)")
+    elif path.stat().st_size < expected:
+        raise NiftiError(path, f"cannot read NIfTI (truncated: {path.stat().st_size} of {expected} bytes)")
 
 
 def read_array(path: Path) -> tuple[np.ndarray, sitk.Image]:

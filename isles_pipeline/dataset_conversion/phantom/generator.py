@@ -52,6 +52,7 @@ def plan_cases(num_cases: int, split: str, seed: int, size: int, with_dwi: bool)
         rng = np.random.default_rng([seed, code, patient_number])
         num_slabs = min(2 if rng.random() < 0.4 else 1, num_cases - len(specs))
         patient = Patient.draw(rng, num_slabs, size)
+        num_frames = int(rng.integers(43, 65))  # one protocol per patient, as for the two slabs of a real one
         for slab_index in range(num_slabs):
             specs.append(
                 CaseSpec(
@@ -61,7 +62,7 @@ def plan_cases(num_cases: int, split: str, seed: int, size: int, with_dwi: bool)
                     patient=patient,
                     slab_index=slab_index,
                     first_id=next_id,
-                    num_frames=int(rng.integers(43, 65)),
+                    num_frames=num_frames,
                     seed=(seed, code, patient_number, slab_index + 1),
                 )
             )

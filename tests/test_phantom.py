@@ -1,0 +1,131 @@
+"""The phantom writes exactly the ISLES 2018 layout, and its physics makes a task that is neither trivial
+nor hopeless for a perfusion threshold."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+
+import numpy as np
+import pytest
+
+from isles_pipeline.dataset_conversion.nifti_io import read_array
+from isles_pipeline.dataset_conversion.phantom import generate_phantom
+from isles_pipeline.evaluation.threshold_baseline import threshold_core
+
+DTYPES = {"CT": np.int32, "CT_4DPWI": np.float32, "CT_CBF": np.uint16, "CT_CBV": np.uint16,
+          "CT_MTT": np.float64, "CT_Tmax": np.float64, "OT": np.uint8, "MR_DWI": np.float32}
+FOLDER = re.compile(r"^SMIR\.Brain\.XX\.O\.([A-Za-z0-9_]+)\.(\d+)$")
+
+
+def _modalities(case):
+    found = {}
+    for folder in case.iterdir():
+        match = FOLDER.match(folder.name)
+        if match:
+            files = list(folder.iterdir())
+            assert [f.name for f in files] == [folder.name + ".nii"]
+            found[match.group(1)] = (int(match.group(2)), files[0])
+    return found
+
+
+def test_training_layout_names_dtypes_and_header(small_phantom):
+    cases = sorted(small_phantom.glob("case_*"), key=lambda p: int(p.name.split("_")[1]))
+    assert [c.name for c in cases] == [f"case_{i}" for i in range(1, 7)]
+    for case in cases:
+        found = _modalities(case)
+        assert set(found) == set(DTYPES)
+        ids = sorted(i for i, _ in found.values())
+        assert ids == list(range(ids[0], ids[0] + len(ids))), "SMIR ids of a case are consecutive"
+        ct, ct_image = read_array(found["CT"][1])
+        assert ct_image.GetSize()[2] in (2, 4, 8, 16, 22)
+        for modality, (_, path) in found.items():
+            array, image = read_array(path)
+            assert array.dtype == DTYPES[modality], modality
+            raw = path.read_bytes()[:348]
+            assert struct.unpack_from("<hh", raw, 252) == (2, 2)
+            assert np.allclose(struct.unpack_from("<12f", raw, 280), np.eye(3, 4).ravel())
+            assert image.GetSpacing()[:3] == pytest.approx(ct_image.GetSpacing())
+        series, series_image = read_array(found["CT_4DPWI"][1])
+        assert 43 <= series.shape[0] <= 64 and series_image.GetSpacing()[3] == 1.0
+        assert set(np.unique(read_array(found["OT"][1])[0])) <= {0, 1}
+        metadata = json.loads(next(case.glob("*.json")).read_text())
+        assert re.fullmatch(r"ISLES 2018 - TRAIN - Train_\d\d(_[AB])? - CT", metadata["description"])
+        assert (small_phantom / "phantom_truth" / case.name / "truth.json").is_file()
+        assert not (case / "phantom_truth").exists()
+
+
+def test_testing_split_has_no_label_and_no_dwi_by_default(small_phantom_testing):
+    for case in small_phantom_testing.glob("case_*"):
+        assert set(_modalities(case)) == set(DTYPES) - {"OT", "MR_DWI"}
+        assert "ISLES 2018 - TEST - Test_" in next(case.glob("*.json")).read_text()
+
+
+def _digest(folder):
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(path.relative_to(folder).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def test_deterministic_for_a_seed_whatever_the_process_count(tmp_path):
+    generate_phantom(tmp_path / "a", num_cases=3, seed=11, size=32)
+    generate_phantom(tmp_path / "b", num_cases=3, seed=11, size=32, num_processes=2)
+    generate_phantom(tmp_path / "c", num_cases=3, seed=12, size=32)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+
+
+@pytest.fixture(scope="module")
+def twenty_cases(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("physics")
+    generate_phantom(folder, num_cases=20, seed=0, size=128, num_processes=2)
+    cases = []
+    for i in range(1, 21):
+        found = {m: read_array(p)[0] for m, (_, p) in _modalities(folder / f"case_{i}").items()}
+        truth_dir = folder / "phantom_truth" / f"case_{i}"
+        found["labels"] = read_array(truth_dir / "tissue_labels.nii.gz")[0]
+        found["core"] = read_array(truth_dir / "core.nii.gz")[0].astype(bool)
+        found["penumbra"] = read_array(truth_dir / "penumbra.nii.gz")[0].astype(bool)
+        found["truth"] = json.loads((truth_dir / "truth.json").read_text())
+        cases.append(found)
+    return cases
+
+
+def test_grey_matter_enhancement_is_that_of_real_ctp(twenty_cases):
+    grey = 3  # anatomy.GREY
+    for case in twenty_cases:
+        curve = case["CT_4DPWI"][:, case["labels"] == grey].mean(axis=1)
+        enhancement = curve.max() - curve[:3].mean()
+        assert 10 <= enhancement <= 60, enhancement
+
+
+def test_hypoperfused_tissue_has_tmax_above_six_seconds(twenty_cases):
+    with_lesion = [c for c in twenty_cases if c["core"].any()]
+    assert len(with_lesion) >= 12
+    for case in with_lesion:
+        assert np.median(case["CT_Tmax"][case["core"]]) > 6.0
+        assert np.median(case["CT_Tmax"][case["penumbra"]]) > 6.0
+        normal = (case["labels"] == 3) & ~case["penumbra"]
+        assert np.median(case["CT_Tmax"][normal]) < 3.0
+
+
+def test_the_arterial_input_arrives_when_the_truth_says(twenty_cases):
+    for case in twenty_cases:
+        aif = np.array(case["truth"]["aif"])
+        first_rise = np.argmax(aif > 0.01 * aif.max())
+        assert abs(first_rise - case["truth"]["aif_arrival_s"]) <= 1.5
+
+
+def test_threshold_baseline_is_neither_trivial_nor_hopeless(twenty_cases):
+    dices = []
+    for case in twenty_cases:
+        predicted = threshold_core(case["CT_CBF"], case["CT_Tmax"])
+        reference = case["OT"].astype(bool)
+        total = predicted.sum() + reference.sum()
+        dices.append(1.0 if total == 0 else 2 * (predicted & reference).sum() / total)
+    assert 0.15 <= np.mean(dices) <= 0.5, dices
+    # the label is the DWI lesion, not the perfusion core
+    assert any((c["OT"].astype(bool) != c["core"]).sum() > 0.2 * max(c["core"].sum(), 1) for c in twenty_cases)
