@@ -24,6 +24,9 @@ setup(
             "isles_generate_phantom=isles_pipeline.cli.generate_phantom:main",
             "isles_convert_isles2018=isles_pipeline.cli.convert_isles2018:main",
             "isles_plan_and_preprocess=isles_pipeline.cli.plan_and_preprocess:main",
+            "isles_extract_fingerprint=isles_pipeline.cli.plan_and_preprocess:extract_fingerprint_main",
+            "isles_plan_experiment=isles_pipeline.cli.plan_and_preprocess:plan_experiment_main",
+            "isles_preprocess=isles_pipeline.cli.plan_and_preprocess:preprocess_main",
         ]
     },
 )

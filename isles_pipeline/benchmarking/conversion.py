@@ -1,0 +1,70 @@
+"""Benchmark of the phantom generator and the converter: wall time and peak memory of each step.
+
+    python -m isles_pipeline.benchmarking.conversion -n 94 -np 2
+
+Generates `-n` TRAINING cases at 256 x 256 into a work folder, then converts them to the raw format, each
+step timed separately with the peak resident memory of the whole process tree (see `PeakMemory`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from isles_pipeline.benchmarking.preprocess import PeakMemory
+
+
+def _timed(step):
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        value = step()
+        elapsed = time.perf_counter() - start
+    return value, round(elapsed, 2), round(memory.peak_bytes / 1e9, 3)
+
+
+def _size_gb(folder: Path) -> float:
+    return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e9, 2)
+
+
+def run(work: Path, num_cases: int = 94, num_processes: int = 2, size: int = 256) -> dict:
+    from isles_pipeline.dataset_conversion.convert import convert_isles2018
+    from isles_pipeline.dataset_conversion.phantom import generate_phantom
+
+    training = work / "TRAINING"
+    shutil.rmtree(training, ignore_errors=True)
+    shutil.rmtree(work / "raw", ignore_errors=True)
+    _, generate_s, generate_gb = _timed(
+        lambda: generate_phantom(training, num_cases, "TRAINING", 0, size, num_processes=num_processes))
+    result, convert_s, convert_gb = _timed(
+        lambda: convert_isles2018(training, num_processes=num_processes, output_root=work / "raw"))
+    return {
+        "num_cases": num_cases, "size": size, "num_processes": num_processes, "cpu_count": os.cpu_count(),
+        "generate_s": generate_s, "generate_peak_rss_gb": generate_gb, "phantom_on_disk_gb": _size_gb(training),
+        "convert_s": convert_s, "convert_peak_rss_gb": convert_gb, "raw_on_disk_gb": _size_gb(work / "raw"),
+        "converted": len(result.converted), "failed": len(result.failures),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=94, help="TRAINING cases (default 94, as ISLES 2018)")
+    parser.add_argument("-np", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("-size", type=int, default=256, help="in-plane size (default 256)")
+    parser.add_argument("-o", type=Path, default=None, help="work folder (default: a temporary one, removed)")
+    args = parser.parse_args(argv)
+    work = args.o or Path(tempfile.mkdtemp(prefix="isles_bench_conversion_"))
+    try:
+        result = run(work, args.n, args.np, args.size)
+    finally:
+        if args.o is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+    return 1 if result["failed"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
