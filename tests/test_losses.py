@@ -10,15 +10,7 @@ import torch
 from isles_pipeline.losses import (ChainLoss, FeatureMatchingLoss, class_weights, extractor_l1, generalized_dice,
                                    log_generalized_dice_loss, weighted_cross_entropy, weighted_mse)
 from isles_pipeline.networks import ChainOutput, IntegratedChain, preset
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread (see tests/test_networks.py: two spin-waiting threads on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from test_networks import single_thread  # noqa: F401  (autouse fixture, defined once)
 
 
 def logits_for(p_foreground: list[float], shape=(1, 2, 2)) -> torch.Tensor:

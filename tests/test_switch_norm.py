@@ -7,16 +7,7 @@ import pytest
 import torch
 
 from isles_pipeline.networks.switch_norm import SwitchNorm2d, _moments
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: with a second process busy (pytest-xdist, a parallel job) two OpenMP threads on two
-    cores spin-wait on each other and small convolutions run 50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from test_networks import single_thread  # noqa: F401  (autouse fixture, defined once)
 
 
 def reference(x, mean_w, var_w, gamma, beta, running_mean=None, running_var=None, eps=1e-5):
