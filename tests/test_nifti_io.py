@@ -1,6 +1,7 @@
 """Reading the real ISLES 2018 header quirk and writing it back exactly."""
 from __future__ import annotations
 
+import os
 import struct
 
 import numpy as np
@@ -39,6 +40,9 @@ def test_quirk_writer_reproduces_the_real_header(real_isles_ct, tmp_path):
     assert back.GetSpacing() == image.GetSpacing() and back.GetDirection() == image.GetDirection()
     assert np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(image))
     assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask, "written with the mode of a private temporary file"
 
 
 def test_identity_sform_detection():

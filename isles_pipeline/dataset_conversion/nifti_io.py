@@ -14,7 +14,7 @@ import contextlib
 import gzip
 import os
 import struct
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -198,10 +198,12 @@ def read_array(path: Path) -> tuple[np.ndarray, sitk.Image]:
 
 
 def _temporary_sibling(path: Path) -> Path:
+    """A unique hidden name in the same folder that keeps the extension ITK picks the format by.
+
+    (Not mkstemp: its files are created 0600, and os.replace would carry that mode to the result.)
+    """
     suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
-    os.close(handle)
-    return Path(name)
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
 
 
 def write_image(image: sitk.Image, path: Path, compression_level: int = 1) -> None:
