@@ -29,7 +29,7 @@ from isles_pipeline.preprocessing.temporal import TemporalParameters, preprocess
 
 FINGERPRINT_FILE = "dataset_fingerprint.json"
 NUM_SAMPLES = 10_000
-MAX_CTP_CASES = 12
+MAX_CTP_CASES = 8
 logger = logging.getLogger(__name__)
 
 

@@ -1,14 +1,19 @@
-"""Running a per-case function over many cases: a spawn-safe multiprocessing Pool, a progress bar, and bad
-cases reported (one line each) instead of stopping the rest.
+"""Running a per-case function over many cases: a spawn-safe process pool, a progress bar, and bad cases
+reported (one line each) instead of stopping the rest.
 
 Workers are started with the "spawn" method (safe with threads and on every OS) and with single-threaded
-BLAS/OpenMP, so N workers use N cores rather than N times all cores.
+BLAS/OpenMP, so N workers use N cores rather than N times all cores. The pool is concurrent.futures'
+ProcessPoolExecutor rather than multiprocessing.Pool: when a worker dies (killed for memory, or a calling
+script without `if __name__ == "__main__":`), Pool silently replaces it and waits forever for the lost
+case, while the executor raises BrokenProcessPool, which we turn into a clear error.
 """
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence
 
 from tqdm import tqdm
@@ -59,11 +64,16 @@ def map_cases(function: Callable, jobs: Sequence[tuple[str, tuple]], num_process
                 yield _call(task)
                 bar.update()
             return
-        with _single_threaded_children():
-            pool = multiprocessing.get_context("spawn").Pool(min(int(num_processes), len(tasks)))
-        with pool:
-            for outcome in pool.imap_unordered(_call, tasks):
-                yield outcome
-                bar.update()
+        workers = min(int(num_processes), len(tasks))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with _single_threaded_children():  # workers start on submit and inherit this environment
+                futures = [pool.submit(_call, task) for task in tasks]
+            try:
+                for future in as_completed(futures):
+                    yield future.result()
+                    bar.update()
+            except BrokenProcessPool:
+                raise RuntimeError(f"{desc}: a worker process died (out of memory? or a script that starts "
+                                   "this without `if __name__ == '__main__':`)") from None
     finally:
         bar.close()

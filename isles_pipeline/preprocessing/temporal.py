@@ -112,12 +112,18 @@ def interpolation_matrix(positions: np.ndarray, num_frames: int) -> np.ndarray:
     return matrix
 
 
+def _slice_frames(series: np.ndarray, z: int) -> np.ndarray:
+    """(T, Y * X) float32 of slice z; a view, without copying, when the series is float32."""
+    return np.asarray(series[:, z], dtype=np.float32).reshape(series.shape[0], -1)
+
+
 def global_curve(series: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean over the head mask of each frame of a (T, Z, Y, X) series, computed slice by slice."""
+    """Mean over the head mask of each frame of a (T, Z, Y, X) series, computed slice by slice (a
+    matrix-vector product per slice, summed in float64 across slices)."""
     total = np.zeros(series.shape[0])
     for z in range(series.shape[1]):
         if mask[z].any():
-            total += series[:, z][:, mask[z]].sum(axis=1, dtype=np.float64)
+            total += _slice_frames(series, z) @ mask[z].ravel().astype(np.float32)
     return total / max(int(mask.sum()), 1)
 
 
@@ -205,11 +211,11 @@ def preprocess_series(series: np.ndarray, mask: np.ndarray, frame_interval_s: fl
         raise CaseError(case, "empty head mask: no head found in the CT")
     timing = find_bolus_timing(global_curve(series, mask), frame_interval_s, params, case)
     operator = temporal_operator(timing, params).astype(np.float32)
-    t, z_count, y, x = series.shape
+    _, z_count, y, x = series.shape
     frames = np.empty((z_count, params.num_frames, y, x), dtype=np.float32)
     pwimax_o = np.empty((z_count, y, x), dtype=np.float32)
     for z in range(z_count):
-        flat = np.asarray(series[:, z], dtype=np.float32).reshape(t, -1)
+        flat = _slice_frames(series, z)
         frames[z] = (operator @ flat).reshape(params.num_frames, y, x)
         pwimax_o[z] = flat.max(axis=0).reshape(y, x)
     if not np.isfinite(pwimax_o).all():
