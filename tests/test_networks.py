@@ -181,3 +181,14 @@ def test_bf16_autocast_forward_backward():
     assert loss.dtype == torch.float32
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in chain.parameters() if p.grad is not None)
+
+
+def test_chain_step_benchmark_runs(capsys):
+    """A smoke run of the benchmark command (not a timing): tiny slices, one step, both segmentor norms."""
+    from isles_pipeline.benchmarking.chain_step import main
+
+    assert main(["--device", "cpu", "--preset", "small", "--size", "32", "--batch", "2", "--steps", "1",
+                 "--warmup", "0", "--compare-norm"]) == 0
+    out = capsys.readouterr().out
+    assert "segmentor switch norm: train" in out and "segmentor batch  norm: train" in out
+    assert "slices/s" in out and "MiB" in out

@@ -143,3 +143,15 @@ def test_torch_compile_matches_eager():
         torch.testing.assert_close(compiled_module.mean_weight.grad, eager.mean_weight.grad, rtol=1e-3, atol=1e-3)
     torch.testing.assert_close(compiled_module.running_mean, eager.running_mean)
     torch.testing.assert_close(compiled_module.running_var, eager.running_var)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_constant_planes_give_finite_gradients(fused):
+    """Zero-variance planes (an all-background slice, a dead channel) must not produce NaN through rsqrt/norms."""
+    m = make(fused=fused)
+    x = sample()
+    x[0, 1] = 0.0
+    x[1] = 3.0
+    x.requires_grad_(True)
+    m(x).square().sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(m.mean_weight.grad).all()
