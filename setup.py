@@ -27,6 +27,10 @@ setup(
             "isles_extract_fingerprint=isles_pipeline.cli.plan_and_preprocess:extract_fingerprint_main",
             "isles_plan_experiment=isles_pipeline.cli.plan_and_preprocess:plan_experiment_main",
             "isles_preprocess=isles_pipeline.cli.plan_and_preprocess:preprocess_main",
+            "isles_train=isles_pipeline.cli.train:main",
+            "isles_predict=isles_pipeline.cli.predict:main",
+            "isles_determine_postprocessing=isles_pipeline.cli.determine_postprocessing:main",
+            "isles_evaluate=isles_pipeline.cli.evaluate:main",
         ]
     },
 )
