@@ -32,3 +32,15 @@ def small_phantom_testing(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("phantom_ts") / "TESTING"
     generate_phantom(folder, num_cases=3, split="TESTING", seed=4, size=64)
     return folder
+
+
+@pytest.fixture
+def single_torch_thread():
+    """One intra-op thread: with a second process busy (a parallel job, the other core's test) two OpenMP
+    threads on two cores spin-wait on each other and small convolutions run up to 50x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

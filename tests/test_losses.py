@@ -10,8 +10,9 @@ import torch
 from isles_pipeline.losses import (ChainLoss, FeatureMatchingLoss, class_weights, extractor_l1, generalized_dice,
                                    log_generalized_dice_loss, weighted_cross_entropy, weighted_mse)
 from isles_pipeline.networks import ChainOutput, IntegratedChain, preset
-from test_networks import single_thread  # noqa: F401  (autouse fixture, defined once)
 
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 def logits_for(p_foreground: list[float], shape=(1, 2, 2)) -> torch.Tensor:
     """Two-class logits whose softmax gives exactly these foreground probabilities."""

@@ -15,14 +15,7 @@ from isles_pipeline.networks import (AttentionUNet, FeatureNetwork, IntegratedCh
 SMALL = preset("small")["chain"]
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: with a second process busy (pytest-xdist, a parallel job) two OpenMP threads on two
-    cores spin-wait on each other and small convolutions run 50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def full_networks():

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from isles_pipeline.networks.switch_norm import SwitchNorm2d, _moments
-from test_networks import single_thread  # noqa: F401  (autouse fixture, defined once)
 
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 def reference(x, mean_w, var_w, gamma, beta, running_mean=None, running_var=None, eps=1e-5):
     """Three separate normalisers, computed the slow, obvious way in float64."""
