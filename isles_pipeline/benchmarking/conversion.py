@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -18,12 +19,18 @@ from pathlib import Path
 from isles_pipeline.benchmarking.preprocess import PeakMemory
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children: unlike wall time, barely moved by other load."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _timed(step):
     with PeakMemory() as memory:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
         value = step()
-        elapsed = time.perf_counter() - start
-    return value, round(elapsed, 2), round(memory.peak_bytes / 1e9, 3)
+        elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+    return value, round(elapsed, 2), round(cpu, 1), round(memory.peak_bytes / 1e9, 3)
 
 
 def _size_gb(folder: Path) -> float:
@@ -37,14 +44,16 @@ def run(work: Path, num_cases: int = 94, num_processes: int = 2, size: int = 256
     training = work / "TRAINING"
     shutil.rmtree(training, ignore_errors=True)
     shutil.rmtree(work / "raw", ignore_errors=True)
-    _, generate_s, generate_gb = _timed(
+    load_before = os.getloadavg()[0]
+    _, generate_s, generate_cpu_s, generate_gb = _timed(
         lambda: generate_phantom(training, num_cases, "TRAINING", 0, size, num_processes=num_processes))
-    result, convert_s, convert_gb = _timed(
+    result, convert_s, convert_cpu_s, convert_gb = _timed(
         lambda: convert_isles2018(training, num_processes=num_processes, output_root=work / "raw"))
     return {
         "num_cases": num_cases, "size": size, "num_processes": num_processes, "cpu_count": os.cpu_count(),
-        "generate_s": generate_s, "generate_peak_rss_gb": generate_gb, "phantom_on_disk_gb": _size_gb(training),
-        "convert_s": convert_s, "convert_peak_rss_gb": convert_gb, "raw_on_disk_gb": _size_gb(work / "raw"),
+        "load_average_before": round(load_before, 2),
+        "generate_s": generate_s, "generate_cpu_s": generate_cpu_s, "generate_peak_rss_gb": generate_gb, "phantom_on_disk_gb": _size_gb(training),
+        "convert_s": convert_s, "convert_cpu_s": convert_cpu_s, "convert_peak_rss_gb": convert_gb, "raw_on_disk_gb": _size_gb(work / "raw"),
         "converted": len(result.converted), "failed": len(result.failures),
     }
 
