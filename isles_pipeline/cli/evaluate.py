@@ -1,0 +1,43 @@
+"""`isles_evaluate -ref REF -pred PRED [-o summary.json] [--csv]`: a thin layer over
+`isles_pipeline.evaluation.evaluate.evaluate_folders`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isles_evaluate", description=(
+        "Dice, HD95 (mm), absolute volume difference (ml), precision, recall, lesion-wise F1 and lesion-count "
+        "difference per case and on average. Cases are paired by file name."))
+    parser.add_argument("-ref", required=True, type=Path, help="folder of reference segmentations")
+    parser.add_argument("-pred", required=True, type=Path, help="folder of predicted segmentations")
+    parser.add_argument("-o", type=Path, default=None, help="summary JSON (default: PRED/summary.json)")
+    parser.add_argument("--csv", action="store_true", help="also write a per-case CSV beside the JSON")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from isles_pipeline.evaluation.evaluate import evaluate_folders
+
+    output = args.o if args.o is not None else args.pred / "summary.json"
+    try:
+        summary = evaluate_folders(args.ref, args.pred, output, write_csv=args.csv)
+    except (OSError, ValueError) as error:
+        print(f"isles_evaluate: {error}", file=sys.stderr)
+        return 1
+    mean = summary["mean"]
+    print(f"{summary['num_cases']} case(s): " + ", ".join(
+        f"{key} {value:.4g}" for key, value in mean.items() if isinstance(value, float)))
+    if summary["missing_predictions"]:
+        print(f"no prediction for {len(summary['missing_predictions'])} reference case(s): "
+              f"{', '.join(summary['missing_predictions'])}", file=sys.stderr)
+    print(f"summary: {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

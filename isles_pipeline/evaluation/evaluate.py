@@ -1,0 +1,110 @@
+"""Evaluate a folder of predictions against a folder of references (nnU-Net's `evaluate_folder`, ISLES metrics).
+
+Cases are paired by file name (`<case>.nii.gz` or `.nii`, suffix ignored). Geometry is read with the project's
+NIfTI reader (ISLES identity-sform quirk resolved), and HD95 and volumes use the true spacing. A reference and
+prediction on different grids is an error naming both files: metrics across grids would be meaningless.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from isles_pipeline.dataset_conversion.nifti_io import is_nifti, read_image, strip_nifti_suffix
+from isles_pipeline.evaluation.metrics import METRIC_KEYS, case_metrics, mean_metrics
+from isles_pipeline.preprocessing.image_io import Geometry, geometry_mismatch
+from isles_pipeline.preprocessing.storage import atomic_write_json
+
+
+class GeometryMismatchError(ValueError):
+    """A prediction whose grid differs from its reference's."""
+
+
+def nifti_files_by_case(folder: Path) -> dict[str, Path]:
+    """{case name: file} of the NIfTI files directly in a folder (hidden and AppleDouble files skipped)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    return {strip_nifti_suffix(p.name): p for p in sorted(folder.iterdir())
+            if p.is_file() and is_nifti(p) and not p.name.startswith(".")}
+
+
+def read_mask(path: Path) -> tuple[np.ndarray, Geometry]:
+    """A label file as a boolean (z, y, x) array (foreground = any value > 0) and its grid."""
+    image = read_image(path)
+    if image.GetDimension() != 3:
+        raise ValueError(f"{path}: a segmentation must be 3D, this is {image.GetDimension()}D")
+    return sitk.GetArrayFromImage(image) > 0, Geometry.of(image)
+
+
+def evaluate_pair(reference_file: Path, prediction_file: Path) -> dict:
+    """Metrics of one case; GeometryMismatchError naming both files when their grids differ."""
+    reference, reference_grid = read_mask(reference_file)
+    prediction, prediction_grid = read_mask(prediction_file)
+    problem = geometry_mismatch(reference_grid, prediction_grid)
+    if problem:
+        raise GeometryMismatchError(f"prediction {prediction_file} and reference {reference_file} are on "
+                                    f"different grids: {problem}")
+    spacing_zyx = tuple(reversed(reference_grid.spacing))
+    return case_metrics(reference, prediction, spacing_zyx)
+
+
+def _json_number(value):
+    """NaN is not JSON: written as null."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def evaluate_folders(reference_folder: Path, prediction_folder: Path, output_file: Optional[Path] = None,
+                     write_csv: bool = False, cases: Optional[Sequence[str]] = None) -> dict:
+    """Evaluate every prediction that has a reference; returns and optionally writes the summary:
+    {"metric_per_case": [{"case", "reference_file", "prediction_file", "metrics"}], "mean": {...},
+     "conventions": ..., "missing_predictions": [...], "predictions_without_reference": [...]}.
+
+    Reference cases without a prediction are listed, not scored (nnU-Net scores only what exists too).
+    With `write_csv`, a `<output stem>.csv` with one row per case is written beside the JSON.
+    """
+    references = nifti_files_by_case(reference_folder)
+    predictions = nifti_files_by_case(prediction_folder)
+    names = sorted(set(references) & set(predictions)) if cases is None else list(cases)
+    per_case = []
+    for name in names:
+        if name not in references or name not in predictions:
+            raise FileNotFoundError(f"case {name}: reference or prediction missing in {reference_folder} / "
+                                    f"{prediction_folder}")
+        metrics = evaluate_pair(references[name], predictions[name])
+        per_case.append({"case": name, "reference_file": str(references[name]),
+                         "prediction_file": str(predictions[name]), "metrics": metrics})
+    mean = mean_metrics([row["metrics"] for row in per_case])
+    summary = {
+        "num_cases": len(per_case),
+        "mean": {key: _json_number(value) for key, value in mean.items()},
+        "metric_per_case": [{**row, "metrics": {k: _json_number(v) for k, v in row["metrics"].items()}}
+                            for row in per_case],
+        "missing_predictions": sorted(set(references) - set(predictions)),
+        "predictions_without_reference": sorted(set(predictions) - set(references)),
+        "conventions": ("Dice 1 when reference and prediction are both empty; HD95 0 when both are empty, "
+                        "null (NaN) when exactly one is, excluded from the mean (n_nan_hd95_mm counts them); "
+                        "26-connectivity for lesions; spacing from the NIfTI header (ISLES identity-sform "
+                        "quirk resolved)"),
+    }
+    if output_file is not None:
+        atomic_write_json(Path(output_file), summary)
+        if write_csv:
+            _write_csv(Path(output_file).with_suffix(".csv"), per_case)
+    return summary
+
+
+def _write_csv(path: Path, per_case: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["case", *METRIC_KEYS])
+    for row in per_case:
+        writer.writerow([row["case"], *(row["metrics"][key] for key in METRIC_KEYS)])
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(buffer.getvalue())
+    temporary.replace(path)
