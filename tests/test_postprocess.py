@@ -1,0 +1,124 @@
+"""Connected-component post-processing and its choice on constructed cross-validation cases: the step that
+raises mean Dice is picked, and nothing when nothing helps."""
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from isles_pipeline.cli.determine_postprocessing import main as determine_main
+from isles_pipeline.dataset_conversion.nifti_io import write_image
+from isles_pipeline.inference.determine_postprocessing import choose_postprocessing, load_postprocessing
+from isles_pipeline.inference.postprocessing import (apply_postprocessing, keep_largest_component,
+                                                     remove_small_components)
+
+SPACING = (1.0, 1.0, 1.0)
+CANDIDATES = (0.005, 0.05)  # ml: 5 and 50 voxels at 1 mm
+
+
+def _cube(mask, z, y, x, side):
+    mask[z:z + side, y:y + side, x:x + side] = True
+
+
+def test_remove_small_components_uses_spacing_and_26_connectivity():
+    mask = np.zeros((4, 10, 10), bool)
+    mask[0, 0, 0] = mask[1, 1, 1] = True  # diagonal neighbours: one component of 2 voxels
+    mask[3, 8, 8] = True  # 1 voxel
+    # at 2 x 1 x 1 mm a voxel is 0.002 ml: 0.003 ml keeps the pair (0.004) and drops the single voxel
+    kept = remove_small_components(mask, 0.003, (2.0, 1.0, 1.0))
+    assert kept[0, 0, 0] and kept[1, 1, 1] and not kept[3, 8, 8]
+    assert not remove_small_components(mask, 0.003, (1.0, 1.0, 1.0)).any()
+
+
+def test_keep_largest_component():
+    mask = np.zeros((4, 10, 10), bool)
+    _cube(mask, 0, 0, 0, 2)
+    mask[2, 2, 2] = True  # touches the cube's corner diagonally: part of the largest with 26-connectivity
+    _cube(mask, 0, 6, 6, 1)
+    largest = keep_largest_component(mask)
+    assert largest.sum() == 9 and not largest[0, 6, 6]
+    assert not keep_largest_component(np.zeros((2, 2, 2), bool)).any()
+    with pytest.raises(ValueError):
+        apply_postprocessing(mask, [{"name": "dilate"}], SPACING)
+
+
+def _specks_case():
+    """Two true lesions (27 and 216 voxels) found, plus 1-voxel false positives."""
+    ref = np.zeros((12, 20, 20), bool)
+    _cube(ref, 0, 0, 0, 6)
+    _cube(ref, 8, 14, 14, 3)
+    pred = ref.copy()
+    pred[0, 19, 0] = pred[11, 0, 19] = pred[5, 10, 10] = True
+    return ref, pred, SPACING
+
+
+def _false_blob_case():
+    """One true lesion found plus a 64-voxel false positive (larger than every removal threshold)."""
+    ref = np.zeros((12, 20, 20), bool)
+    _cube(ref, 0, 0, 0, 6)
+    pred = ref.copy()
+    _cube(pred, 8, 14, 14, 4)
+    return ref, pred, SPACING
+
+
+def _perfect_multi_lesion_case():
+    """A perfect prediction of three lesions of 64, 27 and 4 voxels: every step removes a true lesion."""
+    ref = np.zeros((12, 20, 20), bool)
+    _cube(ref, 0, 0, 0, 4)
+    _cube(ref, 8, 14, 14, 3)
+    ref[11, 0, 16:20] = True
+    return ref, ref.copy(), SPACING
+
+
+def test_small_specks_pick_the_smallest_threshold_only():
+    result = choose_postprocessing([_specks_case(), _specks_case()], CANDIDATES)
+    assert result["chosen"] == "remove_small_components_0.005ml"
+    assert result["steps"] == [{"name": "remove_small_components", "min_volume_ml": 0.005}]
+    scores = result["mean_dice"]
+    assert scores["remove_small_components_0.005ml"] > scores["none"]
+    assert scores["remove_small_components_0.05ml"] < scores["remove_small_components_0.005ml"]
+    assert scores["keep_largest_component"] < scores["none"]
+
+
+def test_large_false_positive_picks_keep_largest():
+    result = choose_postprocessing([_false_blob_case()], CANDIDATES)
+    assert result["chosen"] == "keep_largest_component"
+    assert result["steps"] == [{"name": "keep_largest_component"}]
+
+
+def test_nothing_is_chosen_when_nothing_helps_or_on_ties():
+    assert choose_postprocessing([_perfect_multi_lesion_case()], CANDIDATES)["steps"] == []
+    ref = np.zeros((4, 8, 8), bool)
+    _cube(ref, 0, 0, 0, 4)
+    tie = choose_postprocessing([(ref, ref.copy(), SPACING)], CANDIDATES)  # every option scores 1.0
+    assert tie["chosen"] == "none" and tie["steps"] == []
+    mixed = choose_postprocessing([_specks_case(), _perfect_multi_lesion_case()], CANDIDATES)
+    assert mixed["chosen"] == "none"  # the specks' gain (0.006) < the loss of the 4-voxel lesion (0.02)
+
+
+def _write(mask, path):
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.SetSpacing((1.0, 1.0, 1.0))
+    write_image(image, path)
+
+
+def test_cli_uses_existing_folds_and_plans_candidates(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ISLES_raw", str(tmp_path / "raw"))
+    monkeypatch.setenv("ISLES_results", str(tmp_path / "results"))
+    labels = tmp_path / "raw" / "Dataset018_ISLES2018" / "labelsTr"
+    model = tmp_path / "results" / "Dataset018_ISLES2018" / "T__P__2d"
+    plans = {"configurations": {"2d": {"postprocessing": {"min_component_ml_candidates": [0.0, 0.005]}}}}
+    model.mkdir(parents=True)
+    (model / "plans.json").write_text(json.dumps(plans))
+    for fold, name in ((0, "c1"), (2, "c2")):  # folds 1 and 3 were not trained
+        ref, pred, _ = _specks_case()
+        _write(ref, labels / f"{name}.nii.gz")
+        _write(pred, model / f"fold_{fold}" / "validation" / f"{name}.nii.gz")
+    assert determine_main(["-d", "18", "-tr", "T", "-p", "P"]) == 0
+    out = capsys.readouterr().out
+    assert "folds used: [0, 2]" in out and "chosen: remove_small_components_0.005ml" in out
+    saved = json.loads((model / "postprocessing.json").read_text())
+    assert saved["folds"] == [0, 2] and saved["candidates_ml_source"] == "plans" and saved["connectivity"] == 26
+    assert load_postprocessing(model) == [{"name": "remove_small_components", "min_volume_ml": 0.005}]
+    assert determine_main(["-d", "18", "-tr", "Other", "-p", "P"]) == 1
+    assert "no trained model" in capsys.readouterr().err
