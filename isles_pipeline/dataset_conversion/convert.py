@@ -14,7 +14,6 @@ other cases are still converted and the failures are returned (the CLI prints th
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..parallel import map_cases
 from ..paths import dataset_folder_name, isles_raw
 from ..preprocessing.nifti_scan import count_non_finite
 from .isles2018_layout import (MAP_MODALITIES, LayoutError, SourceCase, list_case_folders,
@@ -167,10 +167,12 @@ def _convert_one(job) -> tuple[str, dict | None, str | None]:
 
 
 def _run(jobs, num_processes: int):
-    if num_processes > 1 and len(jobs) > 1:
-        with multiprocessing.get_context("spawn").Pool(min(num_processes, len(jobs))) as pool:
-            return pool.map(_convert_one, jobs)
-    return [_convert_one(job) for job in jobs]
+    names = [Path(folder).name for folder, _, _ in jobs]
+    outcomes = []
+    for name, outcome, error in map_cases(_convert_one, [(n, (job,)) for n, job in zip(names, jobs)],
+                                          num_processes, desc="converting"):
+        outcomes.append(outcome if outcome is not None else (name, None, error))
+    return outcomes
 
 
 def _write_json(path: Path, content: dict) -> None:

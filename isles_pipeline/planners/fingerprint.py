@@ -23,7 +23,7 @@ from isles_pipeline.preprocessing.case_preprocessor import read_case_inputs
 from isles_pipeline.preprocessing.head_mask import DEFAULT_CLIP_MAX, head_mask
 from isles_pipeline.preprocessing.image_io import read_ctp, read_ctp_header
 from isles_pipeline.preprocessing.normalization import intensity_statistics
-from isles_pipeline.preprocessing.parallel import map_cases
+from isles_pipeline.parallel import map_cases
 from isles_pipeline.preprocessing.raw_dataset import RawCase, find_raw_cases, load_dataset_json
 from isles_pipeline.preprocessing.temporal import TemporalParameters, preprocess_series
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from isles_pipeline.preprocessing.case_preprocessor import read_case_inputs
 from isles_pipeline.preprocessing.image_io import read_ctp_header
-from isles_pipeline.preprocessing.parallel import map_cases
+from isles_pipeline.parallel import map_cases
 from isles_pipeline.preprocessing.raw_dataset import RawCase, channel_indices, find_raw_cases, load_dataset_json
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ...parallel import map_cases
 from ..nifti_io import write_image, write_with_isles_quirk
 from .case import Patient, simulate_slab
 
@@ -138,17 +138,10 @@ def generate_phantom(out_dir, num_cases: int = 10, split: str = "TRAINING", seed
     if num_cases < 1:
         raise ValueError(f"need at least one case, got {num_cases}")
     specs = plan_cases(num_cases, split, seed, size, with_dwi)
-    jobs = [(str(out_dir), split, spec, size, with_dwi) for spec in specs]
-    if num_processes > 1:
-        with multiprocessing.get_context("spawn").Pool(num_processes) as pool:
-            iterator = pool.imap(_write_case, jobs)
-            return list(_progress(iterator, len(jobs), progress))
-    return list(_progress(map(_write_case, jobs), len(jobs), progress))
-
-
-def _progress(iterator, total: int, enabled: bool):
-    if not enabled:
-        return iterator
-    from tqdm import tqdm
-
-    return tqdm(iterator, total=total, desc="phantom cases", unit="case")
+    jobs = [(f"case_{spec.case_number}", ((str(out_dir), split, spec, size, with_dwi),)) for spec in specs]
+    written, failures = [], []
+    for case, _, error in map_cases(_write_case, jobs, num_processes, desc="phantom cases", progress=progress):
+        (failures if error else written).append(error or case)
+    if failures:
+        raise RuntimeError("phantom generation failed: " + "; ".join(failures))
+    return sorted(written, key=lambda name: int(name.split("_")[1]))

@@ -53,11 +53,11 @@ def _single_threaded_children():
 
 
 def map_cases(function: Callable, jobs: Sequence[tuple[str, tuple]], num_processes: int = 1,
-              desc: str = "cases") -> Iterator[tuple[str, Any, str | None]]:
+              desc: str = "cases", progress: bool = True) -> Iterator[tuple[str, Any, str | None]]:
     """Yield (case, result, error) for each (case, args) job as they finish; `function(*args)` runs in
     `num_processes` spawned workers (in this process when 1). `function` must be importable (module level)."""
     tasks = [(function, case, tuple(args)) for case, args in jobs]
-    bar = tqdm(total=len(tasks), desc=desc, unit="case", disable=not tasks)
+    bar = tqdm(total=len(tasks), desc=desc, unit="case", disable=not (tasks and progress))
     try:
         if num_processes <= 1 or len(tasks) <= 1:
             for task in tasks:
