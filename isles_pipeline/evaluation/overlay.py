@@ -1,0 +1,81 @@
+"""Pictures in the style of the paper's Fig. 4: for a few slices, an input map, the generated pseudo-DWI, and
+the ground truth (green) with the prediction (red) drawn as contours over the pseudo-DWI.
+
+One PNG per case; the trainer's validation can call `save_overlay` on its own arrays too. matplotlib is
+imported inside the function (Agg backend, no display needed, nothing at import time).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+def pick_slices(prediction: np.ndarray, truth: Optional[np.ndarray] = None, num_slices: int = 4) -> list[int]:
+    """The slices with the most truth-or-prediction voxels (in z order), else evenly spaced ones."""
+    z = prediction.shape[0]
+    area = np.asarray(prediction, bool).reshape(z, -1).sum(1).astype(float)
+    if truth is not None:
+        area += np.asarray(truth, bool).reshape(z, -1).sum(1)
+    if area.any():
+        chosen = [int(i) for i in np.argsort(-area, kind="stable")[:num_slices] if area[i] > 0]
+    else:
+        chosen = sorted({int(round(v)) for v in np.linspace(0, z - 1, min(num_slices, z))})
+    return sorted(chosen)
+
+
+def _window(image: np.ndarray) -> tuple[float, float]:
+    finite = image[np.isfinite(image)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(finite, (1, 99))
+    return float(low), float(high if high > low else low + 1)
+
+
+def save_overlay(path: Path, input_map: np.ndarray, prediction: np.ndarray, pseudo_dwi: Optional[np.ndarray] = None,
+                 truth: Optional[np.ndarray] = None, slices: Optional[Sequence[int]] = None,
+                 input_name: str = "input map", title: Optional[str] = None) -> list[int]:
+    """Write the PNG (atomically) and return the slice indices shown. Arrays are (Z, Y, X) on one grid."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    prediction = np.asarray(prediction, bool)
+    slices = list(slices) if slices is not None else pick_slices(prediction, truth)
+    columns = [input_name] + (["pseudo-DWI"] if pseudo_dwi is not None else []) + ["truth (green) / prediction (red)"]
+    figure = Figure(figsize=(3 * len(columns), 3 * len(slices)), dpi=80)
+    axes = figure.subplots(len(slices), len(columns), squeeze=False)
+    backdrop = pseudo_dwi if pseudo_dwi is not None else input_map
+    input_range, backdrop_range = _window(np.asarray(input_map, float)), _window(np.asarray(backdrop, float))
+    for row, z in enumerate(slices):
+        panels = [(input_map[z], input_range)] + ([(pseudo_dwi[z], backdrop_range)] if pseudo_dwi is not None else [])
+        panels.append((backdrop[z], backdrop_range))
+        for column, (image, (low, high)) in enumerate(panels):
+            ax = axes[row][column]
+            ax.imshow(image, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(columns[column], fontsize=9)
+            if column == 0:
+                ax.set_ylabel(f"slice {z}", fontsize=9)
+        last = axes[row][len(columns) - 1]
+        if truth is not None and np.asarray(truth[z], bool).any():
+            last.contour(np.asarray(truth[z], float), levels=[0.5], colors="lime", linewidths=1.2)
+        if prediction[z].any():
+            last.contour(prediction[z].astype(float), levels=[0.5], colors="red", linewidths=1.2)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    try:
+        figure.savefig(temporary, format="png")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return slices

@@ -1,0 +1,122 @@
+"""What `isles_predict -i IN` can read, as a list of cases that are prepared (read, checked, preprocessed) one
+at a time.
+
+Two layouts:
+- a folder of ISLES 2018 case folders (`case_N/SMIR.Brain.XX.O.<MOD>.<id>/...`, e.g. TESTING/): each case is
+  read with the converter's reader and checks (identity-sform quirk resolved, 5D series squeezed), staged as
+  plain NIfTI in a temporary folder and preprocessed from there, so prediction sees exactly what the converter
+  would have written for training. Output name: the case folder's name (`case_N`); CT_MTT id from the folder.
+- a raw `images<split>` folder (`<case>_0000.nii.gz` ...), with `ctp<split>/` beside it and, when present,
+  the dataset's `dataset.json` above it (channel order, frame timing, SMIR ids).
+Preprocessing is `preprocessing.case_preprocessor.preprocess_case`, the function training data went through.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from isles_pipeline.dataset_conversion.convert import CHANNEL_NAMES, _load_case
+from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
+from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image
+from isles_pipeline.preprocessing.case_preprocessor import PreprocessedCase, preprocess_case
+from isles_pipeline.preprocessing.raw_dataset import RAW_CHANNELS, raw_case
+
+ISLES_TO_RAW = {"CT": "CT", "CT_CBF": "CBF", "CT_CBV": "CBV", "CT_MTT": "MTT", "CT_Tmax": "Tmax"}
+
+
+@dataclass(frozen=True)
+class InputCase:
+    """One case to predict: `kind` "isles" (path = case folder) or "raw" (path = raw dataset folder)."""
+
+    name: str
+    kind: str
+    path: Path
+    split: str = "Ts"
+    dataset: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class PreparedCase:
+    """A preprocessed case plus what writing and pictures need."""
+
+    name: str
+    preprocessed: PreprocessedCase
+    truth: Optional[np.ndarray]  # (Z, Y, X) bool on the original grid, when a label exists
+    ct_mtt_id: Optional[int]
+
+    @property
+    def properties(self) -> dict:
+        return self.preprocessed.properties
+
+
+def _raw_dataset_json(images_folder: Path) -> dict:
+    """dataset.json above an images folder, or the converter's defaults when there is none."""
+    path = images_folder.parent / "dataset.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"channel_names": CHANNEL_NAMES, "file_ending": ".nii.gz", "cases": {}}
+
+
+def find_input_cases(folder: Path) -> list[InputCase]:
+    """The cases of an ISLES-layout folder or a raw images folder; FileNotFoundError when it is neither."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: input folder does not exist")
+    case_folders = list_case_folders(folder)
+    if case_folders:
+        return [InputCase(p.name, "isles", p) for p in case_folders]
+    dataset = _raw_dataset_json(folder)
+    ending = dataset.get("file_ending", ".nii.gz")
+    first = f"_{min(int(i) for i in dataset['channel_names']):04d}{ending}"
+    names = sorted(p.name[: -len(first)] for p in folder.glob(f"*{first}") if not p.name.startswith("."))
+    if not names:
+        raise FileNotFoundError(f"{folder}: neither case_N folders (ISLES 2018 layout) nor *{first} images "
+                                "(raw images folder)")
+    split = folder.name[len("images"):] if folder.name.startswith("images") and len(folder.name) > 6 else "Ts"
+    return [InputCase(name, "raw", folder.parent, split, dataset) for name in names]
+
+
+def _read_truth(path: Optional[Path]) -> Optional[np.ndarray]:
+    if path is None or not Path(path).is_file():
+        return None
+    return sitk.GetArrayFromImage(read_image(path)) > 0
+
+
+def _prepare_raw(case: InputCase, configuration: dict) -> PreparedCase:
+    dataset = dict(case.dataset)
+    # raw_case reads the images folder by split; a non-standard folder name is addressed through its parent
+    raw = raw_case(case.path, case.name, dataset, case.split)
+    label = raw.label if raw.label is not None and raw.label.is_file() else None
+    result = preprocess_case(raw.images, raw.ctp, configuration, case=case.name, case_info=raw.info)
+    return PreparedCase(case.name, result, _read_truth(label), result.properties.get("ct_mtt_id"))
+
+
+def _prepare_isles(case: InputCase, configuration: dict) -> PreparedCase:
+    source = read_case_layout(case.path, require_label=False)
+    images = _load_case(source, "Ts")
+    truth = sitk.GetArrayFromImage(images["OT"]) > 0 if "OT" in images else None
+    with tempfile.TemporaryDirectory(prefix=f"isles_predict_{case.name}_") as staging:
+        staging = Path(staging)
+        paths = {ISLES_TO_RAW[m]: staging / f"{ISLES_TO_RAW[m]}.nii" for m in ISLES_TO_RAW}
+        for modality, raw_name in ISLES_TO_RAW.items():
+            write_image(images[modality], paths[raw_name])
+        ctp = staging / "CTP.nii"
+        write_image(images["CT_4DPWI"], ctp)
+        del images
+        info = {"source_ids": dict(source.ids)}  # the frame interval is in the staged series' header
+        result = preprocess_case({k: paths[k] for k in RAW_CHANNELS}, ctp, configuration, case=case.name,
+                                 case_info=info)
+    return PreparedCase(case.name, result, truth, source.ids.get("CT_MTT"))
+
+
+def prepare_case(case: InputCase, configuration: dict) -> PreparedCase:
+    """Read, check and preprocess one case (raises with a message naming the case on bad input)."""
+    if case.kind == "isles":
+        return _prepare_isles(case, configuration)
+    return _prepare_raw(case, configuration)

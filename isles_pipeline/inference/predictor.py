@@ -1,0 +1,88 @@
+"""A trained model ready to predict cases: fold ensemble -> mean probability on the original grid ->
+threshold -> the model's chosen post-processing.
+
+Probabilities are resampled back (linear) before thresholding, so a case resampled in-plane for the network
+gets a smooth mask on its own grid rather than blocky nearest-neighbour labels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from isles_pipeline.evaluation.metrics import label_components
+from isles_pipeline.inference.determine_postprocessing import load_postprocessing
+from isles_pipeline.inference.ensemble import FoldEnsemble, resolve_device
+from isles_pipeline.inference.model_folder import resolve_folds
+from isles_pipeline.inference.postprocessing import apply_postprocessing
+from isles_pipeline.planners.plans import get_configuration
+from isles_pipeline.preprocessing.image_io import Geometry
+from isles_pipeline.preprocessing.resampling import restore_original_geometry
+from isles_pipeline.preprocessing.storage import load_json
+
+DEFAULT_CHECKPOINT = "checkpoint_final.pth"
+
+
+@dataclass
+class CasePrediction:
+    """One case's result on its original (Z, Y, X) grid."""
+
+    mask: np.ndarray  # bool, post-processed
+    probabilities: np.ndarray  # float32, fold mean
+    pseudo_dwi: Optional[np.ndarray]  # float32, fold mean (None without a generator)
+    spacing_zyx: tuple[float, float, float]
+
+    @property
+    def volume_ml(self) -> float:
+        return float(self.mask.sum()) * float(np.prod(self.spacing_zyx)) / 1000.0
+
+    @property
+    def lesion_count(self) -> int:
+        return label_components(self.mask)[1]
+
+
+class Predictor:
+    """Everything needed to turn a preprocessed case into a core mask."""
+
+    def __init__(self, ensemble: FoldEnsemble, configuration: dict, postprocessing: Sequence[dict],
+                 threshold: float = 0.5, batch_size: int = 8) -> None:
+        self.ensemble = ensemble
+        self.configuration = configuration
+        self.postprocessing = list(postprocessing)
+        self.threshold = float(threshold)
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_model_folder(cls, folder: Path, folds: Optional[Sequence[int]] = None,
+                          checkpoint_name: str = DEFAULT_CHECKPOINT, device: str = "auto",
+                          disable_postprocessing: bool = False, batch_size: int = 8) -> "Predictor":
+        """Load the folds (all with the checkpoint when None) of `<Trainer>__<Plans>__<configuration>`."""
+        folder = Path(folder)
+        parts = folder.name.split("__")
+        if len(parts) != 3:
+            raise ValueError(f"{folder}: a model folder is named <Trainer>__<Plans>__<configuration>")
+        trainer, plans_name, configuration_name = parts
+        plans_path = folder / "plans.json"
+        if not plans_path.is_file():
+            raise FileNotFoundError(f"{plans_path}: the model folder has no plans.json")
+        configuration = get_configuration(load_json(plans_path), configuration_name)
+        folds = resolve_folds(folder, folds, checkpoint_name)
+        paths = {fold: folder / f"fold_{fold}" / checkpoint_name for fold in folds}
+        expected = {"trainer_name": trainer, "plans_name": plans_name, "configuration": configuration_name}
+        ensemble = FoldEnsemble.from_checkpoints(paths, configuration, resolve_device(device), expected)
+        steps = [] if disable_postprocessing else (load_postprocessing(folder) or [])
+        threshold = float(configuration.get("inference", {}).get("threshold", 0.5))
+        return cls(ensemble, configuration, steps, threshold, batch_size)
+
+    def predict(self, data: np.ndarray, properties: dict) -> CasePrediction:
+        """data (Z, C, H, W) from preprocessing and its properties -> the case on its original grid."""
+        output = self.ensemble.predict(data, self.batch_size)
+        probabilities = restore_original_geometry(output.probabilities, properties, order=1).astype(np.float32)
+        pseudo_dwi = (restore_original_geometry(output.pseudo_dwi, properties, order=1).astype(np.float32)
+                      if output.pseudo_dwi is not None else None)
+        geometry = Geometry.from_json(properties["original_geometry"])
+        spacing_zyx = tuple(reversed(geometry.spacing))
+        mask = apply_postprocessing(probabilities >= self.threshold, self.postprocessing, spacing_zyx)
+        return CasePrediction(mask, probabilities, pseudo_dwi, spacing_zyx)
