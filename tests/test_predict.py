@@ -30,9 +30,11 @@ def model(tmp_path_factory):
     root = tmp_path_factory.mktemp("model")
     mp = pytest.MonkeyPatch()
     use_roots(mp, root)
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see conftest.single_torch_thread: small convolutions on a shared CPU
     folder = build_model(root)
     yield folder
+    torch.set_num_threads(threads)
     mp.undo()
 
 
@@ -116,9 +118,12 @@ def test_identity_sform_and_200x200_inputs_keep_their_geometry(model, small_phan
         image.SetOrigin((12.5, -30.0, 4.0) + (0.0,) * (dim - 3))
         image.SetDirection(direction.ravel().tolist())
         sitk.WriteImage(image, str(path))
-    report = _predict(raw / "imagesTs", tmp_path / "out_raw", overlays=True)
+    dataset = {"channel_names": {"0": "CT", "1": "CBF", "2": "CBV", "3": "MTT", "4": "Tmax"},
+               "file_ending": ".nii.gz", "cases": {"test_200": {"source_ids": {"CT_MTT": 4242}}}}
+    (raw / "dataset.json").write_text(json.dumps(dataset))
+    report = _predict(raw / "imagesTs", tmp_path / "out_raw", overlays=True, smir_names=True)
     assert report.failures == {}
-    written = read_image(tmp_path / "out_raw" / "test_200.nii.gz")
+    written = read_image(tmp_path / "out_raw" / "SMIR.isles_pipeline.4242.nii")  # CT_MTT id from dataset.json
     assert sitk.GetArrayViewFromImage(written).shape == (2, 200, 200)
     _same_grid(written, sitk.ReadImage(str(raw / "imagesTs" / "test_200_0000.nii.gz")))
     assert (tmp_path / "out_raw" / "overlays" / "test_200.png").is_file()  # truth from labelsTs drawn too

@@ -6,8 +6,9 @@ Two layouts:
   read with the converter's reader and checks (identity-sform quirk resolved, 5D series squeezed), staged as
   plain NIfTI in a temporary folder and preprocessed from there, so prediction sees exactly what the converter
   would have written for training. Output name: the case folder's name (`case_N`); CT_MTT id from the folder.
-- a raw `images<split>` folder (`<case>_0000.nii.gz` ...), with `ctp<split>/` beside it and, when present,
-  the dataset's `dataset.json` above it (channel order, frame timing, SMIR ids).
+- a raw `images<split>` folder (`<case>_0000.nii.gz` ...), with `ctp<split>/` beside it (`ctpTs/` when the
+  folder has another name) and, when present, the dataset's `dataset.json` above it (channel order, frame
+  timing, SMIR ids); `labels<split>/` beside it, when present, gives the truth drawn in overlays.
 Preprocessing is `preprocessing.case_preprocessor.preprocess_case`, the function training data went through.
 """
 from __future__ import annotations
@@ -25,14 +26,14 @@ from isles_pipeline.dataset_conversion.convert import CHANNEL_NAMES, _load_case
 from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
 from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image
 from isles_pipeline.preprocessing.case_preprocessor import PreprocessedCase, preprocess_case
-from isles_pipeline.preprocessing.raw_dataset import RAW_CHANNELS, raw_case
+from isles_pipeline.preprocessing.raw_dataset import RAW_CHANNELS, channel_indices
 
 ISLES_TO_RAW = {"CT": "CT", "CT_CBF": "CBF", "CT_CBV": "CBV", "CT_MTT": "MTT", "CT_Tmax": "Tmax"}
 
 
 @dataclass(frozen=True)
 class InputCase:
-    """One case to predict: `kind` "isles" (path = case folder) or "raw" (path = raw dataset folder)."""
+    """One case to predict: `kind` "isles" (path = the case folder) or "raw" (path = the images folder)."""
 
     name: str
     kind: str
@@ -79,7 +80,7 @@ def find_input_cases(folder: Path) -> list[InputCase]:
         raise FileNotFoundError(f"{folder}: neither case_N folders (ISLES 2018 layout) nor *{first} images "
                                 "(raw images folder)")
     split = folder.name[len("images"):] if folder.name.startswith("images") and len(folder.name) > 6 else "Ts"
-    return [InputCase(name, "raw", folder.parent, split, dataset) for name in names]
+    return [InputCase(name, "raw", folder, split, dataset) for name in names]
 
 
 def _read_truth(path: Optional[Path]) -> Optional[np.ndarray]:
@@ -88,12 +89,21 @@ def _read_truth(path: Optional[Path]) -> Optional[np.ndarray]:
     return sitk.GetArrayFromImage(read_image(path)) > 0
 
 
+def raw_input_files(case: InputCase) -> tuple[dict[str, Path], Path, Optional[Path]]:
+    """(images by channel, 4D series, label or None) of a case in a raw images folder `case.path`: the series
+    in `ctp<split>/` beside it, the label in `labels<split>/` when there is one."""
+    ending = case.dataset.get("file_ending", ".nii.gz")
+    indices = channel_indices(case.dataset)
+    images = {name: case.path / f"{case.name}_{indices[name]:04d}{ending}" for name in RAW_CHANNELS}
+    ctp = case.path.parent / f"ctp{case.split}" / f"{case.name}{ending}"
+    label = case.path.parent / f"labels{case.split}" / f"{case.name}{ending}"
+    return images, ctp, label if label.is_file() else None
+
+
 def _prepare_raw(case: InputCase, configuration: dict) -> PreparedCase:
-    dataset = dict(case.dataset)
-    # raw_case reads the images folder by split; a non-standard folder name is addressed through its parent
-    raw = raw_case(case.path, case.name, dataset, case.split)
-    label = raw.label if raw.label is not None and raw.label.is_file() else None
-    result = preprocess_case(raw.images, raw.ctp, configuration, case=case.name, case_info=raw.info)
+    images, ctp, label = raw_input_files(case)
+    info = dict(case.dataset.get("cases", {}).get(case.name, {}))
+    result = preprocess_case(images, ctp, configuration, case=case.name, case_info=info)
     return PreparedCase(case.name, result, _read_truth(label), result.properties.get("ct_mtt_id"))
 
 

@@ -60,21 +60,29 @@ def _overlay_map(prepared: PreparedCase, configuration: dict) -> tuple[str, np.n
 
 def write_case(prepared: PreparedCase, prediction: CasePrediction, output_folder: Path,
                options: PredictionOptions, configuration: dict) -> dict:
-    """Write the mask and the optional outputs of one case; returns its row of the volume table."""
+    """Write the mask and the optional outputs of one case; returns its row of the volume table. When one
+    output fails, those already written for the case are removed: a failed case leaves nothing behind."""
     output_folder = Path(output_folder)
     name = output_name(prepared.name, options.smir_names, prepared.ct_mtt_id, options.smir_name)
-    write_mask(prediction.mask, prepared.properties, output_folder / name)
-    if options.save_probabilities:
-        write_array(prediction.probabilities, prepared.properties,
-                    output_folder / PROBABILITIES_FOLDER / f"{prepared.name}.nii.gz")
-    if options.save_pseudo_dwi and prediction.pseudo_dwi is not None:
-        write_array(prediction.pseudo_dwi, prepared.properties,
-                    output_folder / PSEUDO_DWI_FOLDER / f"{prepared.name}.nii.gz")
-    if options.overlays:
-        map_name, input_map = _overlay_map(prepared, configuration)
-        save_overlay(output_folder / OVERLAYS_FOLDER / f"{prepared.name}.png", input_map, prediction.mask,
-                     prediction.pseudo_dwi, prepared.truth, input_name=map_name,
-                     title=f"{prepared.name}: core {prediction.volume_ml:.2f} ml")
+    written: list[Path] = []
+    try:
+        written.append(output_folder / name)
+        write_mask(prediction.mask, prepared.properties, written[-1])
+        if options.save_probabilities:
+            written.append(output_folder / PROBABILITIES_FOLDER / f"{prepared.name}.nii.gz")
+            write_array(prediction.probabilities, prepared.properties, written[-1])
+        if options.save_pseudo_dwi and prediction.pseudo_dwi is not None:
+            written.append(output_folder / PSEUDO_DWI_FOLDER / f"{prepared.name}.nii.gz")
+            write_array(prediction.pseudo_dwi, prepared.properties, written[-1])
+        if options.overlays:
+            map_name, input_map = _overlay_map(prepared, configuration)
+            written.append(output_folder / OVERLAYS_FOLDER / f"{prepared.name}.png")
+            save_overlay(written[-1], input_map, prediction.mask, prediction.pseudo_dwi, prepared.truth,
+                         input_name=map_name, title=f"{prepared.name}: core {prediction.volume_ml:.2f} ml")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return {"case": prepared.name, "file": name, "core_volume_ml": round(prediction.volume_ml, 4),
             "lesion_count": prediction.lesion_count, "ct_mtt_id": prepared.ct_mtt_id}
 
