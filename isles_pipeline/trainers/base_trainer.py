@@ -1,0 +1,283 @@
+"""A small nnU-Net-like trainer: the loop, checkpoints and bookkeeping, with hooks for what a method
+changes. Hyper-parameters come from the plans configuration only; a variant overrides a hook or one of the
+class attributes below.
+
+Hooks (override in a subclass): build_network, build_loss, build_optimizer, build_scheduler, load_data,
+train_step, validation_step, on_train_start, on_epoch_end, on_train_end, predict_logits.
+Life cycle: `initialize()` -> optionally `load_checkpoint(path)` -> `run_training()` -> `perform_final_validation()`.
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from isles_pipeline.augmentation import SpatialAugmentation
+from isles_pipeline.planners.plans import channel_indices
+from isles_pipeline.preprocessing.storage import atomic_write_json
+from isles_pipeline.trainers import checkpoint as ckpt
+from isles_pipeline.trainers.data import Batch, SliceSet, fits_on_device, gather_batch, load_slices, \
+    nbytes_of_cases, sample_indices
+from isles_pipeline.trainers.distributed import DistContext, all_reduce_sum, local_batch_size
+from isles_pipeline.trainers.errors import TrainingError
+from isles_pipeline.trainers.final_validation import validate_cases
+from isles_pipeline.trainers.optim import build_optimizer
+from isles_pipeline.trainers.progress import EMA_MOMENTUM, TextLog, TrainingLog, plot_progress
+from isles_pipeline.trainers.schedule import build_scheduler
+
+
+class BaseTrainer:
+    """See the module doc. `model_folder` is <Trainer>__<Plans>__<configuration>; files go to fold_N/."""
+
+    num_epochs_override: Optional[int] = None  # training-length variants
+    iterations_override: Optional[int] = None
+    save_every = 5  # epochs between checkpoint_latest.pth writes
+    seed = 12345
+
+    def __init__(self, plans: dict, configuration: str, fold, dataset_json: dict, data_folder: Path,
+                 splits: list, model_folder: Path, device: torch.device, dist: DistContext = DistContext(),
+                 compile_network: bool = False, raw_labels: Optional[Path] = None) -> None:
+        self.plans, self.configuration_name, self.fold = plans, configuration, fold
+        self.config = plans["configurations"][configuration]
+        self.dataset_json = dataset_json
+        self.data_folder, self.model_folder = Path(data_folder), Path(model_folder)
+        self.fold_folder = self.model_folder / f"fold_{fold}"
+        self.device, self.dist, self.compile_network = device, dist, compile_network
+        self.raw_labels = raw_labels
+        if fold == "all":
+            cases = sorted({c for s in splits for c in s["train"] + s["val"]})
+            self.train_cases, self.val_cases = cases, cases
+        else:
+            self.train_cases, self.val_cases = list(splits[fold]["train"]), list(splits[fold]["val"])
+        self.num_epochs = int(self.num_epochs_override or self.config["num_epochs"])
+        self.iterations = int(self.iterations_override or self.config["iterations_per_epoch"])
+        self.val_iterations = int(self.config["val_iterations_per_epoch"])
+        self.global_batch_size = int(self.config["batch_size"])
+        self.batch_size = local_batch_size(self.global_batch_size, dist.world_size, dist.rank)
+        self.generator = torch.Generator().manual_seed(self.seed + 1000 * dist.rank)
+        self.current_epoch = 0
+        self.log = TrainingLog()
+        self.best_ema: Optional[float] = None
+        self.ema: Optional[float] = None
+        if dist.is_main:
+            self.fold_folder.mkdir(parents=True, exist_ok=True)
+        self.print = TextLog(self.fold_folder / "training_log.txt" if dist.is_main else None, echo=dist.is_main)
+        self.initialized = False
+
+    # ---- hooks ------------------------------------------------------------------------------------------
+    def build_network(self) -> nn.Module:
+        raise NotImplementedError
+
+    def build_loss(self) -> nn.Module:
+        raise NotImplementedError
+
+    def build_train_module(self) -> nn.Module:
+        """The module DDP wraps: forward(batch tensors) -> (loss terms, logits)."""
+        raise NotImplementedError
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        params = list(self.network.parameters()) + list(self.loss.parameters())
+        return build_optimizer(params, self.config["optimizer"])
+
+    def build_scheduler(self):
+        return build_scheduler(self.optimizer, self.config["lr_schedule"], self.iterations)
+
+    def build_augmentation(self) -> Optional[SpatialAugmentation]:
+        return SpatialAugmentation.from_plans(self.config["augmentation"])
+
+    def load_data(self) -> None:
+        """Train and validation slices resident on the device when they fit, else in pinned host memory
+        (batches are then copied to the device, augmentation still runs there)."""
+        needed = nbytes_of_cases(self.data_folder, sorted(set(self.train_cases) | set(self.val_cases)))
+        where = self.device if fits_on_device(needed, self.device) else torch.device("cpu")
+        self.data_location = where
+        self.train_data = load_slices(self.data_folder, self.train_cases, where)
+        self.val_data = load_slices(self.data_folder, self.val_cases, where)
+        if where != self.device:
+            self.print(f"data ({needed / 2**30:.2f} GiB) does not fit on {self.device}: kept in pinned host memory")
+            for data in (self.train_data, self.val_data):
+                data.inputs, data.seg, data.weight = (t.pin_memory() for t in (data.inputs, data.seg, data.weight))
+                data.dwi = data.dwi.pin_memory() if data.dwi is not None else None
+
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Returns {"loss": scalar, "tp", "fp", "fn": scalars} (float32 on the device)."""
+        raise NotImplementedError
+
+    def predict_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Segmentor logits (N, 2, H, W) for preprocessed slices (N, C, H, W); used by final validation."""
+        raise NotImplementedError
+
+    def on_train_start(self) -> None:
+        if self.dist.is_main:
+            for name, obj in (("plans.json", self.plans), ("dataset.json", self.dataset_json)):
+                atomic_write_json(self.model_folder / name, obj)
+        self.print(f"{type(self).__name__}: fold {self.fold}, {len(self.train_cases)} training cases "
+                   f"({self.train_data.num_slices} slices, {len(self.train_data.lesion_slices)} with lesion), "
+                   f"{len(self.val_cases)} validation cases; {self.num_epochs} epochs x {self.iterations} "
+                   f"iterations, batch {self.global_batch_size} over {self.dist.world_size} process(es), "
+                   f"device {self.device}, data on {self.data_location}")
+
+    # ---- set-up -----------------------------------------------------------------------------------------
+    def initialize(self) -> None:
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed)
+        random.seed(self.seed)
+        self.network = self.build_network().to(self.device)
+        self.loss = self.build_loss().to(self.device)
+        if self.device.type == "cuda":
+            self.network = self.network.to(memory_format=torch.channels_last)
+        module = self.build_train_module()
+        if self.dist.enabled:
+            module = nn.parallel.DistributedDataParallel(
+                module, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.find_unused_parameters())
+        if self.compile_network:
+            module = torch.compile(module)
+        self.train_module = module
+        self.optimizer = self.build_optimizer()
+        self.scheduler = self.build_scheduler()
+        self.augmentation = self.build_augmentation()
+        self.load_data()
+        self.initialized = True
+
+    def find_unused_parameters(self) -> bool:
+        return True
+
+    def autocast(self):
+        """bf16 autocast on CUDA (losses compute in float32 themselves); nothing on the CPU."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ---- checkpoints ------------------------------------------------------------------------------------
+    def checkpoint_state(self) -> dict:
+        return {
+            "network_weights": {k: v.detach().cpu() for k, v in ckpt.unwrap(self.network).state_dict().items()},
+            "trainer_name": type(self).__name__, "plans_name": self.plans["plans_name"],
+            "configuration": self.configuration_name, "fold": self.fold, "epoch": self.current_epoch,
+            "optimizer_state": self.optimizer.state_dict(), "scheduler_state": self.scheduler.state_dict(),
+            "loss_state": self.loss.state_dict(), "rng_states": ckpt.capture_rng_states(self.generator),
+            "logs": self.log.state(), "best_ema": self.best_ema, "ema_pseudo_dice": self.ema,
+        }
+
+    def save_checkpoint(self, name: str) -> None:
+        if self.dist.is_main:
+            ckpt.atomic_torch_save(self.checkpoint_state(), self.fold_folder / name)
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = ckpt.load_checkpoint(path)
+        ckpt.unwrap(self.network).load_state_dict(state["network_weights"])
+        self.loss.load_state_dict(state["loss_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.scheduler.load_state_dict(state["scheduler_state"])
+        ckpt.restore_rng_states(state["rng_states"], self.generator)
+        if self.dist.rank:  # ranks draw different batches: offset the restored stream as at start
+            self.generator.manual_seed(self.seed + 1000 * self.dist.rank + state["epoch"])
+        self.log = TrainingLog(state["logs"])
+        self.current_epoch = int(state["epoch"])
+        self.best_ema, self.ema = state["best_ema"], state["ema_pseudo_dice"]
+        self.print(f"resumed from {Path(path).name} after epoch {self.current_epoch}")
+
+    # ---- the loop ---------------------------------------------------------------------------------------
+    def next_train_batch(self) -> Batch:
+        idx = sample_indices(self.train_data.num_slices, self.train_data.lesion_slices, self.batch_size,
+                             self.config["foreground_oversampling"], self.generator)
+        return self.gather(self.train_data, idx, self.augmentation, self.generator)
+
+    def gather(self, data: SliceSet, idx: torch.Tensor, augmentation, generator) -> Batch:
+        frames = channel_indices(self.config, self.config["frame_channels"])
+        maps = channel_indices(self.config, self.config["map_channels"])
+        return gather_batch(data, idx, frames, maps, augmentation, generator, self.device)
+
+    def train_epoch(self) -> dict[str, float]:
+        self.train_module.train()
+        sums: dict[str, torch.Tensor] = {}
+        bar = self._progress_bar(self.iterations, f"epoch {self.current_epoch}")
+        for _ in bar:
+            terms = self.train_step(self.next_train_batch())
+            self.scheduler.step()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0) + value.detach().float()
+        keys = sorted(sums)
+        totals = all_reduce_sum(torch.stack([sums[k] for k in keys]) / self.iterations) / self.dist.world_size
+        return {k: float(v) for k, v in zip(keys, totals.cpu())}
+
+    @torch.no_grad()
+    def validation_epoch(self) -> dict[str, float]:
+        self.train_module.eval()
+        generator = torch.Generator().manual_seed(self.seed + 7919 * (self.current_epoch + 1) + self.dist.rank)
+        sums = torch.zeros(4, device=self.device)
+        for _ in range(self.val_iterations):
+            idx = sample_indices(self.val_data.num_slices, self.val_data.lesion_slices, self.batch_size,
+                                 self.config["foreground_oversampling"], generator)
+            out = self.validation_step(self.gather(self.val_data, idx, None, None))
+            sums += torch.stack([out["loss"].float(), out["tp"], out["fp"], out["fn"]])
+        loss, tp, fp, fn = (float(v) for v in all_reduce_sum(sums).cpu())
+        dice = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) > 0 else 0.0
+        return {"val_loss": loss / (self.val_iterations * self.dist.world_size), "pseudo_dice": dice}
+
+    def on_epoch_end(self, train: dict[str, float], val: dict[str, float], seconds: float) -> None:
+        self.ema = val["pseudo_dice"] if self.ema is None else \
+            EMA_MOMENTUM * self.ema + (1 - EMA_MOMENTUM) * val["pseudo_dice"]
+        self.log.append(epoch=self.current_epoch, lr=self.optimizer.param_groups[0]["lr"],
+                        **{f"train_{k}": v for k, v in train.items()}, **val, ema_pseudo_dice=self.ema,
+                        epoch_time_s=seconds)
+        terms = ", ".join(f"{k} {v:.4f}" for k, v in train.items() if k != "total")
+        self.print(f"epoch {self.current_epoch}: train loss {train['total']:.4f} ({terms}); val loss "
+                   f"{val['val_loss']:.4f}; pseudo Dice {val['pseudo_dice']:.4f} (moving avg {self.ema:.4f}); "
+                   f"lr {self.log.last('lr'):.6g}; {seconds:.1f} s")
+        self.current_epoch += 1
+        if self.best_ema is None or self.ema > self.best_ema:
+            self.best_ema = self.ema
+            self.save_checkpoint(ckpt.BEST)
+            self.print(f"new best moving-average pseudo Dice {self.ema:.4f}: checkpoint_best.pth")
+        if self.current_epoch % self.save_every == 0 and self.current_epoch < self.num_epochs:
+            self.save_checkpoint(ckpt.LATEST)
+        if self.dist.is_main:
+            plot_progress(self.log, self.fold_folder / "progress.png")
+
+    def on_train_end(self) -> None:
+        self.save_checkpoint(ckpt.FINAL)
+        self.save_checkpoint(ckpt.LATEST)
+        self.print("training done: checkpoint_final.pth written")
+
+    def run_training(self) -> None:
+        if not self.initialized:
+            self.initialize()
+        self.on_train_start()
+        while self.current_epoch < self.num_epochs:
+            start = time.perf_counter()
+            train = self.train_epoch()
+            val = self.validation_epoch()
+            self.on_epoch_end(train, val, time.perf_counter() - start)
+        self.on_train_end()
+
+    def perform_final_validation(self, save_probabilities: bool = False) -> Optional[dict]:
+        """Rank 0 predicts the fold's validation cases on their original grids (see final_validation)."""
+        if not self.dist.is_main:
+            return None
+        ckpt.unwrap(self.network).eval()
+        self.loss.eval()
+        summary = validate_cases(self.predict_logits, self.data_folder, self.val_cases,
+                                 self.fold_folder / "validation", self.batch_size, self.device,
+                                 float(self.config["inference"]["threshold"]), save_probabilities,
+                                 self.raw_labels, self.dataset_json.get("file_ending", ".nii.gz"), self.print)
+        self.print(f"validation: mean Dice {summary['mean'].get('dice')} over {len(self.val_cases)} cases")
+        return summary
+
+    def _progress_bar(self, n: int, description: str):
+        if not self.dist.is_main or not sys.stderr.isatty():
+            return range(n)
+        from tqdm import tqdm
+
+        return tqdm(range(n), desc=description, leave=False)

@@ -1,0 +1,65 @@
+"""Named variants: every row of the paper's Table 1, and training lengths for short runs.
+
+Table 1 rows are cumulative, so each class is the previous row plus one switch (full = ISLESChainTrainer):
+  ISLESChainTrainer_UNetCE   one-stage U-Net on the maps, cross-entropy only          (paper Dice 0.53)
+  ISLESChainTrainer_GD       + generalised Dice (-log GD)                              (0.55)
+  ISLESChainTrainer_AUNet    attention U-Net (SE blocks)                               (0.56)
+  ISLESChainTrainer_G        + generator: maps -> pseudo-DWI -> segmentor              (0.58)
+  ISLESChainTrainer_SDF      + SDF weight map W in the losses                          (0.59)
+  ISLESChainTrainer_SN       + switchable norm in the segmentor                        (0.60)
+  ISLESChainTrainer_E        + extractor on the 11 CTP frames                          (0.61)
+  ISLESChainTrainer          + input BN: the full method                               (0.62)
+"""
+from __future__ import annotations
+
+from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
+
+
+class ISLESChainTrainer_UNetCE(ISLESChainTrainer):
+    chain_overrides = {"use_extractor": False, "use_generator": False, "segmentor_se": False,
+                       "segmentor_norm": "batch", "input_bn": False}
+    loss_overrides = {"segmentor_dice": False, "weight_map": False}
+
+
+class ISLESChainTrainer_GD(ISLESChainTrainer_UNetCE):
+    loss_overrides = {**ISLESChainTrainer_UNetCE.loss_overrides, "segmentor_dice": True}
+
+
+class ISLESChainTrainer_AUNet(ISLESChainTrainer_GD):
+    chain_overrides = {**ISLESChainTrainer_GD.chain_overrides, "segmentor_se": True}
+
+
+class ISLESChainTrainer_G(ISLESChainTrainer_AUNet):
+    chain_overrides = {**ISLESChainTrainer_AUNet.chain_overrides, "use_generator": True}
+
+
+class ISLESChainTrainer_SDF(ISLESChainTrainer_G):
+    loss_overrides = {**ISLESChainTrainer_G.loss_overrides, "weight_map": True}
+
+
+class ISLESChainTrainer_SN(ISLESChainTrainer_SDF):
+    chain_overrides = {**ISLESChainTrainer_SDF.chain_overrides, "segmentor_norm": "switch"}
+
+
+class ISLESChainTrainer_E(ISLESChainTrainer_SN):
+    chain_overrides = {**ISLESChainTrainer_SN.chain_overrides, "use_extractor": True}
+
+
+TABLE1 = (ISLESChainTrainer_UNetCE, ISLESChainTrainer_GD, ISLESChainTrainer_AUNet, ISLESChainTrainer_G,
+          ISLESChainTrainer_SDF, ISLESChainTrainer_SN, ISLESChainTrainer_E, ISLESChainTrainer)
+
+
+class ISLESChainTrainer_1epoch(ISLESChainTrainer):
+    num_epochs_override = 1
+
+
+class ISLESChainTrainer_5epochs(ISLESChainTrainer):
+    num_epochs_override = 5
+
+
+class ISLESChainTrainer_20epochs(ISLESChainTrainer):
+    num_epochs_override = 20
+
+
+class ISLESChainTrainer_100epochs(ISLESChainTrainer):
+    num_epochs_override = 100

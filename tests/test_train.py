@@ -1,0 +1,182 @@
+"""Training on a tiny preprocessed phantom: the loss goes down, files and checkpoint contract, exact resume
+with --c, the no-DWI path, the CLI's bad-input lines. Fixtures here are imported by the other train tests."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from isles_pipeline.cli.train import main as train_main
+from isles_pipeline.dataset_conversion.convert import convert_isles2018
+from isles_pipeline.dataset_conversion.phantom import generate_phantom
+from isles_pipeline.planners import api
+from isles_pipeline.preprocessing.storage import atomic_write_json, load_json
+from isles_pipeline.trainers import checkpoint as ckpt
+from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
+from isles_pipeline.trainers.run import run_training
+
+DATASET = "Dataset018_ISLES2018"
+
+
+def set_roots(mp, raw: Path, preprocessed: Path, results: Path) -> None:
+    mp.setenv("ISLES_raw", str(raw))
+    mp.setenv("ISLES_preprocessed", str(preprocessed))
+    mp.setenv("ISLES_results", str(results))
+
+
+def write_plans_variant(preprocessed: Path, name: str, **changes) -> None:
+    """A copy of ISLESSmallPlans with other training values (same data_identifier, so the same data)."""
+    plans = load_json(preprocessed / DATASET / "ISLESSmallPlans.json")
+    plans["plans_name"] = name
+    plans["configurations"]["2d"].update(changes)
+    atomic_write_json(preprocessed / DATASET / f"{name}.json", plans)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory):
+    """Phantom (6 cases, 64 x 64, with DWI) -> converted -> small plans (32 x 32 slices) -> preprocessed, plus
+    `ISLESTinyPlans` (4 epochs of 4 iterations, 1 validation iteration). Returns (raw, preprocessed) roots;
+    tests point ISLES_* at them (and at their own results folder) with monkeypatch."""
+    root = tmp_path_factory.mktemp("tiny_pipeline")
+    mp = pytest.MonkeyPatch()
+    set_roots(mp, root / "raw", root / "preprocessed", root / "results")
+    try:
+        generate_phantom(root / "TRAINING", num_cases=6, split="TRAINING", seed=2, size=64, with_dwi=True)
+        convert_isles2018(root / "TRAINING", None, dataset_id=18, name="ISLES2018")
+        result = api.plan_and_preprocess(18, "ISLESSmallPlanner", num_processes=1)
+        assert result.failures == {}
+        write_plans_variant(root / "preprocessed", "ISLESTinyPlans", num_epochs=4, iterations_per_epoch=4,
+                            val_iterations_per_epoch=1)
+    finally:
+        mp.undo()
+    return root / "raw", root / "preprocessed"
+
+
+@pytest.fixture
+def tiny_roots(tiny_pipeline, tmp_path, monkeypatch, single_torch_thread):
+    """ISLES_* pointing at the tiny dataset and a fresh results folder; one torch thread (see conftest)."""
+    raw, preprocessed = tiny_pipeline
+    set_roots(monkeypatch, raw, preprocessed, tmp_path / "results")
+    return raw, preprocessed, tmp_path / "results"
+
+
+def fold_folder(results: Path, trainer: str, plans: str = "ISLESTinyPlans", fold: int = 0) -> Path:
+    return results / DATASET / f"{trainer}__{plans}__2d" / f"fold_{fold}"
+
+
+def test_training_lowers_loss_and_writes_the_contract(tiny_roots):
+    _, _, results = tiny_roots
+    folder = run_training(18, 0, "ISLESChainTrainer", "ISLESTinyPlans", device="cpu", save_probabilities=True)
+    assert folder == fold_folder(results, "ISLESChainTrainer")
+    final = ckpt.load_checkpoint(folder / ckpt.FINAL)
+    losses = final["logs"]["train_total"]
+    assert len(losses) == 4 and losses[-1] < losses[0], losses
+    for key in ("network_weights", "chain_kwargs", "trainer_name", "plans_name", "configuration", "fold", "epoch",
+                "optimizer_state", "scheduler_state", "loss_state", "rng_states", "logs", "best_ema"):
+        assert key in final, key
+    assert final["epoch"] == 4 and final["configuration"] == "2d" and final["fold"] == 0
+    assert final["plans_name"] == "ISLESTinyPlans" and final["trainer_name"] == "ISLESChainTrainer"
+    from isles_pipeline.networks import IntegratedChain
+
+    IntegratedChain(**final["chain_kwargs"]).load_state_dict(final["network_weights"])  # the predictor's path
+    for name in (ckpt.FINAL, ckpt.BEST, ckpt.LATEST, "training_log.txt", "progress.png"):
+        assert (folder / name).is_file(), name
+    assert (folder.parent / "plans.json").is_file() and (folder.parent / "dataset.json").is_file()
+    log = (folder / "training_log.txt").read_text()
+    assert "generator loss on" in log and "epoch 3:" in log and "pseudo Dice" in log
+    summary = json.loads((folder / "validation" / "summary.json").read_text())
+    cases = [row["case"] for row in summary["metric_per_case"]]
+    assert cases and "dice" in summary["mean"]
+    import SimpleITK as sitk
+
+    for case in cases:
+        prediction = sitk.ReadImage(str(folder / "validation" / f"{case}.nii.gz"))
+        reference = sitk.ReadImage(str(tiny_roots[0] / DATASET / "labelsTr" / f"{case}.nii.gz"))
+        assert prediction.GetSize() == reference.GetSize()  # original geometry, not the 32 x 32 grid
+        assert prediction.GetSpacing() == pytest.approx(reference.GetSpacing(), rel=1e-4)
+        assert (folder / "validation" / f"{case}.npz").is_file()
+    # --val redoes only the validation, from checkpoint_final
+    (folder / "validation" / "summary.json").unlink()
+    assert train_main(["18", "0", "-p", "ISLESTinyPlans", "-device", "cpu", "--val"]) == 0
+    assert (folder / "validation" / "summary.json").is_file()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_with_c_matches_an_uninterrupted_run(tiny_roots, monkeypatch, tmp_path):
+    _, _, results = tiny_roots
+    monkeypatch.setattr(ISLESChainTrainer, "save_every", 2)
+    run_training(18, 0, "ISLESChainTrainer", "ISLESTinyPlans", device="cpu")
+    uninterrupted = ckpt.load_checkpoint(fold_folder(results, "ISLESChainTrainer") / ckpt.FINAL)
+
+    monkeypatch.setenv("ISLES_results", str(tmp_path / "killed"))
+    original = ISLESChainTrainer.on_epoch_end
+
+    def stop_after_two(self, *args):
+        original(self, *args)
+        if self.current_epoch == 2:
+            raise Interrupted
+
+    monkeypatch.setattr(ISLESChainTrainer, "on_epoch_end", stop_after_two)
+    with pytest.raises(Interrupted):
+        run_training(18, 0, "ISLESChainTrainer", "ISLESTinyPlans", device="cpu")
+    killed = fold_folder(tmp_path / "killed", "ISLESChainTrainer")
+    assert not (killed / ckpt.FINAL).exists() and ckpt.load_checkpoint(killed / ckpt.LATEST)["epoch"] == 2
+    monkeypatch.setattr(ISLESChainTrainer, "on_epoch_end", original)
+    run_training(18, 0, "ISLESChainTrainer", "ISLESTinyPlans", device="cpu", continue_training=True)
+    resumed = ckpt.load_checkpoint(killed / ckpt.FINAL)
+    assert "resumed from checkpoint_latest.pth after epoch 2" in (killed / "training_log.txt").read_text()
+    for part in ("network_weights", "loss_state"):
+        for key, value in uninterrupted[part].items():
+            assert torch.equal(value, resumed[part][key]), (part, key)
+    for key in ("train_total", "val_loss", "pseudo_dice", "lr"):
+        assert resumed["logs"][key] == uninterrupted["logs"][key], key
+
+
+def test_continue_without_checkpoint_starts_fresh(tiny_roots, monkeypatch, capsys):
+    _, preprocessed, results = tiny_roots
+    write_plans_variant(preprocessed, "ISLESOneEpochPlans", num_epochs=1, iterations_per_epoch=2,
+                        val_iterations_per_epoch=1)
+    assert train_main(["18", "1", "-p", "ISLESOneEpochPlans", "-device", "cpu", "--c"]) == 0
+    log = (fold_folder(results, "ISLESChainTrainer", "ISLESOneEpochPlans", 1) / "training_log.txt").read_text()
+    assert "no checkpoint" in log and "starting a fresh training" in log
+
+
+def test_without_dwi_the_generator_loss_is_off(tiny_roots, monkeypatch, tmp_path):
+    raw, preprocessed, results = tiny_roots
+    copy = tmp_path / "preprocessed_no_dwi"
+    shutil.copytree(preprocessed, copy)
+    for path in copy.rglob("*_dwi.npy"):
+        path.unlink()
+    monkeypatch.setenv("ISLES_preprocessed", str(copy))
+    write_plans_variant(copy, "ISLESOneEpochPlans", num_epochs=2, iterations_per_epoch=3,
+                        val_iterations_per_epoch=1)
+    folder = run_training(18, 0, "ISLESChainTrainer", "ISLESOneEpochPlans", device="cpu")
+    log = (folder / "training_log.txt").read_text()
+    assert "no DWI in the training data: the generator's DWI loss is OFF" in log
+    final = ckpt.load_checkpoint(folder / ckpt.FINAL)
+    assert final["uses_dwi"] is False
+    assert "train_generator_pixel" not in final["logs"] and "train_segmentor_ce" in final["logs"]
+    assert all(torch.isfinite(torch.tensor(final["logs"]["train_total"])))
+
+
+def test_bad_input_gives_one_clear_line(tiny_roots, monkeypatch, tmp_path, capsys):
+    def error_of(argv) -> str:
+        assert train_main(argv) != 0
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    assert "out of range" in error_of(["18", "7", "-p", "ISLESTinyPlans", "-device", "cpu"])
+    line = error_of(["18", "0", "-tr", "NoSuchTrainer", "-p", "ISLESTinyPlans"])
+    assert "unknown trainer" in line and "ISLESChainTrainer_UNetCE" in line and "ISLESChainTrainer_5epochs" in line
+    if not torch.cuda.is_available():
+        assert "no CUDA GPU" in error_of(["18", "0", "-p", "ISLESTinyPlans", "-device", "cuda"])
+    assert "--val needs" in error_of(["18", "2", "-p", "ISLESTinyPlans", "-device", "cpu", "--val"])
+    monkeypatch.setenv("ISLES_preprocessed", str(tmp_path / "empty"))
+    assert "run isles_plan_and_preprocess -d 18 first" in error_of(["18", "0", "-device", "cpu"])
