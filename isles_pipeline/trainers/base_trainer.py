@@ -25,7 +25,7 @@ from isles_pipeline.preprocessing.storage import atomic_write_json
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.data import Batch, SliceSet, fits_on_device, gather_batch, load_slices, \
     nbytes_of_cases, sample_indices
-from isles_pipeline.trainers.distributed import DistContext, all_reduce_sum, local_batch_size
+from isles_pipeline.trainers.distributed import DistContext, all_reduce_sum, gather_objects, local_batch_size
 from isles_pipeline.trainers.errors import TrainingError
 from isles_pipeline.trainers.final_validation import validate_cases
 from isles_pipeline.trainers.optim import build_optimizer
@@ -171,8 +171,12 @@ class BaseTrainer:
         }
 
     def save_checkpoint(self, name: str) -> None:
+        """Called on every rank (the batch streams of all ranks are gathered); rank 0 writes."""
+        streams = gather_objects(self.generator.get_state())
         if self.dist.is_main:
-            ckpt.atomic_torch_save(self.checkpoint_state(), self.fold_folder / name)
+            state = self.checkpoint_state()
+            state["rng_states"]["trainer_per_rank"] = streams
+            ckpt.atomic_torch_save(state, self.fold_folder / name)
 
     def load_checkpoint(self, path: Path) -> None:
         state = ckpt.load_checkpoint(path)
@@ -181,8 +185,11 @@ class BaseTrainer:
         self.optimizer.load_state_dict(state["optimizer_state"])
         self.scheduler.load_state_dict(state["scheduler_state"])
         ckpt.restore_rng_states(state["rng_states"], self.generator)
-        if self.dist.rank:  # ranks draw different batches: offset the restored stream as at start
-            self.generator.manual_seed(self.seed + 1000 * self.dist.rank + state["epoch"])
+        streams = state["rng_states"].get("trainer_per_rank") or []
+        if len(streams) == self.dist.world_size:
+            self.generator.set_state(streams[self.dist.rank])
+        elif self.dist.rank:  # saved with another number of processes: a fresh stream per rank
+            self.generator.manual_seed(self.seed + 1000 * self.dist.rank + int(state["epoch"]))
         self.log = TrainingLog(state["logs"])
         self.current_epoch = int(state["epoch"])
         self.best_ema, self.ema = state["best_ema"], state["ema_pseudo_dice"]

@@ -1,0 +1,133 @@
+"""Training throughput of the trainer's own loop: batch sampling with foreground oversampling from device-
+resident slices, the one-grid augmentation and the chain's training step (forward, all losses, backward,
+RMSprop, lr schedule), in slices/s, plus peak memory. Synthetic slices, so no dataset is needed; the
+hyper-parameters come from the planner of the chosen preset (small: ISLESSmallPlanner, full: ISLESPlanner).
+
+    python -m isles_pipeline.benchmarking.train_step [--device cpu|cuda] [--preset small|full] [--size N]
+        [--slices N] [--steps N] [--warmup N] [--threads N] [--no-dwi] [--compile]
+
+Peak memory is CUDA's max allocated, or on the CPU the process's peak RSS (data included).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from isles_pipeline.benchmarking.chain_step import peak_mib, reset_peak
+from isles_pipeline.planners.isles_planner import ISLESPlanner, ISLESSmallPlanner
+from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
+from isles_pipeline.trainers.data import SliceSet
+
+PLANNERS = {"small": ISLESSmallPlanner, "full": ISLESPlanner}
+DEFAULT_SIZE = {"small": 128, "full": 256}  # ISLES 2018's 256 x 256 slices, halved by the small planner
+
+
+def synthetic_configuration(preset: str, size: int) -> dict:
+    """The planner's method values (network, loss, optimiser, schedule, augmentation) at a given slice size."""
+    planner = PLANNERS[preset]({"total_slices": 400}, {})
+    frames, maps = planner.channels()
+    return {**planner.training(), "network": planner.network(len(maps)), "frame_channels": frames,
+            "map_channels": maps, "input_channels": frames + maps, "patch_size": [size, size],
+            "in_plane_size": [size, size], "inference": {"threshold": 0.5, "ensemble": "mean_probability"}}
+
+
+def synthetic_slices(n: int, channels: int, size: int, device: torch.device, dwi: bool) -> SliceSet:
+    """Random inputs with a disc lesion on every other slice, float16 like the preprocessed data."""
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    disc = ((yy - size // 3) ** 2 + (xx - size // 2) ** 2 < (size // 8) ** 2)
+    seg = torch.zeros(n, size, size, dtype=torch.uint8)
+    seg[::2] = disc.to(torch.uint8)
+    inputs = torch.randn(n, channels, size, size, generator=g).half()
+    weight = (1 + 4 * seg.float()).half()
+    dwi_t = torch.randn(n, size, size, generator=g).half() if dwi else None
+    lesion = torch.arange(0, n, 2)
+    return SliceSet(inputs.to(device), seg.to(device), weight.to(device),
+                    dwi_t.to(device) if dwi_t is not None else None, lesion, ["synthetic"])
+
+
+class _SyntheticTrainer(ISLESChainTrainer):
+    slices, with_dwi = 40, True
+
+    def load_data(self) -> None:
+        channels = len(self.config["input_channels"])
+        self.train_data = self.val_data = synthetic_slices(self.slices, channels, self.config["patch_size"][0],
+                                                           self.device, self.with_dwi)
+        self.data_location = self.device
+
+
+def build_trainer(args: argparse.Namespace, folder: Path) -> ISLESChainTrainer:
+    size = args.size or DEFAULT_SIZE[args.preset]
+    config = synthetic_configuration(args.preset, size)
+    _SyntheticTrainer.slices, _SyntheticTrainer.with_dwi = args.slices, not args.no_dwi
+    trainer = _SyntheticTrainer(plans={"plans_name": "benchmark", "configurations": {"2d": config}},
+                                configuration="2d", fold=0, dataset_json={}, data_folder=folder,
+                                splits=[{"train": ["synthetic"], "val": ["synthetic"]}], model_folder=folder,
+                                device=torch.device(args.device), compile_network=args.compile)
+    trainer.print.echo = False
+    trainer.initialize()
+    trainer.train_module.train()
+    return trainer
+
+
+def seconds_per_call(fn, steps: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m isles_pipeline.benchmarking.train_step", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    p.add_argument("--preset", default="small", choices=sorted(PLANNERS))
+    p.add_argument("--size", type=int, default=None, help="slice size (default 128 small, 256 full)")
+    p.add_argument("--slices", type=int, default=40, help="resident synthetic slices")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    p.add_argument("--no-dwi", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda, but CUDA is not available")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = build_trainer(args, Path(tmp))
+        reset_peak(device)
+
+        def step() -> None:
+            trainer.train_step(trainer.next_train_batch())
+            trainer.scheduler.step()
+
+        step_s = seconds_per_call(step, args.steps, args.warmup, device)
+        data_s = seconds_per_call(trainer.next_train_batch, args.steps, args.warmup, device)
+        peak = peak_mib(device)
+    batch = trainer.batch_size
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"device {name} | torch {torch.__version__} | preset {args.preset} | "
+          f"{trainer.config['patch_size'][0]}x{trainer.config['patch_size'][1]} | batch {batch} | "
+          f"{'bf16 autocast + channels_last' if device.type == 'cuda' else 'fp32'} | "
+          f"{'compiled' if args.compile else 'eager'} | DWI {'off' if args.no_dwi else 'on'}")
+    print(f"training: {batch / step_s:.2f} slices/s (data + augmentation + step, {step_s * 1000:.1f} ms/batch); "
+          f"data + augmentation alone {data_s * 1000:.2f} ms/batch; peak memory {peak:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
