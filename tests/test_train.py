@@ -180,3 +180,24 @@ def test_bad_input_gives_one_clear_line(tiny_roots, monkeypatch, tmp_path, capsy
     assert "--val needs" in error_of(["18", "2", "-p", "ISLESTinyPlans", "-device", "cpu", "--val"])
     monkeypatch.setenv("ISLES_preprocessed", str(tmp_path / "empty"))
     assert "run isles_plan_and_preprocess -d 18 first" in error_of(["18", "0", "-device", "cpu"])
+
+
+def test_streamed_batches_train_like_resident_ones(tiny_roots):
+    _, _, results = tiny_roots
+    folder = run_training(18, 0, "ISLESChainTrainer_streamed", "ISLESTinyPlans", device="cpu")
+    log = (folder / "training_log.txt").read_text()
+    assert "streamed from memory-mapped cases" in log and "generator loss on" in log
+    losses = ckpt.load_checkpoint(folder / ckpt.FINAL)["logs"]["train_total"]
+    assert len(losses) == 4 and losses[-1] < losses[0], losses
+
+
+def test_streamed_loader_oversamples_foreground(tiny_pipeline):
+    from isles_pipeline.trainers.streaming import MemmapSliceLoader
+
+    data = tiny_pipeline[1] / DATASET / "ISLESSmallPlans_2d"
+    loader = MemmapSliceLoader(data, ["train_003", "train_004", "train_005"], 5, 0.4, use_dwi=True)
+    batch = next(loader)
+    assert batch["inputs"].shape[0] == 5 and batch["inputs"].dtype.name == "float16" and "dwi" in batch
+    for _ in range(5):
+        seg = next(loader)["seg"]
+        assert seg[-2:].reshape(2, -1).any(axis=1).all()  # the last round(5 * 0.4) slices have lesion

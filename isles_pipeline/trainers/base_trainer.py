@@ -21,10 +21,10 @@ from torch import nn
 
 from isles_pipeline.augmentation import SpatialAugmentation
 from isles_pipeline.planners.plans import channel_indices
-from isles_pipeline.preprocessing.storage import atomic_write_json
+from isles_pipeline.preprocessing.storage import atomic_write_json, case_paths
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.data import Batch, SliceSet, fits_on_device, gather_batch, load_slices, \
-    nbytes_of_cases, sample_indices
+    nbytes_of_cases, pinned, sample_indices
 from isles_pipeline.trainers.distributed import DistContext, all_reduce_sum, gather_objects, local_batch_size
 from isles_pipeline.trainers.errors import TrainingError
 from isles_pipeline.trainers.final_validation import validate_cases
@@ -39,6 +39,9 @@ class BaseTrainer:
     num_epochs_override: Optional[int] = None  # training-length variants
     iterations_override: Optional[int] = None
     save_every = 5  # epochs between checkpoint_latest.pth writes
+    data_mode = "auto"  # "resident" | "streamed" | "auto" (see load_data)
+    stream_processes = 2
+    use_dwi_if_present = True
     seed = 12345
 
     def __init__(self, plans: dict, configuration: str, fold, dataset_json: dict, data_folder: Path,
@@ -93,18 +96,34 @@ class BaseTrainer:
         return SpatialAugmentation.from_plans(self.config["augmentation"])
 
     def load_data(self) -> None:
-        """Train and validation slices resident on the device when they fit, else in pinned host memory
-        (batches are then copied to the device, augmentation still runs there)."""
+        """`data_mode` "resident": all slices on the device (the usual case); "streamed": training batches
+        from memory-mapped cases through batchgenerators' workers (streaming.py), validation slices in host
+        memory; "auto": resident when the arrays fit on the device, else streamed."""
         needed = nbytes_of_cases(self.data_folder, sorted(set(self.train_cases) | set(self.val_cases)))
-        where = self.device if fits_on_device(needed, self.device) else torch.device("cpu")
-        self.data_location = where
-        self.train_data = load_slices(self.data_folder, self.train_cases, where)
-        self.val_data = load_slices(self.data_folder, self.val_cases, where)
-        if where != self.device:
-            self.print(f"data ({needed / 2**30:.2f} GiB) does not fit on {self.device}: kept in pinned host memory")
-            for data in (self.train_data, self.val_data):
-                data.inputs, data.seg, data.weight = (t.pin_memory() for t in (data.inputs, data.seg, data.weight))
-                data.dwi = data.dwi.pin_memory() if data.dwi is not None else None
+        mode = self.data_mode
+        if mode == "auto":
+            mode = "resident" if fits_on_device(needed, self.device) else "streamed"
+        pin = self.device.type == "cuda"
+        self.train_stream = None
+        if mode == "resident":
+            self.data_location = f"{self.device} (resident, {needed / 2**20:.0f} MiB)"
+            self.train_data = load_slices(self.data_folder, self.train_cases, self.device, self.use_dwi_if_present)
+            self.val_data = load_slices(self.data_folder, self.val_cases, self.device, self.use_dwi_if_present)
+            self.train_has_dwi = self.train_data.dwi is not None
+            return
+        from isles_pipeline.trainers.streaming import streamed_batches
+
+        self.data_location = (f"streamed from memory-mapped cases ({needed / 2**20:.0f} MiB), "
+                              f"{self.stream_processes} workers")
+        self.train_data = None
+        self.train_has_dwi = self.use_dwi_if_present and all(
+            case_paths(self.data_folder, c)["dwi"].is_file() for c in self.train_cases)
+        self.train_stream = streamed_batches(self.data_folder, self.train_cases, self.batch_size,
+                                             self.config["foreground_oversampling"], self.train_has_dwi,
+                                             self.seed + 1000 * self.dist.rank, self.stream_processes)
+        self.val_data = load_slices(self.data_folder, self.val_cases, torch.device("cpu"), self.train_has_dwi)
+        if pin:
+            self.val_data = pinned(self.val_data)
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -121,8 +140,9 @@ class BaseTrainer:
         if self.dist.is_main:
             for name, obj in (("plans.json", self.plans), ("dataset.json", self.dataset_json)):
                 atomic_write_json(self.model_folder / name, obj)
-        self.print(f"{type(self).__name__}: fold {self.fold}, {len(self.train_cases)} training cases "
-                   f"({self.train_data.num_slices} slices, {len(self.train_data.lesion_slices)} with lesion), "
+        slices = (f" ({self.train_data.num_slices} slices, {len(self.train_data.lesion_slices)} with lesion)"
+                  if self.train_data is not None else "")
+        self.print(f"{type(self).__name__}: fold {self.fold}, {len(self.train_cases)} training cases{slices}, "
                    f"{len(self.val_cases)} validation cases; {self.num_epochs} epochs x {self.iterations} "
                    f"iterations, batch {self.global_batch_size} over {self.dist.world_size} process(es), "
                    f"device {self.device}, data on {self.data_location}")
@@ -197,6 +217,11 @@ class BaseTrainer:
 
     # ---- the loop ---------------------------------------------------------------------------------------
     def next_train_batch(self) -> Batch:
+        if self.train_stream is not None:
+            from isles_pipeline.trainers.streaming import batch_to_slices
+
+            batch = batch_to_slices(next(self.train_stream), pin=self.device.type == "cuda")
+            return self.gather(batch, torch.arange(batch.num_slices), self.augmentation, self.generator)
         idx = sample_indices(self.train_data.num_slices, self.train_data.lesion_slices, self.batch_size,
                              self.config["foreground_oversampling"], self.generator)
         return self.gather(self.train_data, idx, self.augmentation, self.generator)
@@ -254,19 +279,29 @@ class BaseTrainer:
             plot_progress(self.log, self.fold_folder / "progress.png")
 
     def on_train_end(self) -> None:
+        self.stop_stream()
         self.save_checkpoint(ckpt.FINAL)
         self.save_checkpoint(ckpt.LATEST)
         self.print("training done: checkpoint_final.pth written")
+
+    def stop_stream(self) -> None:
+        if getattr(self, "train_stream", None) is not None:
+            self.train_stream._finish()
+            self.train_stream = None
 
     def run_training(self) -> None:
         if not self.initialized:
             self.initialize()
         self.on_train_start()
-        while self.current_epoch < self.num_epochs:
-            start = time.perf_counter()
-            train = self.train_epoch()
-            val = self.validation_epoch()
-            self.on_epoch_end(train, val, time.perf_counter() - start)
+        try:
+            while self.current_epoch < self.num_epochs:
+                start = time.perf_counter()
+                train = self.train_epoch()
+                val = self.validation_epoch()
+                self.on_epoch_end(train, val, time.perf_counter() - start)
+        except BaseException:
+            self.stop_stream()
+            raise
         self.on_train_end()
 
     def perform_final_validation(self, save_probabilities: bool = False) -> Optional[dict]:

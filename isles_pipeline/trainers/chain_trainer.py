@@ -54,7 +54,7 @@ class ISLESChainTrainer(BaseTrainer):
 
     @property
     def uses_dwi(self) -> bool:
-        return self.train_data.dwi is not None and bool(self.chain_kwargs()["use_generator"])
+        return self.train_has_dwi and bool(self.chain_kwargs()["use_generator"])
 
     def find_unused_parameters(self) -> bool:
         return True  # A, B and the lesion head are idle without DWI; cheap enough to always allow

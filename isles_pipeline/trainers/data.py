@@ -3,6 +3,7 @@
 Resident path (the usual one): every slice of the fold's cases is loaded once into device tensors (float16
 inputs, W and DWI, uint8 labels), so a batch is an index operation on the device and nothing waits on CPU
 workers. `fits_on_device` decides; the streamed path (`streaming.py`) is for datasets that do not fit.
+`gather_batch` serves both: streamed batches arrive as small host SliceSets and are copied over there.
 
 Foreground oversampling as nnU-Net does it: of a batch of B slices, the last B - round(B (1 - f)) are drawn
 among slices with lesion (f = plans' foreground_oversampling), the others among all slices.
@@ -71,6 +72,13 @@ def load_slices(folder: Path, cases: Sequence[str], device: torch.device, use_dw
     lesion = torch.nonzero(seg.flatten(1).any(dim=1)).flatten().cpu()
     return SliceSet(stack("data", np.float16), seg, stack("weight", np.float16),
                     stack("dwi", np.float16) if with_dwi else None, lesion, list(cases))
+
+
+def pinned(slices: SliceSet) -> SliceSet:
+    """The same slices in page-locked host memory (fast, non-blocking copies to a GPU)."""
+    pin = lambda t: t.pin_memory() if t is not None else None  # noqa: E731
+    return SliceSet(pin(slices.inputs), pin(slices.seg), pin(slices.weight), pin(slices.dwi),
+                    slices.lesion_slices, slices.cases)
 
 
 def num_foreground(batch_size: int, fraction: float) -> int:

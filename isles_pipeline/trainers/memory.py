@@ -12,9 +12,9 @@ def largest_fitting_batch(trainer, below: int) -> int:
     for size in range(below - 1, 0, -1):
         torch.cuda.empty_cache()
         try:
-            idx = sample_indices(trainer.train_data.num_slices, trainer.train_data.lesion_slices, size, 0.0,
-                                 torch.Generator().manual_seed(0))
-            batch = trainer.gather(trainer.train_data, idx, None, None)
+            data = trainer.train_data if trainer.train_data is not None else trainer.val_data
+            idx = sample_indices(data.num_slices, data.lesion_slices, size, 0.0, torch.Generator().manual_seed(0))
+            batch = trainer.gather(data, idx, None, None)
             with trainer.autocast():
                 terms, _ = trainer.train_module(*trainer._device_inputs(batch))
             terms["total"].backward()

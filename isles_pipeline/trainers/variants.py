@@ -49,6 +49,13 @@ TABLE1 = (ISLESChainTrainer_UNetCE, ISLESChainTrainer_GD, ISLESChainTrainer_AUNe
           ISLESChainTrainer_SDF, ISLESChainTrainer_SN, ISLESChainTrainer_E, ISLESChainTrainer)
 
 
+class ISLESChainTrainer_streamed(ISLESChainTrainer):
+    """The full method with training batches streamed from memory-mapped cases (for data that does not fit
+    on the GPU; `auto` picks this by itself when needed)."""
+
+    data_mode = "streamed"
+
+
 class ISLESChainTrainer_1epoch(ISLESChainTrainer):
     num_epochs_override = 1
 
