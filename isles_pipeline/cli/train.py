@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -39,7 +40,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: resume with --c", file=sys.stderr)
         return 130
-    print(f"done: {folder}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns here
+        print(f"done: {folder}")
     return 0
 
 
