@@ -10,6 +10,8 @@ def test_pick_slices_prefers_lesion_slices_and_falls_back_to_even_spacing():
     prediction[7, 2:4, 2:4] = True
     truth[2, 1:6, 1:6] = True
     assert pick_slices(prediction, truth, num_slices=4) == [2, 7]
+    prediction[:] = True  # a prediction everywhere must not push the lesion's slice out
+    assert 2 in pick_slices(prediction, truth, num_slices=2)
     assert pick_slices(np.zeros((10, 8, 8), bool), num_slices=4) == [0, 3, 6, 9]
 
 

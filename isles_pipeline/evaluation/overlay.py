@@ -14,16 +14,15 @@ import numpy as np
 
 
 def pick_slices(prediction: np.ndarray, truth: Optional[np.ndarray] = None, num_slices: int = 4) -> list[int]:
-    """The slices with the most truth-or-prediction voxels (in z order), else evenly spaced ones."""
+    """Slices with the most truth voxels first (the lesion is what a reader checks), then those with the most
+    predicted voxels; evenly spaced slices when both are empty. Returned in z order."""
     z = prediction.shape[0]
-    area = np.asarray(prediction, bool).reshape(z, -1).sum(1).astype(float)
-    if truth is not None:
-        area += np.asarray(truth, bool).reshape(z, -1).sum(1)
-    if area.any():
-        chosen = [int(i) for i in np.argsort(-area, kind="stable")[:num_slices] if area[i] > 0]
-    else:
-        chosen = sorted({int(round(v)) for v in np.linspace(0, z - 1, min(num_slices, z))})
-    return sorted(chosen)
+    predicted = np.asarray(prediction, bool).reshape(z, -1).sum(1)
+    true = np.asarray(truth, bool).reshape(z, -1).sum(1) if truth is not None else np.zeros(z, int)
+    if not (predicted.any() or true.any()):
+        return sorted({int(round(v)) for v in np.linspace(0, z - 1, min(num_slices, z))})
+    order = np.lexsort((-predicted, -true))  # by truth area, ties by predicted area
+    return sorted(int(i) for i in order[:num_slices] if predicted[i] or true[i])
 
 
 def _window(image: np.ndarray) -> tuple[float, float]:
@@ -32,6 +31,13 @@ def _window(image: np.ndarray) -> tuple[float, float]:
         return 0.0, 1.0
     low, high = np.percentile(finite, (1, 99))
     return float(low), float(high if high > low else low + 1)
+
+
+def _tint(mask: np.ndarray, colour: tuple[float, float, float], alpha: float = 0.35) -> np.ndarray:
+    """An RGBA layer: `colour` at `alpha` on the mask, transparent elsewhere."""
+    layer = np.zeros(mask.shape + (4,), np.float32)
+    layer[mask] = (*colour, alpha)
+    return layer
 
 
 def save_overlay(path: Path, input_map: np.ndarray, prediction: np.ndarray, pseudo_dwi: Optional[np.ndarray] = None,
@@ -63,10 +69,10 @@ def save_overlay(path: Path, input_map: np.ndarray, prediction: np.ndarray, pseu
             if column == 0:
                 ax.set_ylabel(f"slice {z}", fontsize=9)
         last = axes[row][len(columns) - 1]
-        if truth is not None and np.asarray(truth[z], bool).any():
-            last.contour(np.asarray(truth[z], float), levels=[0.5], colors="lime", linewidths=1.2)
-        if prediction[z].any():
-            last.contour(prediction[z].astype(float), levels=[0.5], colors="red", linewidths=1.2)
+        for mask, colour in ((truth, (0.0, 1.0, 0.0)), (prediction, (1.0, 0.0, 0.0))):
+            if mask is not None and np.asarray(mask[z], bool).any():
+                last.imshow(_tint(np.asarray(mask[z], bool), colour), interpolation="nearest")
+                last.contour(np.asarray(mask[z], float), levels=[0.5], colors=[colour], linewidths=1.0)
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
