@@ -67,6 +67,8 @@ def test_precision_recall_by_hand():
     precision, recall = precision_recall(ref, pred)
     assert precision == pytest.approx(2 / 6) and recall == pytest.approx(2 / 4)
     assert precision_recall(_empty(), _empty()) == (1.0, 1.0)
+    assert precision_recall(ref, _empty()) == (1.0, 0.0)  # nothing predicted: no false positive, all missed
+    assert precision_recall(_empty(), pred) == (0.0, 1.0)
 
 
 def test_lesion_detection_26_connectivity():

@@ -6,8 +6,9 @@ chose where it does not):
 - HD95 (mm, true voxel spacing) is 0 when both are empty and NaN when exactly one is: a distance to nothing is
   undefined, and a fixed penalty would dominate a mean. NaN values are excluded from means (`summarize` counts
   them).
-- Precision is 1 when the prediction is empty (no false positives can exist), recall is 1 when the reference
-  is empty; both are 0 for an empty prediction against a non-empty reference, etc. as the formulas give.
+- Precision is 1 when the prediction is empty (it has no false positives), recall is 1 when the reference is
+  empty (nothing was missed): an empty prediction of a non-empty reference scores precision 1, recall 0,
+  Dice 0; a prediction on an empty reference scores precision 0, recall 1, Dice 0.
 - Lesion-wise F1: components with 26-connectivity. A reference lesion is found (TP) when any predicted
   component touches it by at least one voxel; a predicted component touching no reference lesion is a false
   positive. F1 = 2 TP / (2 TP + FP + FN); 1 when both have no lesions.
