@@ -13,7 +13,7 @@ from isles_pipeline.planners.plans import get_configuration, load_plans
 from isles_pipeline.preprocessing.storage import atomic_write_json
 from isles_pipeline.preprocessing.synthetic import SyntheticCase, write_synthetic_dataset
 
-TRAINER, PLANS = "ISLESTrainer", "ISLESSmallPlans"
+TRAINER, PLANS = "ISLESChainTrainer", "ISLESSmallPlans"
 
 
 def use_roots(monkeypatch, root: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from isles_pipeline.paths import find_dataset_folder, isles_raw, isles_results
 
-DEFAULT_TRAINER = "ISLESTrainer"
+DEFAULT_TRAINER = "ISLESChainTrainer"  # the trainer's default (trainers.run.run_training)
 DEFAULT_PLANS = "ISLESPlans"
 DEFAULT_CONFIGURATION = "2d"
 POSTPROCESSING_FILE = "postprocessing.json"
