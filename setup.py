@@ -31,6 +31,7 @@ setup(
             "isles_predict=isles_pipeline.cli.predict:main",
             "isles_determine_postprocessing=isles_pipeline.cli.determine_postprocessing:main",
             "isles_evaluate=isles_pipeline.cli.evaluate:main",
+            "isles_demo=isles_pipeline.cli.demo:main",
         ]
     },
 )
