@@ -9,7 +9,7 @@ import SimpleITK as sitk
 
 from isles_pipeline.cli.evaluate import main as evaluate_main
 from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image, write_with_isles_quirk
-from isles_pipeline.evaluation.evaluate import GeometryMismatchError, evaluate_folders
+from isles_pipeline.evaluation.evaluate import GeometryMismatchError, evaluate_folders, evaluate_pairs
 
 
 def _write(array, path, spacing=(0.8, 0.8, 6.0), origin=(0.0, 0.0, 0.0)):
@@ -86,3 +86,15 @@ def test_identity_sform_reference_uses_true_spacing(tmp_path, real_isles_ct):
     expected_ml = 100 * spacing[0] * spacing[1] * spacing[2] / 1000
     assert summary["metric_per_case"][0]["metrics"]["abs_volume_diff_ml"] == pytest.approx(expected_ml, rel=1e-5)
     assert not math.isclose(expected_ml, 0.1)
+
+
+def test_explicit_pairs_with_other_file_names(tmp_path):
+    """The demo pairs predictions with phantom truth files that are not named after the case."""
+    ref = np.zeros((2, 10, 10), np.uint8)
+    ref[0, 0, 0] = 1
+    _write(ref, tmp_path / "truth" / "case_1" / "lesion_dwi.nii.gz")
+    _write(np.zeros_like(ref), tmp_path / "pred" / "case_1.nii.gz")
+    summary = evaluate_pairs({"case_1": (tmp_path / "truth" / "case_1" / "lesion_dwi.nii.gz",
+                                         tmp_path / "pred" / "case_1.nii.gz")}, tmp_path / "s.json", write_csv=True)
+    assert summary["metric_per_case"][0]["metrics"]["recall"] == 0.0
+    assert (tmp_path / "s.csv").read_text().splitlines()[1].split(",")[2] == ""  # HD95 undefined: empty cell

@@ -10,7 +10,7 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -59,34 +59,22 @@ def _json_number(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def evaluate_folders(reference_folder: Path, prediction_folder: Path, output_file: Optional[Path] = None,
-                     write_csv: bool = False, cases: Optional[Sequence[str]] = None) -> dict:
-    """Evaluate every prediction that has a reference; returns and optionally writes the summary:
-    {"metric_per_case": [{"case", "reference_file", "prediction_file", "metrics"}], "mean": {...},
-     "conventions": ..., "missing_predictions": [...], "predictions_without_reference": [...]}.
-
-    Reference cases without a prediction are listed, not scored (nnU-Net scores only what exists too).
-    With `write_csv`, a `<output stem>.csv` with one row per case is written beside the JSON.
-    """
-    references = nifti_files_by_case(reference_folder)
-    predictions = nifti_files_by_case(prediction_folder)
-    names = sorted(set(references) & set(predictions)) if cases is None else list(cases)
+def evaluate_pairs(pairs: Mapping[str, tuple[Path, Path]], output_file: Optional[Path] = None,
+                   write_csv: bool = False) -> dict:
+    """Evaluate {case: (reference file, prediction file)}; returns and optionally writes the summary
+    {"num_cases", "mean", "metric_per_case": [{"case", "reference_file", "prediction_file", "metrics"}],
+    "conventions"}. With `write_csv`, `<output stem>.csv` holds one row per case beside the JSON."""
     per_case = []
-    for name in names:
-        if name not in references or name not in predictions:
-            raise FileNotFoundError(f"case {name}: reference or prediction missing in {reference_folder} / "
-                                    f"{prediction_folder}")
-        metrics = evaluate_pair(references[name], predictions[name])
-        per_case.append({"case": name, "reference_file": str(references[name]),
-                         "prediction_file": str(predictions[name]), "metrics": metrics})
+    for name in sorted(pairs):
+        reference_file, prediction_file = pairs[name]
+        per_case.append({"case": name, "reference_file": str(reference_file), "prediction_file": str(prediction_file),
+                         "metrics": evaluate_pair(reference_file, prediction_file)})
     mean = mean_metrics([row["metrics"] for row in per_case])
     summary = {
         "num_cases": len(per_case),
         "mean": {key: _json_number(value) for key, value in mean.items()},
         "metric_per_case": [{**row, "metrics": {k: _json_number(v) for k, v in row["metrics"].items()}}
                             for row in per_case],
-        "missing_predictions": sorted(set(references) - set(predictions)),
-        "predictions_without_reference": sorted(set(predictions) - set(references)),
         "conventions": ("Dice 1 when reference and prediction are both empty; HD95 0 when both are empty, "
                         "null (NaN) when exactly one is, excluded from the mean (n_nan_hd95_mm counts them); "
                         "26-connectivity for lesions; spacing from the NIfTI header (ISLES identity-sform "
@@ -95,7 +83,25 @@ def evaluate_folders(reference_folder: Path, prediction_folder: Path, output_fil
     if output_file is not None:
         atomic_write_json(Path(output_file), summary)
         if write_csv:
-            _write_csv(Path(output_file).with_suffix(".csv"), per_case)
+            _write_csv(Path(output_file).with_suffix(".csv"), summary["metric_per_case"])
+    return summary
+
+
+def evaluate_folders(reference_folder: Path, prediction_folder: Path, output_file: Optional[Path] = None,
+                     write_csv: bool = False) -> dict:
+    """Evaluate every prediction that has a reference (paired by file name) with `evaluate_pairs`; the summary
+    also lists `missing_predictions` (references without a prediction: listed, not scored, as in nnU-Net)
+    and `predictions_without_reference`."""
+    references = nifti_files_by_case(reference_folder)
+    predictions = nifti_files_by_case(prediction_folder)
+    names = sorted(set(references) & set(predictions))
+    summary = evaluate_pairs({name: (references[name], predictions[name]) for name in names})
+    summary["missing_predictions"] = sorted(set(references) - set(predictions))
+    summary["predictions_without_reference"] = sorted(set(predictions) - set(references))
+    if output_file is not None:
+        atomic_write_json(Path(output_file), summary)
+        if write_csv:
+            _write_csv(Path(output_file).with_suffix(".csv"), summary["metric_per_case"])
     return summary
 
 
@@ -104,7 +110,8 @@ def _write_csv(path: Path, per_case: list[dict]) -> None:
     writer = csv.writer(buffer)
     writer.writerow(["case", *METRIC_KEYS])
     for row in per_case:
-        writer.writerow([row["case"], *(row["metrics"][key] for key in METRIC_KEYS)])
+        writer.writerow([row["case"], *("" if row["metrics"][key] is None else row["metrics"][key]
+                                        for key in METRIC_KEYS)])
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(buffer.getvalue())
     temporary.replace(path)
