@@ -85,7 +85,7 @@ def _read_checked(case: SourceCase, modality: str) -> sitk.Image:
     return image
 
 
-def _load_case(case: SourceCase, split: str) -> dict[str, sitk.Image]:
+def load_case(case: SourceCase, split: str) -> dict[str, sitk.Image]:
     """Read and check every image of a case; CaseConversionError names the case, file and problem."""
     name = case.folder.name
     images = {m: _read_checked(case, m) for m in case.files if m in CHANNELS + ("CT_4DPWI", "OT", "MR_DWI")}
@@ -140,7 +140,7 @@ def _convert_one(job) -> tuple[str, dict | None, str | None]:
     paths = _output_paths(Path(dataset_folder), split, raw_name)
     try:
         case = read_case_layout(folder, require_label=(split == "Tr"))
-        images = _load_case(case, split)
+        images = load_case(case, split)
     except (LayoutError, CaseConversionError, NiftiError) as error:
         for stale in paths.values():  # a case that is bad now must not leave an earlier conversion behind
             stale.unlink(missing_ok=True)

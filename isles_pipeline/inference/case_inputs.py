@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from isles_pipeline.dataset_conversion.convert import CHANNEL_NAMES, _load_case
+from isles_pipeline.dataset_conversion.convert import CHANNEL_NAMES, load_case
 from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
 from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image
 from isles_pipeline.preprocessing.case_preprocessor import PreprocessedCase, preprocess_case
@@ -109,7 +109,7 @@ def _prepare_raw(case: InputCase, configuration: dict) -> PreparedCase:
 
 def _prepare_isles(case: InputCase, configuration: dict) -> PreparedCase:
     source = read_case_layout(case.path, require_label=False)
-    images = _load_case(source, "Ts")
+    images = load_case(source, "Ts")
     truth = sitk.GetArrayFromImage(images["OT"]) > 0 if "OT" in images else None
     with tempfile.TemporaryDirectory(prefix=f"isles_predict_{case.name}_") as staging:
         staging = Path(staging)
