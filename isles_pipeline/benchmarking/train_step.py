@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
-from isles_pipeline.benchmarking.chain_step import peak_mib, reset_peak
+from isles_pipeline.benchmarking.chain_step import peak_mib, reset_peak, timed
 from isles_pipeline.planners.isles_planner import ISLESPlanner, ISLESSmallPlanner
 from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
 from isles_pipeline.trainers.data import SliceSet
@@ -60,6 +59,7 @@ class _SyntheticTrainer(ISLESChainTrainer):
         self.train_data = self.val_data = synthetic_slices(self.slices, channels, self.config["patch_size"][0],
                                                            self.device, self.with_dwi)
         self.data_location = self.device
+        self.train_has_dwi = self.with_dwi
 
 
 def build_trainer(args: argparse.Namespace, folder: Path) -> ISLESChainTrainer:
@@ -74,19 +74,6 @@ def build_trainer(args: argparse.Namespace, folder: Path) -> ISLESChainTrainer:
     trainer.initialize()
     trainer.train_module.train()
     return trainer
-
-
-def seconds_per_call(fn, steps: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / steps
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -115,8 +102,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             trainer.train_step(trainer.next_train_batch())
             trainer.scheduler.step()
 
-        step_s = seconds_per_call(step, args.steps, args.warmup, device)
-        data_s = seconds_per_call(trainer.next_train_batch, args.steps, args.warmup, device)
+        step_s = timed(step, args.steps, args.warmup, device)
+        data_s = timed(trainer.next_train_batch, args.steps, args.warmup, device)
         peak = peak_mib(device)
     batch = trainer.batch_size
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"

@@ -72,6 +72,8 @@ class BaseTrainer:
         if dist.is_main:
             self.fold_folder.mkdir(parents=True, exist_ok=True)
         self.print = TextLog(self.fold_folder / "training_log.txt" if dist.is_main else None, echo=dist.is_main)
+        self.train_stream = None  # set by load_data in streamed mode
+        self.train_has_dwi = False
         self.initialized = False
 
     # ---- hooks ------------------------------------------------------------------------------------------
@@ -233,6 +235,7 @@ class BaseTrainer:
 
     def train_epoch(self) -> dict[str, float]:
         self.train_module.train()
+        self.epoch_start_lr = self.optimizer.param_groups[0]["lr"]  # logged: the lr the epoch started with
         sums: dict[str, torch.Tensor] = {}
         bar = self._progress_bar(self.iterations, f"epoch {self.current_epoch}")
         for _ in bar:
@@ -261,7 +264,7 @@ class BaseTrainer:
     def on_epoch_end(self, train: dict[str, float], val: dict[str, float], seconds: float) -> None:
         self.ema = val["pseudo_dice"] if self.ema is None else \
             EMA_MOMENTUM * self.ema + (1 - EMA_MOMENTUM) * val["pseudo_dice"]
-        self.log.append(epoch=self.current_epoch, lr=self.optimizer.param_groups[0]["lr"],
+        self.log.append(epoch=self.current_epoch, lr=self.epoch_start_lr,
                         **{f"train_{k}": v for k, v in train.items()}, **val, ema_pseudo_dice=self.ema,
                         epoch_time_s=seconds)
         terms = ", ".join(f"{k} {v:.4f}" for k, v in train.items() if k != "total")

@@ -59,9 +59,14 @@ def prepare(dataset_id: int, fold, trainer_name, plans_name: str, configuration:
     trainer_class = trainer_name if isinstance(trainer_name, type) else find_trainer(trainer_name)
     try:
         folder = find_dataset_folder(isles_preprocessed(), dataset_id)
+    except FileNotFoundError:
+        raise _no_data(dataset_id, f"no preprocessed data for dataset {dataset_id} in {isles_preprocessed()}") from None
+    except FileExistsError as error:
+        raise TrainingError(str(error)) from None
+    try:
         plans = load_plans(dataset_id, plans_name, folder)
-    except (FileNotFoundError, FileExistsError) as error:
-        raise _no_data(dataset_id, f"no preprocessed data ({error})") from None
+    except FileNotFoundError:
+        raise _no_data(dataset_id, f"no plans {plans_name}.json in {folder}") from None
     try:
         config = get_configuration(plans, configuration)
     except KeyError as error:
