@@ -32,7 +32,8 @@ from isles_pipeline.inference.determine_postprocessing import determine_postproc
 from isles_pipeline.inference.predict import PredictionOptions, predict_folder
 from isles_pipeline.paths import ROOT_VARIABLES
 from isles_pipeline.planners.api import plan_and_preprocess
-from isles_pipeline.trainers.run import resolve_device, run_training
+from isles_pipeline.devices import resolve_device
+from isles_pipeline.trainers.run import run_training
 
 DATASET_ID = 18
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..demo import DemoSettings, run_demo
+from ..devices import DeviceError
 from ..trainers.errors import TrainingError
 
 
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         run_demo(Path(args.output), args.device, DemoSettings(num_processes=args.num_processes))
-    except (TrainingError, RuntimeError, FileNotFoundError, ValueError) as error:
+    except (TrainingError, DeviceError, RuntimeError, FileNotFoundError, ValueError) as error:
         print(f"isles_demo: {error}", file=sys.stderr)
         return 1
     return 0

@@ -23,17 +23,6 @@ class MixedFoldsError(ValueError):
     """Checkpoints that do not belong to one model."""
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' is CUDA when available, else CPU; 'cuda' without a GPU is an error, not a silent fallback."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("-device cuda was asked for, but PyTorch sees no CUDA device")
-    if device not in ("cuda", "cpu"):
-        raise ValueError(f"device must be auto, cuda or cpu, got {device!r}")
-    return torch.device(device)
-
-
 def load_checkpoint(path: Path) -> dict:
     """The checkpoint dict; a clear error when keys of the contract are missing.
 

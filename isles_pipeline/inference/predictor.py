@@ -14,7 +14,8 @@ import numpy as np
 
 from isles_pipeline.evaluation.metrics import label_components
 from isles_pipeline.inference.determine_postprocessing import load_postprocessing
-from isles_pipeline.inference.ensemble import FoldEnsemble, resolve_device
+from isles_pipeline.devices import resolve_device
+from isles_pipeline.inference.ensemble import FoldEnsemble
 from isles_pipeline.inference.model_folder import resolve_folds
 from isles_pipeline.inference.postprocessing import apply_postprocessing
 from isles_pipeline.planners.plans import get_configuration

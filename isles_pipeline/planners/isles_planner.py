@@ -88,7 +88,7 @@ class ISLESPlanner:
     def postprocessing(self) -> dict:
         median = self.fingerprint["lesion"]["volume_ml"].get("median", math.inf) or math.inf
         return {"min_component_ml_candidates": [v for v in POSTPROCESSING_LADDER_ML if v == 0 or v < median],
-                "connectivity": 1}
+                "connectivity": 3}  # generate_binary_structure(3, 3): 26-connectivity
 
     # ---- method values (paper) -----------------------------------------------------------------------
     def network(self, num_maps: int) -> dict:
