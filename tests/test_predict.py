@@ -20,7 +20,7 @@ from isles_pipeline.inference.postprocessing import keep_largest_component
 from isles_pipeline.inference.case_inputs import find_input_cases, prepare_case
 from isles_pipeline.inference.predict import PredictionOptions, predict_folder
 from isles_pipeline.inference.predictor import Predictor
-from isles_pipeline.preprocessing.synthetic import SyntheticCase, write_case
+from isles_pipeline.preprocessing.synthetic import SyntheticCase, move_off_origin_and_rotate, write_case
 
 from predict_helpers import PLANS, TRAINER, build_model, save_checkpoint, use_roots
 
@@ -110,14 +110,7 @@ def test_identity_sform_and_200x200_inputs_keep_their_geometry(model, small_phan
     raw = tmp_path / "raw_ts"
     case = SyntheticCase("test_200", size_yx=(200, 200), slices=2, num_frames=30, spacing_xy=1.1)
     write_case(raw, case, "Ts", np.random.default_rng(0))
-    for path in raw.rglob("test_200*.nii.gz"):  # off the origin and rotated: origin and direction are tested
-        image = sitk.ReadImage(str(path))
-        dim = image.GetDimension()
-        direction = np.eye(dim)
-        direction[:2, :2] = [[0, -1], [1, 0]]
-        image.SetOrigin((12.5, -30.0, 4.0) + (0.0,) * (dim - 3))
-        image.SetDirection(direction.ravel().tolist())
-        sitk.WriteImage(image, str(path))
+    move_off_origin_and_rotate(raw, "test_200*.nii.gz")  # so origin and direction are tested too
     dataset = {"channel_names": {"0": "CT", "1": "CBF", "2": "CBV", "3": "MTT", "4": "Tmax"},
                "file_ending": ".nii.gz", "cases": {"test_200": {"source_ids": {"CT_MTT": 4242}}}}
     (raw / "dataset.json").write_text(json.dumps(dataset))

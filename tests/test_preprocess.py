@@ -14,7 +14,7 @@ from isles_pipeline.preprocessing.errors import CaseFailures
 from isles_pipeline.preprocessing.raw_dataset import find_raw_cases
 from isles_pipeline.preprocessing.resampling import restore_original_geometry, to_original_image
 from isles_pipeline.preprocessing.storage import load_preprocessed_case
-from isles_pipeline.preprocessing.synthetic import SyntheticCase, write_synthetic_dataset
+from isles_pipeline.preprocessing.synthetic import SyntheticCase, move_off_origin_and_rotate, write_synthetic_dataset
 
 
 def use_roots(monkeypatch, root):
@@ -114,15 +114,7 @@ def test_a_200x200_case_maps_back_to_its_original_geometry(tmp_path, monkeypatch
     cases = [SyntheticCase("train_001", size_yx=(256, 256), slices=2, num_frames=30, spacing_xy=0.9),
              SyntheticCase("train_002", size_yx=(200, 200), slices=2, num_frames=30, spacing_xy=1.1)]
     folder = write_synthetic_dataset(tmp_path / "raw", cases)
-    # move the 200 x 200 case off the origin and rotate its axes, so origin and direction are tested too
-    for path in folder.rglob("train_002*.nii.gz"):
-        image = sitk.ReadImage(str(path))
-        dim = image.GetDimension()
-        direction = np.eye(dim)
-        direction[:2, :2] = [[0, -1], [1, 0]]
-        image.SetOrigin((12.5, -30.0, 4.0) + (0.0,) * (dim - 3))
-        image.SetDirection(direction.ravel().tolist())
-        sitk.WriteImage(image, str(path))
+    move_off_origin_and_rotate(folder, "train_002*.nii.gz")  # so origin and direction are tested too
     result = api.plan_and_preprocess(18, num_processes=1)
     assert result.failures == {}
     case = load_preprocessed_case(data_folder(tmp_path), "train_002")

@@ -108,3 +108,16 @@ def write_synthetic_dataset(raw_root: Path, cases: Sequence[SyntheticCase], data
                "name": name, "cases": info}
     (folder / "dataset.json").write_text(json.dumps(dataset, indent=2))
     return folder
+
+
+def move_off_origin_and_rotate(folder: Path, pattern: str) -> None:
+    """Rewrite every NIfTI matching `pattern` under `folder` off the origin and with its in-plane axes
+    rotated by 90 degrees, so that tests of geometry round trips check origin and direction, not only size."""
+    for path in Path(folder).rglob(pattern):
+        image = sitk.ReadImage(str(path))
+        dimension = image.GetDimension()
+        direction = np.eye(dimension)
+        direction[:2, :2] = [[0, -1], [1, 0]]
+        image.SetOrigin((12.5, -30.0, 4.0) + (0.0,) * (dimension - 3))
+        image.SetDirection(direction.ravel().tolist())
+        sitk.WriteImage(image, str(path))
