@@ -2,10 +2,14 @@
 writes one set of files, and the global batch is split over the ranks."""
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.distributed import local_batch_size
+from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
 from isles_pipeline.trainers.run import run_training
 from test_train import tiny_pipeline, tiny_roots, write_plans_variant  # noqa: F401 (fixtures)
 
@@ -31,3 +35,32 @@ def test_two_process_gloo_training_writes_one_set_of_files(tiny_roots):  # noqa:
     assert (folder / "validation" / "summary.json").is_file()
     leftovers = [p.name for p in folder.rglob("*") if p.name.startswith(".")]
     assert leftovers == []
+
+
+class KillableTrainer(ISLESChainTrainer):
+    """Stops (raises) after epoch $KILL_AT in every rank; importable by the spawned processes."""
+
+    save_every = 2
+
+    def on_epoch_end(self, *args):
+        super().on_epoch_end(*args)
+        if os.environ.get("KILL_AT") and self.current_epoch == int(os.environ["KILL_AT"]):
+            raise RuntimeError("killed by the test")
+
+
+def test_two_process_resume_matches_an_uninterrupted_run(tiny_roots, monkeypatch, tmp_path):  # noqa: F811
+    _, preprocessed, results = tiny_roots
+    write_plans_variant(preprocessed, "ISLESDDPResumePlans", num_epochs=4, iterations_per_epoch=2,
+                        val_iterations_per_epoch=1)
+    run = lambda **kw: run_training(18, 0, KillableTrainer, "ISLESDDPResumePlans", device="cpu",  # noqa: E731
+                                    num_gpus=2, **kw)
+    straight = ckpt.load_checkpoint(run() / ckpt.FINAL)
+    monkeypatch.setenv("ISLES_results", str(tmp_path / "killed"))
+    monkeypatch.setenv("KILL_AT", "2")
+    with pytest.raises(Exception, match="killed by the test"):
+        run()
+    monkeypatch.delenv("KILL_AT")
+    resumed = ckpt.load_checkpoint(run(continue_training=True) / ckpt.FINAL)
+    for key, value in straight["network_weights"].items():
+        assert torch.equal(value, resumed["network_weights"][key]), key
+    assert resumed["logs"]["train_total"] == straight["logs"]["train_total"]

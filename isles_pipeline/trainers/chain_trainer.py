@@ -66,9 +66,9 @@ class ISLESChainTrainer(BaseTrainer):
         elif self.uses_dwi:
             self.print("DWI present in every training case: generator loss on (W-weighted L2 + feature matching)")
         else:
-            self.print("no DWI in the training data: the generator's DWI loss is OFF; the generator trains end to "
-                       "end through the segmentor's loss" + (" and the extractor's" if
-                                                              self.chain_kwargs()["use_extractor"] else ""))
+            self.print("no DWI in the training data (or not for every training case): the generator's DWI loss is "
+                       "OFF; the generator trains end to end through the segmentor's loss"
+                       + (" and the extractor's" if self.chain_kwargs()["use_extractor"] else ""))
 
     def _device_inputs(self, batch: Batch):
         frames, maps = batch.frames, batch.maps
