@@ -32,6 +32,7 @@ setup(
             "isles_determine_postprocessing=isles_pipeline.cli.determine_postprocessing:main",
             "isles_evaluate=isles_pipeline.cli.evaluate:main",
             "isles_demo=isles_pipeline.cli.demo:main",
+            "isles_benchmark=isles_pipeline.benchmarking.suite:main",
         ]
     },
 )

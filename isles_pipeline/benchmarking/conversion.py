@@ -41,7 +41,7 @@ def run(work: Path, num_cases: int = 94, num_processes: int = 2, size: int = 256
     from isles_pipeline.dataset_conversion.convert import convert_isles2018
     from isles_pipeline.dataset_conversion.phantom import generate_phantom
 
-    training = work / "TRAINING"
+    training = work / "phantom" / "TRAINING"  # the layout benchmarking.preprocess reuses
     shutil.rmtree(training, ignore_errors=True)
     shutil.rmtree(work / "raw", ignore_errors=True)
     load_before = os.getloadavg()[0]
