@@ -35,11 +35,16 @@ def write_plans_variant(preprocessed: Path, name: str, **changes) -> None:
     atomic_write_json(preprocessed / DATASET / f"{name}.json", plans)
 
 
+_BUILT: dict = {}  # the other train test modules import this fixture; build the data once per session
+
+
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory):
     """Phantom (6 cases, 64 x 64, with DWI) -> converted -> small plans (32 x 32 slices) -> preprocessed, plus
     `ISLESTinyPlans` (4 epochs of 4 iterations, 1 validation iteration). Returns (raw, preprocessed) roots;
     tests point ISLES_* at them (and at their own results folder) with monkeypatch."""
+    if id(tmp_path_factory) in _BUILT:
+        return _BUILT[id(tmp_path_factory)]
     root = tmp_path_factory.mktemp("tiny_pipeline")
     mp = pytest.MonkeyPatch()
     set_roots(mp, root / "raw", root / "preprocessed", root / "results")
@@ -52,7 +57,8 @@ def tiny_pipeline(tmp_path_factory):
                             val_iterations_per_epoch=1)
     finally:
         mp.undo()
-    return root / "raw", root / "preprocessed"
+    _BUILT[id(tmp_path_factory)] = (root / "raw", root / "preprocessed")
+    return _BUILT[id(tmp_path_factory)]
 
 
 @pytest.fixture

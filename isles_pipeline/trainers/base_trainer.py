@@ -154,6 +154,8 @@ class BaseTrainer:
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
         random.seed(self.seed)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed slice size: let cuDNN pick its fastest kernels
         self.network = self.build_network().to(self.device)
         self.loss = self.build_loss().to(self.device)
         if self.device.type == "cuda":

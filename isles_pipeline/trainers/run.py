@@ -12,6 +12,7 @@ from typing import Optional, Union
 
 import torch
 
+from isles_pipeline import devices
 from isles_pipeline.paths import find_dataset_folder, isles_preprocessed, isles_raw, isles_results
 from isles_pipeline.planners.plans import get_configuration, load_plans
 from isles_pipeline.preprocessing.storage import load_json, preprocessed_case_names
@@ -24,13 +25,11 @@ from isles_pipeline.trainers.splits import SPLITS_FILE, load_splits
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("-device cuda was asked for, but no CUDA GPU is available (use -device cpu)")
-    if device not in ("cuda", "cpu"):
-        raise TrainingError(f"unknown device {device!r}; use auto, cuda or cpu")
-    return torch.device(device)
+    """The project's one device rule (isles_pipeline.devices), failures as TrainingError."""
+    try:
+        return devices.resolve_device(device)
+    except devices.DeviceError as error:
+        raise TrainingError(str(error)) from None
 
 
 def model_folder(dataset_folder_name: str, trainer_name: str, plans_name: str, configuration: str) -> Path:
