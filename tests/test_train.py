@@ -207,3 +207,22 @@ def test_streamed_loader_oversamples_foreground(tiny_pipeline):
     for _ in range(5):
         seg = next(loader)["seg"]
         assert seg[-2:].reshape(2, -1).any(axis=1).all()  # the last round(5 * 0.4) slices have lesion
+
+
+def test_missing_or_stale_preprocessed_cases_are_named(tiny_roots, monkeypatch, tmp_path, capsys):
+    _, preprocessed, _ = tiny_roots
+    copy = tmp_path / "preprocessed_broken"
+    shutil.copytree(preprocessed, copy)
+    monkeypatch.setenv("ISLES_preprocessed", str(copy))
+    data = copy / DATASET / "ISLESSmallPlans_2d"
+    (data / "train_003.json").unlink()
+    assert train_main(["18", "0", "-p", "ISLESTinyPlans", "-device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "not preprocessed" in err and "train_003" in err and "run isles_plan_and_preprocess -d 18 first" in err
+    shutil.copy(preprocessed / DATASET / "ISLESSmallPlans_2d" / "train_003.json", data)
+    properties = load_json(data / "train_001.json")
+    properties["preprocessing_hash"] = "something-else"
+    atomic_write_json(data / "train_001.json", properties)
+    assert train_main(["18", "2", "-p", "ISLESTinyPlans", "-device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "other settings" in err and "train_001" in err

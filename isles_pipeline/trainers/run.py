@@ -15,7 +15,8 @@ import torch
 from isles_pipeline import devices
 from isles_pipeline.paths import find_dataset_folder, isles_preprocessed, isles_raw, isles_results
 from isles_pipeline.planners.plans import get_configuration, load_plans
-from isles_pipeline.preprocessing.storage import load_json, preprocessed_case_names
+from isles_pipeline.preprocessing.case_preprocessor import preprocessing_hash
+from isles_pipeline.preprocessing.storage import case_paths, is_case_done, load_json, preprocessed_case_names
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers import distributed as ddp
 from isles_pipeline.trainers.base_trainer import BaseTrainer
@@ -53,6 +54,21 @@ def _fold(fold: Union[int, str], num_folds: int) -> Union[int, str]:
     return value
 
 
+def check_cases(dataset_id: int, data_folder: Path, config: dict, splits: list, fold) -> None:
+    """Every case of the fold is stored, completely, by preprocessing with these plans' settings."""
+    cases = sorted({c for s in splits for c in s["train"] + s["val"]}) if fold == "all" else \
+        sorted(set(splits[fold]["train"]) | set(splits[fold]["val"]))
+    digest = preprocessing_hash(config)
+    missing = [c for c in cases if not case_paths(data_folder, c)["properties"].is_file()]
+    if missing:
+        raise _no_data(dataset_id, f"{SPLITS_FILE} lists cases that are not preprocessed in {data_folder}: "
+                                   f"{missing[:5]}{' ...' if len(missing) > 5 else ''} (or edit {SPLITS_FILE})")
+    stale = [c for c in cases if not is_case_done(data_folder, c, digest)]
+    if stale:
+        raise _no_data(dataset_id, f"cases preprocessed with other settings than the plans' (or incomplete) in "
+                                   f"{data_folder}: {stale[:5]}{' ...' if len(stale) > 5 else ''}")
+
+
 def prepare(dataset_id: int, fold, trainer_name, plans_name: str, configuration: str) -> dict:
     """Everything a trainer needs, checked, as constructor keyword arguments (minus device and dist)."""
     trainer_class = trainer_name if isinstance(trainer_name, type) else find_trainer(trainer_name)
@@ -76,13 +92,15 @@ def prepare(dataset_id: int, fold, trainer_name, plans_name: str, configuration:
     if not (folder / SPLITS_FILE).is_file():
         raise _no_data(dataset_id, f"no {SPLITS_FILE} in {folder}")
     splits = load_splits(folder / SPLITS_FILE)
+    fold = _fold(fold, len(splits))
+    check_cases(dataset_id, data_folder, config, splits, fold)
     try:
         raw_labels: Optional[Path] = find_dataset_folder(isles_raw(), dataset_id) / "labelsTr"
     except (FileNotFoundError, FileExistsError):
         raw_labels = None
     dataset_json = load_json(folder / "dataset.json") if (folder / "dataset.json").is_file() else {}
     return {"trainer_class": trainer_class, "plans": plans, "configuration": configuration,
-            "fold": _fold(fold, len(splits)), "dataset_json": dataset_json, "data_folder": data_folder,
+            "fold": fold, "dataset_json": dataset_json, "data_folder": data_folder,
             "splits": splits, "raw_labels": raw_labels,
             "model_folder": model_folder(folder.name, trainer_class.__name__, plans["plans_name"], configuration)}
 
@@ -145,6 +163,8 @@ def run_training(dataset_id: int, fold: Union[int, str], trainer_name: Union[str
     options = {"continue_training": continue_training, "only_validation": only_validation,
                "save_probabilities": save_probabilities, "compile_network": compile_network}
     fold_folder = setup["model_folder"] / f"fold_{setup['fold']}"
+    if only_validation and not (fold_folder / ckpt.FINAL).is_file():
+        raise TrainingError(f"--val needs {fold_folder / ckpt.FINAL}; train the fold first")
     env = ddp.context_from_environment()
     if env.enabled:  # launched by torchrun
         device_for_rank = dev if dev.type == "cpu" else torch.device(f"cuda:{env.local_rank}")
