@@ -153,6 +153,12 @@ def test_continue_without_checkpoint_starts_fresh(tiny_roots, monkeypatch, capsy
     assert "no checkpoint" in log and "starting a fresh training" in log
 
 
+def test_nodwi_variant_ignores_the_phantoms_dwi(tiny_roots):
+    folder = run_training(18, 1, "ISLESChainTrainer_noDWI", "ISLESTinyPlans", device="cpu")
+    assert "the generator's DWI loss is OFF" in (folder / "training_log.txt").read_text()
+    assert ckpt.load_checkpoint(folder / ckpt.FINAL)["uses_dwi"] is False
+
+
 def test_without_dwi_the_generator_loss_is_off(tiny_roots, monkeypatch, tmp_path):
     raw, preprocessed, results = tiny_roots
     copy = tmp_path / "preprocessed_no_dwi"

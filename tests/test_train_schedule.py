@@ -7,6 +7,7 @@ import torch
 from isles_pipeline.trainers.data import num_foreground, sample_indices
 from isles_pipeline.trainers.optim import build_optimizer
 from isles_pipeline.trainers.schedule import build_scheduler, lr_factor
+from test_train import tiny_pipeline, tiny_roots, write_plans_variant  # noqa: F401 (fixtures)
 
 SEED_SCHEDULE = {"warmup_epochs": 5, "warmup_start_factor": 0.1, "milestones": [180, 300], "gamma": 0.2}
 
@@ -50,8 +51,6 @@ def test_trainer_reads_its_hyper_parameters_from_the_plans(tiny_roots):  # noqa:
     from isles_pipeline.trainers.run import prepare
 
     _, preprocessed, _ = tiny_roots
-    from test_train import write_plans_variant
-
     write_plans_variant(preprocessed, "ISLESEditedPlans", batch_size=3, foreground_oversampling=1.0,
                         optimizer={"name": "RMSprop", "lr": 0.0123, "alpha": 0.9, "eps": 1e-6, "momentum": 0.1,
                                    "weight_decay": 0.0})
@@ -67,5 +66,3 @@ def test_trainer_reads_its_hyper_parameters_from_the_plans(tiny_roots):  # noqa:
     assert batch.maps.shape[1] == len(trainer.config["map_channels"]) == 6
     assert batch.frames.shape[1] == 11 and tuple(batch.maps.shape[-2:]) == tuple(trainer.config["patch_size"])
 
-
-from test_train import tiny_pipeline, tiny_roots  # noqa: E402,F401 (fixtures)

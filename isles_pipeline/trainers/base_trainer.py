@@ -26,7 +26,6 @@ from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.data import Batch, SliceSet, fits_on_device, gather_batch, load_slices, \
     nbytes_of_cases, pinned, sample_indices
 from isles_pipeline.trainers.distributed import DistContext, all_reduce_sum, gather_objects, local_batch_size
-from isles_pipeline.trainers.errors import TrainingError
 from isles_pipeline.trainers.final_validation import validate_cases
 from isles_pipeline.trainers.optim import build_optimizer
 from isles_pipeline.trainers.progress import EMA_MOMENTUM, TextLog, TrainingLog, plot_progress

@@ -56,6 +56,13 @@ class ISLESChainTrainer_streamed(ISLESChainTrainer):
     data_mode = "streamed"
 
 
+class ISLESChainTrainer_noDWI(ISLESChainTrainer):
+    """The full method trained as on the public ISLES 2018 release, ignoring any DWI the data has (e.g. the
+    phantom's): generator without its DWI loss, trained end to end through the segmentor."""
+
+    use_dwi_if_present = False
+
+
 class ISLESChainTrainer_1epoch(ISLESChainTrainer):
     num_epochs_override = 1
 
