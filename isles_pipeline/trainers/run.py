@@ -86,6 +86,10 @@ def prepare(dataset_id: int, fold, trainer_name, plans_name: str, configuration:
         config = get_configuration(plans, configuration)
     except KeyError as error:
         raise TrainingError(str(error).strip('"')) from None
+    if list(config["patch_size"]) != list(config["in_plane_size"]):
+        raise TrainingError(f"plans {plans_name}: patch_size {config['patch_size']} differs from in_plane_size "
+                            f"{config['in_plane_size']}; the trainer trains on whole slices (the augmentation's "
+                            "random crop is resized back), so they must be equal")
     data_folder = folder / config["data_identifier"]
     if not data_folder.is_dir() or not preprocessed_case_names(data_folder):
         raise _no_data(dataset_id, f"no preprocessed cases in {data_folder}")
