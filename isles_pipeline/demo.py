@@ -10,9 +10,7 @@ configuration (`ISLESPlanner`).
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -30,7 +28,7 @@ from isles_pipeline.evaluation.evaluate import evaluate_folders
 from isles_pipeline.evaluation.threshold_baseline import threshold_core
 from isles_pipeline.inference.determine_postprocessing import determine_postprocessing
 from isles_pipeline.inference.predict import PredictionOptions, predict_folder
-from isles_pipeline.paths import ROOT_VARIABLES
+from isles_pipeline.paths import data_roots_under
 from isles_pipeline.planners.api import plan_and_preprocess
 from isles_pipeline.devices import resolve_device
 from isles_pipeline.trainers.run import run_training
@@ -50,20 +48,6 @@ class DemoSettings:
     trainer: str = "ISLESChainTrainer_5epochs"
     num_processes: int = 2
     with_dwi: bool = True
-
-
-@contextlib.contextmanager
-def _data_roots(output: Path):
-    saved = {name: os.environ.get(name) for name in ROOT_VARIABLES}
-    os.environ.update({name: str(output / name) for name in ROOT_VARIABLES})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _threshold_predictions(testing: Path, folder: Path) -> None:
@@ -102,7 +86,7 @@ def run_demo(output: Path, device: str = "auto", settings: DemoSettings = DemoSe
         say(f"[{number}/{steps}] {text}")
         return time.perf_counter()
 
-    with _data_roots(output):
+    with data_roots_under(output):
         start = stage(1, f"phantom: {settings.training_cases} TRAINING and {settings.testing_cases} TESTING cases "
                          f"at {settings.size} x {settings.size}")
         generate_phantom(training, settings.training_cases, "TRAINING", settings.seed, settings.size,

@@ -9,15 +9,14 @@ case, while the executor raises BrokenProcessPool, which we turn into a clear er
 """
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
+from isles_pipeline.paths import temporary_environment
 from isles_pipeline.preprocessing.errors import CaseError
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
@@ -37,19 +36,9 @@ def _call(task: tuple[Callable, str, tuple]) -> tuple[str, Any, str | None]:
         return case, None, f"{case}: {type(error).__name__}: {text}"
 
 
-@contextlib.contextmanager
 def _single_threaded_children():
     """Children inherit the environment at spawn time; the parent's own is restored afterwards."""
-    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in _THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return temporary_environment({name: "1" for name in _THREAD_VARIABLES})
 
 
 def map_cases(function: Callable, jobs: Sequence[tuple[str, tuple]], num_processes: int = 1,

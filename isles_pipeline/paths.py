@@ -6,6 +6,7 @@ asked for (no import-time side effects). When a variable is unset, the root defa
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -47,3 +48,23 @@ def find_dataset_folder(root: Path, dataset_id: int) -> Path:
     if len(matches) > 1:
         raise FileExistsError(f"several datasets with id {int(dataset_id)} in {root}: {[m.name for m in matches]}")
     return matches[0]
+
+
+@contextlib.contextmanager
+def temporary_environment(values: dict[str, str]):
+    """Set environment variables for the duration of a block, then restore what was there (or its absence)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def data_roots_under(folder: Path):
+    """The three data roots pointed at `folder/<root name>` for a block (the demo, benchmarks)."""
+    return temporary_environment({name: str(Path(folder) / name) for name in ROOT_VARIABLES})

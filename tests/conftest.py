@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from isles_pipeline.dataset_conversion.convert import convert_isles2018
 from isles_pipeline.dataset_conversion.phantom import generate_phantom
+from isles_pipeline.planners import api
+from train_helpers import set_roots, write_plans_variant
 
 FIXTURE_CT = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "isles2018" / "SMIR.Brain.XX.O.CT.339203.nii"
 
@@ -44,3 +47,31 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory):
+    """Phantom (6 cases, 64 x 64, with DWI) -> converted -> small plans (32 x 32 slices) -> preprocessed, plus
+    `ISLESTinyPlans` (4 epochs of 4 iterations, 1 validation iteration). Returns (raw, preprocessed) roots;
+    tests point ISLES_* at them (and at their own results folder) with monkeypatch."""
+    root = tmp_path_factory.mktemp("tiny_pipeline")
+    mp = pytest.MonkeyPatch()
+    set_roots(mp, root / "raw", root / "preprocessed", root / "results")
+    try:
+        generate_phantom(root / "TRAINING", num_cases=6, split="TRAINING", seed=2, size=64, with_dwi=True)
+        convert_isles2018(root / "TRAINING", None, dataset_id=18, name="ISLES2018")
+        result = api.plan_and_preprocess(18, "ISLESSmallPlanner", num_processes=1)
+        assert result.failures == {}
+        write_plans_variant(root / "preprocessed", "ISLESTinyPlans", num_epochs=4, iterations_per_epoch=4,
+                            val_iterations_per_epoch=1)
+    finally:
+        mp.undo()
+    return root / "raw", root / "preprocessed"
+
+
+@pytest.fixture
+def tiny_roots(tiny_pipeline, tmp_path, monkeypatch, single_torch_thread):
+    """ISLES_* pointing at the tiny dataset and a fresh results folder; one torch thread (see conftest)."""
+    raw, preprocessed = tiny_pipeline
+    set_roots(monkeypatch, raw, preprocessed, tmp_path / "results")
+    return raw, preprocessed, tmp_path / "results"

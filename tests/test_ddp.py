@@ -11,7 +11,7 @@ from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.distributed import local_batch_size
 from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
 from isles_pipeline.trainers.run import run_training
-from test_train import tiny_pipeline, tiny_roots, write_plans_variant  # noqa: F401 (fixtures)
+from train_helpers import write_plans_variant
 
 
 def test_global_batch_is_split_over_ranks():

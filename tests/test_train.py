@@ -1,5 +1,5 @@
 """Training on a tiny preprocessed phantom: the loss goes down, files and checkpoint contract, exact resume
-with --c, the no-DWI path, the CLI's bad-input lines. Fixtures here are imported by the other train tests."""
+with --c, the no-DWI path, the CLI's bad-input lines. The tiny dataset fixtures are in conftest."""
 from __future__ import annotations
 
 import json
@@ -10,63 +10,12 @@ import pytest
 import torch
 
 from isles_pipeline.cli.train import main as train_main
-from isles_pipeline.dataset_conversion.convert import convert_isles2018
-from isles_pipeline.dataset_conversion.phantom import generate_phantom
-from isles_pipeline.planners import api
 from isles_pipeline.preprocessing.storage import atomic_write_json, load_json
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
 from isles_pipeline.trainers.run import run_training
 
-DATASET = "Dataset018_ISLES2018"
-
-
-def set_roots(mp, raw: Path, preprocessed: Path, results: Path) -> None:
-    mp.setenv("ISLES_raw", str(raw))
-    mp.setenv("ISLES_preprocessed", str(preprocessed))
-    mp.setenv("ISLES_results", str(results))
-
-
-def write_plans_variant(preprocessed: Path, name: str, **changes) -> None:
-    """A copy of ISLESSmallPlans with other training values (same data_identifier, so the same data)."""
-    plans = load_json(preprocessed / DATASET / "ISLESSmallPlans.json")
-    plans["plans_name"] = name
-    plans["configurations"]["2d"].update(changes)
-    atomic_write_json(preprocessed / DATASET / f"{name}.json", plans)
-
-
-_BUILT: dict = {}  # the other train test modules import this fixture; build the data once per session
-
-
-@pytest.fixture(scope="session")
-def tiny_pipeline(tmp_path_factory):
-    """Phantom (6 cases, 64 x 64, with DWI) -> converted -> small plans (32 x 32 slices) -> preprocessed, plus
-    `ISLESTinyPlans` (4 epochs of 4 iterations, 1 validation iteration). Returns (raw, preprocessed) roots;
-    tests point ISLES_* at them (and at their own results folder) with monkeypatch."""
-    if id(tmp_path_factory) in _BUILT:
-        return _BUILT[id(tmp_path_factory)]
-    root = tmp_path_factory.mktemp("tiny_pipeline")
-    mp = pytest.MonkeyPatch()
-    set_roots(mp, root / "raw", root / "preprocessed", root / "results")
-    try:
-        generate_phantom(root / "TRAINING", num_cases=6, split="TRAINING", seed=2, size=64, with_dwi=True)
-        convert_isles2018(root / "TRAINING", None, dataset_id=18, name="ISLES2018")
-        result = api.plan_and_preprocess(18, "ISLESSmallPlanner", num_processes=1)
-        assert result.failures == {}
-        write_plans_variant(root / "preprocessed", "ISLESTinyPlans", num_epochs=4, iterations_per_epoch=4,
-                            val_iterations_per_epoch=1)
-    finally:
-        mp.undo()
-    _BUILT[id(tmp_path_factory)] = (root / "raw", root / "preprocessed")
-    return _BUILT[id(tmp_path_factory)]
-
-
-@pytest.fixture
-def tiny_roots(tiny_pipeline, tmp_path, monkeypatch, single_torch_thread):
-    """ISLES_* pointing at the tiny dataset and a fresh results folder; one torch thread (see conftest)."""
-    raw, preprocessed = tiny_pipeline
-    set_roots(monkeypatch, raw, preprocessed, tmp_path / "results")
-    return raw, preprocessed, tmp_path / "results"
+from train_helpers import DATASET, write_plans_variant
 
 
 def fold_folder(results: Path, trainer: str, plans: str = "ISLESTinyPlans", fold: int = 0) -> Path:

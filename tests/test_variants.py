@@ -8,7 +8,7 @@ from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.registry import find_trainer, known_trainers
 from isles_pipeline.trainers.run import run_training
 from isles_pipeline.trainers.variants import TABLE1
-from test_train import tiny_pipeline, tiny_roots, write_plans_variant  # noqa: F401 (fixtures)
+from train_helpers import write_plans_variant
 
 EXPECTED = {  # trainer -> (chain switches, loss switches) that differ along the table
     "ISLESChainTrainer_UNetCE": ({"use_extractor": False, "use_generator": False, "segmentor_se": False,

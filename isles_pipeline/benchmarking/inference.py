@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -23,27 +22,13 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from isles_pipeline.paths import data_roots_under, isles_raw, isles_results
+
 PLANNERS = {"full": ("ISLESPlanner", "ISLESPlans"), "small": ("ISLESSmallPlanner", "ISLESSmallPlans")}
 
 
-def _set_roots(root: Path) -> dict[str, Optional[str]]:
-    previous = {}
-    for name in ("raw", "preprocessed", "results"):
-        previous[f"ISLES_{name}"] = os.environ.get(f"ISLES_{name}")
-        os.environ[f"ISLES_{name}"] = str(root / name)
-    return previous
-
-
-def _restore_roots(previous: dict[str, Optional[str]]) -> None:
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-def _build(root: Path, args: argparse.Namespace) -> tuple[Path, Path]:
-    """(model folder, imagesTs folder) under root."""
+def _build(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(model folder, imagesTs folder) under the data roots."""
     from isles_pipeline.networks.chain import IntegratedChain
     from isles_pipeline.planners import api
     from isles_pipeline.planners.plans import get_configuration, load_plans
@@ -52,14 +37,14 @@ def _build(root: Path, args: argparse.Namespace) -> tuple[Path, Path]:
 
     planner, plans_name = PLANNERS[args.preset]
     case = SyntheticCase("bench_001", size_yx=(args.size, args.size), slices=args.slices, num_frames=args.frames)
-    raw = write_synthetic_dataset(root / "raw", [case])
+    raw = write_synthetic_dataset(isles_raw(), [case])
     write_case(raw, SyntheticCase("bench_001", size_yx=(args.size, args.size), slices=args.slices,
                                   num_frames=args.frames), "Ts", np.random.default_rng(1))
     api.extract_fingerprint(18)
     api.plan_experiment(18, planner)
     plans = load_plans(18, plans_name)
     chain_kwargs = get_configuration(plans)["network"]["chain"]
-    model = root / "results" / raw.name / f"BenchmarkTrainer__{plans_name}__2d"
+    model = isles_results() / raw.name / f"BenchmarkTrainer__{plans_name}__2d"
     atomic_write_json(model / "plans.json", plans)
     for fold in range(args.folds):
         torch.manual_seed(fold)
@@ -77,14 +62,13 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     root = Path(tempfile.mkdtemp(prefix="isles_bench_inference_"))
-    previous = _set_roots(root)
     try:
-        model, images = _build(root, args)
-        start = time.perf_counter()
-        report = predict_folder(images, root / "out", folder=model, device=args.device, batch_size=args.batch)
-        wall = time.perf_counter() - start
+        with data_roots_under(root):
+            model, images = _build(args)
+            start = time.perf_counter()
+            report = predict_folder(images, root / "out", folder=model, device=args.device, batch_size=args.batch)
+            wall = time.perf_counter() - start
     finally:
-        _restore_roots(previous)
         shutil.rmtree(root, ignore_errors=True)
     if report.failures:
         raise RuntimeError(f"benchmark case failed: {report.failures}")

@@ -1,0 +1,22 @@
+"""Helpers of the training tests: data roots and plan variants of the tiny preprocessed phantom."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from isles_pipeline.preprocessing.storage import atomic_write_json, load_json
+
+DATASET = "Dataset018_ISLES2018"
+
+
+def set_roots(mp, raw: Path, preprocessed: Path, results: Path) -> None:
+    mp.setenv("ISLES_raw", str(raw))
+    mp.setenv("ISLES_preprocessed", str(preprocessed))
+    mp.setenv("ISLES_results", str(results))
+
+
+def write_plans_variant(preprocessed: Path, name: str, **changes) -> None:
+    """A copy of ISLESSmallPlans with other training values (same data_identifier, so the same data)."""
+    plans = load_json(preprocessed / DATASET / "ISLESSmallPlans.json")
+    plans["plans_name"] = name
+    plans["configurations"]["2d"].update(changes)
+    atomic_write_json(preprocessed / DATASET / f"{name}.json", plans)
