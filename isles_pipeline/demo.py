@@ -50,7 +50,7 @@ class DemoSettings:
     with_dwi: bool = True
 
 
-def _threshold_predictions(testing: Path, folder: Path) -> None:
+def threshold_predictions(testing: Path, folder: Path) -> None:
     """The rCBF < 30 % in Tmax > 6 s baseline for every TESTING case, on the CT's grid."""
     for case_folder in list_case_folders(testing):
         case = read_case_layout(case_folder, require_label=False)
@@ -61,7 +61,7 @@ def _threshold_predictions(testing: Path, folder: Path) -> None:
         write_image(image, folder / f"{case_folder.name}.nii.gz")
 
 
-def _references(testing: Path, folder: Path) -> None:
+def phantom_references(testing: Path, folder: Path) -> None:
     """The phantom's DWI lesion (what OT would be) of each TESTING case, named like the predictions."""
     folder.mkdir(parents=True, exist_ok=True)
     for case_folder in list_case_folders(testing):
@@ -126,8 +126,8 @@ def run_demo(output: Path, device: str = "auto", settings: DemoSettings = DemoSe
 
         start = stage(7, "evaluate against the phantom's DWI lesions, beside the threshold baseline")
         references = output / "references"
-        _references(testing, references)
-        _threshold_predictions(testing, output / "threshold_baseline")
+        phantom_references(testing, references)
+        threshold_predictions(testing, output / "threshold_baseline")
         method = evaluate_folders(references, predictions, output / "evaluation_method.json")
         baseline = evaluate_folders(references, output / "threshold_baseline", output / "evaluation_threshold.json")
         timings["evaluate_s"] = time.perf_counter() - start
