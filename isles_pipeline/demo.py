@@ -10,7 +10,6 @@ configuration (`ISLESPlanner`).
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -24,13 +23,14 @@ from isles_pipeline.dataset_conversion.convert import convert_isles2018
 from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
 from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image
 from isles_pipeline.dataset_conversion.phantom import generate_phantom
+from isles_pipeline.devices import resolve_device
 from isles_pipeline.evaluation.evaluate import evaluate_folders
 from isles_pipeline.evaluation.threshold_baseline import threshold_core
 from isles_pipeline.inference.determine_postprocessing import determine_postprocessing
 from isles_pipeline.inference.predict import PredictionOptions, predict_folder
 from isles_pipeline.paths import data_roots_under
 from isles_pipeline.planners.api import plan_and_preprocess
-from isles_pipeline.devices import resolve_device
+from isles_pipeline.preprocessing.storage import atomic_write_json
 from isles_pipeline.trainers.run import run_training
 
 DATASET_ID = 18
@@ -146,7 +146,7 @@ def run_demo(output: Path, device: str = "auto", settings: DemoSettings = DemoSe
         "threshold_baseline_mean": baseline["mean"],
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
-    (output / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    atomic_write_json(output / "summary.json", summary)
     _print_summary(summary, output, say)
     return summary
 

@@ -23,6 +23,7 @@ from isles_pipeline.evaluation.evaluate import evaluate_folders
 from isles_pipeline.inference.predict import predict_folder
 from isles_pipeline.paths import data_roots_under
 from isles_pipeline.planners.api import plan_and_preprocess
+from isles_pipeline.preprocessing.storage import atomic_write_json
 from isles_pipeline.trainers.run import run_training
 
 PLANS = {"ISLESSmallPlanner": "ISLESSmallPlans", "ISLESPlanner": "ISLESPlans"}
@@ -70,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("-np", type=int, default=2)
     args = parser.parse_args(argv)
     results = run(args.work, args.tr, args.n, args.t, args.size, args.pl, args.device, args.np)
-    args.o.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    atomic_write_json(args.o, json.loads(json.dumps(results, default=str)))
     print(f"{'':52s}{'Dice':>7s}{'HD95 mm':>9s}{'|dV| ml':>9s}")
     for name, mean in results["rows"].items():
         print(f"{name:52s}{mean['dice']:7.3f}{mean['hd95_mm']:9.2f}{mean['abs_volume_diff_ml']:9.2f}")

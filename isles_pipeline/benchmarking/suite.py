@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
+from isles_pipeline.preprocessing.storage import atomic_write_json
+
 STAGES = ("generate_and_convert", "preprocess", "chain_step", "inference")
 
 
@@ -135,7 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     width = max(len(name) for name, _ in rows) if rows else 0
     for name, value in rows:
         print(f"{name:{width}s}  {value}")
-    args.o.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    atomic_write_json(args.o, json.loads(json.dumps(results, default=str)))
     print(f"results: {args.o}")
     return 1 if any("error" in results.get(name, {}) for name in args.stages) else 0
 

@@ -13,8 +13,6 @@ other cases are still converted and the failures are returned (the CLI prints th
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import SimpleITK as sitk
 from ..parallel import map_cases
 from ..paths import dataset_folder_name, isles_raw
 from ..preprocessing.nifti_scan import count_non_finite
+from ..preprocessing.storage import atomic_write_json
 from .isles2018_layout import (MAP_MODALITIES, LayoutError, SourceCase, list_case_folders,
                                read_case_layout)
 from .nifti_io import NiftiError, read_image, write_image
@@ -175,12 +174,6 @@ def _run(jobs, num_processes: int):
     return outcomes
 
 
-def _write_json(path: Path, content: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(content, indent=2))
-    os.replace(temporary, path)
-
-
 def _assign_patients(records: dict[str, dict], split: str, table, source_dir: Path, result: ConversionResult):
     names = sorted((n for n, r in records.items() if r["split"] == split), key=lambda n: int(n.split("_")[1]))
     if not names:
@@ -230,7 +223,7 @@ def convert_isles2018(training_dir, testing_dir=None, dataset_id: int = 18, name
     for record in records.values():
         for key in ("metadata_patient", "metadata_slab", "acquisition"):
             record.pop(key)
-    _write_json(dataset_folder / "dataset.json", _dataset_json(name, records))
+    atomic_write_json(dataset_folder / "dataset.json", _dataset_json(name, records))
     return result
 
 
