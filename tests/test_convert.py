@@ -273,3 +273,35 @@ def test_nifti_header_of_output_is_consistent(converted):
     raw = gzip.open(path).read(348)
     sform = np.array(struct.unpack_from("<12f", raw, 280)).reshape(3, 4)
     assert np.allclose(np.abs(np.diag(sform[:, :3])), read_image(path).GetSpacing(), rtol=1e-5)
+
+
+def test_a_table_for_training_only_leaves_testing_to_the_other_rules(small_phantom, small_phantom_testing, tmp_path):
+    _copy_without_metadata(small_phantom, tmp_path / "TRAINING")
+    _copy_without_metadata(small_phantom_testing, tmp_path / "TESTING")
+    table = tmp_path / "patients.csv"
+    table.write_text("case,patient\n" + "".join(f"TRAINING/case_{i},P{i}\n" for i in range(1, 7)))
+    result = convert_isles2018(tmp_path / "TRAINING", tmp_path / "TESTING", patients_csv=table,
+                               output_root=tmp_path / "raw")
+    assert result.patient_source == {"Tr": "table", "Ts": "heuristic"} and result.failures == []
+    half = tmp_path / "half.csv"
+    half.write_text("case,patient\nTRAINING/case_1,P1\n")
+    with pytest.raises(ValueError, match="covers 1 of the 6 cases"):
+        convert_isles2018(tmp_path / "TRAINING", patients_csv=half, output_root=tmp_path / "raw_half")
+    assert not (tmp_path / "raw_half").exists()
+
+
+def test_reconverting_removes_outputs_the_source_no_longer_has(small_phantom, tmp_path):
+    shutil.copytree(small_phantom, tmp_path / "TRAINING", ignore=shutil.ignore_patterns("phantom_truth"))
+    first = convert_isles2018(tmp_path / "TRAINING", output_root=tmp_path / "raw")
+    assert (first.dataset_folder / "dwiTr" / "train_001.nii.gz").is_file()
+    shutil.rmtree(_file(tmp_path / "TRAINING" / "case_1", "MR_DWI").parent)
+    second = convert_isles2018(tmp_path / "TRAINING", output_root=tmp_path / "raw")
+    assert not (second.dataset_folder / "dwiTr" / "train_001.nii.gz").exists()
+    assert json.loads((second.dataset_folder / "dataset.json").read_text())["cases"]["train_001"]["has_dwi"] is False
+
+
+def test_case_folders_with_the_same_number_are_refused(small_phantom, tmp_path):
+    shutil.copytree(small_phantom / "case_1", tmp_path / "TRAINING" / "case_1")
+    shutil.copytree(small_phantom / "case_1", tmp_path / "TRAINING" / "case_01")
+    with pytest.raises(ValueError, match="same number"):
+        convert_isles2018(tmp_path / "TRAINING", output_root=tmp_path / "raw")

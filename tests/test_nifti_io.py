@@ -1,13 +1,15 @@
 """Reading the real ISLES 2018 header quirk and writing it back exactly."""
 from __future__ import annotations
 
+import gzip
 import os
 import struct
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
-from isles_pipeline.dataset_conversion.nifti_io import (has_identity_sform, read_array, read_image,
+from isles_pipeline.dataset_conversion.nifti_io import (NiftiError, has_identity_sform, read_array, read_image,
                                                         write_image, write_with_isles_quirk)
 
 
@@ -76,3 +78,31 @@ def test_singleton_fifth_axis_is_squeezed_either_way(tmp_path):
         assert image.GetDimension() == 4 and back.shape == (7, 3, 5, 6)
         assert np.array_equal(back, array)
         np.testing.assert_allclose(image.GetSpacing(), (0.9, 0.9, 5.0, 1.5), rtol=1e-6)
+
+
+def test_reversed_slice_order_survives_the_quirk(tmp_path):
+    """A left-handed grid (qfac -1 in pixdim[0]): ITK reports pixdim[0] as 0, so qfac is read from the bytes."""
+    image = sitk.GetImageFromArray(np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5))
+    image.SetSpacing((0.9, 0.9, 5.0))
+    image.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, -1))
+    path = tmp_path / "flipped.nii"
+    write_with_isles_quirk(image, path)
+    assert struct.unpack_from("<f", path.read_bytes(), 76)[0] == -1.0
+    back = read_image(path)
+    np.testing.assert_allclose(back.GetDirection(), image.GetDirection(), atol=1e-6)
+    np.testing.assert_allclose(back.GetSpacing(), image.GetSpacing(), rtol=1e-6)
+
+
+def test_multi_member_gzip_is_complete_and_a_cut_one_is_not(tmp_path):
+    image = sitk.GetImageFromArray(np.random.default_rng(0).random((4, 16, 16)).astype(np.float32))
+    plain = tmp_path / "image.nii"
+    write_image(image, plain)
+    raw = plain.read_bytes()
+    members = tmp_path / "members.nii.gz"  # as bgzip writes: several gzip members back to back
+    members.write_bytes(gzip.compress(raw[:500]) + gzip.compress(raw[500:]))
+    assert np.array_equal(read_array(members)[0], sitk.GetArrayFromImage(image))
+    cut = tmp_path / "cut.nii.gz"
+    whole = gzip.compress(raw)
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(NiftiError, match="truncated|corrupt"):
+        read_image(cut)

@@ -77,7 +77,7 @@ def _describe_grid(image: sitk.Image) -> str:
 def _read_checked(case: SourceCase, modality: str) -> sitk.Image:
     path = case.files[modality]
     image = read_image(path)  # NiftiError names the file
-    if modality != "CT" and np.issubdtype(sitk.GetArrayViewFromImage(image).dtype, np.floating):
+    if np.issubdtype(sitk.GetArrayViewFromImage(image).dtype, np.floating):
         bad = count_non_finite(path)
         if bad:
             raise CaseConversionError(f"{case.folder.name}: {path.name}: {bad} NaN or infinite voxel(s)")
@@ -145,6 +145,9 @@ def _convert_one(job) -> tuple[str, dict | None, str | None]:
             stale.unlink(missing_ok=True)
         line = f"{folder.name}: {error.path.name}: {error.problem}" if isinstance(error, NiftiError) else str(error)
         return folder.name, None, line
+    for modality, path in paths.items():
+        if modality not in images:  # e.g. a DWI or label of an earlier conversion that the source lost
+            path.unlink(missing_ok=True)
     for modality, image in images.items():
         write_image(image, paths[modality])
     series = images["CT_4DPWI"]
@@ -191,10 +194,19 @@ def _assign_patients(records: dict[str, dict], split: str, table, source_dir: Pa
                     split_table[n] = table[key]
                     break
     prefix = "Train" if split == "Tr" else "Test"
-    assigned, how = resolve_patients(names, metadata, split_table, keys, prefix)
+    assigned, how = resolve_patients(names, metadata, split_table or None, keys, prefix)
     result.patient_source[split] = how
     for n in names:
         records[n]["patient"], records[n]["slab"] = assigned[n]
+
+
+def _check_table_covers(table: dict, source: Path, folders: list[Path]) -> None:
+    """A patient table covers all cases of a folder or none of them (then the other rules decide), checked
+    before anything is written."""
+    missing = [f.name for f in folders if f"{source.name}/{f.name}" not in table and f.name not in table]
+    if missing and len(missing) < len(folders):
+        raise ValueError(f"the patient table covers {len(folders) - len(missing)} of the {len(folders)} cases in "
+                         f"{source}; missing: {', '.join(missing[:10])}")
 
 
 def convert_isles2018(training_dir, testing_dir=None, dataset_id: int = 18, name: str = "ISLES2018",
@@ -209,6 +221,8 @@ def convert_isles2018(training_dir, testing_dir=None, dataset_id: int = 18, name
         folders = list_case_folders(source)
         if not folders:
             raise FileNotFoundError(f"{source}: no case_N folders found")
+        if table is not None:
+            _check_table_covers(table, source, folders)
         jobs += [(str(f), split, str(dataset_folder)) for f in folders]
     dataset_folder.mkdir(parents=True, exist_ok=True)
     records: dict[str, dict] = {}

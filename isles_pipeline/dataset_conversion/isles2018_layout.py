@@ -42,8 +42,13 @@ def list_case_folders(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
-    cases = [p for p in root.iterdir() if p.is_dir() and CASE_FOLDER.match(p.name)]
-    return sorted(cases, key=lambda p: int(CASE_FOLDER.match(p.name).group(1)))
+    cases = sorted((p for p in root.iterdir() if p.is_dir() and CASE_FOLDER.match(p.name)),
+                   key=lambda p: int(CASE_FOLDER.match(p.name).group(1)))
+    numbers = [int(CASE_FOLDER.match(p.name).group(1)) for p in cases]
+    doubled = sorted({p.name for p, n in zip(cases, numbers) if numbers.count(n) > 1})
+    if doubled:  # case_7 and case_07 would both become train_007
+        raise LayoutError(f"{root}: case folders with the same number: {', '.join(doubled)}")
+    return cases
 
 
 def _modality_file(case: Path, folder: Path) -> Path:

@@ -63,10 +63,25 @@ def _quiet_itk():
 
 
 def _header(path: Path) -> dict[str, str]:
+    """ITK's view of the header, plus `qfac` from the bytes: ITK reports pixdim[0] as 0 even when it is -1."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.ReadImageInformation()
-    return {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
+    header = {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
+    raw = _raw_header(path)
+    if len(raw) >= 80 and struct.unpack_from("<i", raw, 0)[0] == 348:
+        header["qfac"] = "-1" if struct.unpack_from("<f", raw, 76)[0] < 0 else "1"
+    return header
+
+
+def _raw_header(path: Path) -> bytes:
+    """The first 352 bytes of a .nii or .nii.gz file (b"" when a gzip stream cannot even start)."""
+    path = Path(path)
+    with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as handle:
+        try:
+            return handle.read(352)
+        except (OSError, EOFError):
+            return b""
 
 
 def _floats(text: str) -> list[float]:
@@ -95,7 +110,7 @@ def _qform_direction_lps(header: dict[str, str]) -> np.ndarray:
             [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
         ]
     )
-    qfac = -1.0 if float(header.get("pixdim[0]", "1") or 1) < 0 else 1.0
+    qfac = -1.0 if float(header.get("qfac", "1")) < 0 else 1.0
     rotation[:, 2] *= qfac
     return np.diag([-1.0, -1.0, 1.0]) @ rotation  # RAS -> LPS
 
@@ -169,15 +184,15 @@ def check_complete(path: Path) -> None:
     """Raise NiftiError for a truncated file: ITK 5 reads one silently, padding the missing voxels with 0.
 
     Uncompressed: the file must hold vox_offset + all voxels. Gzipped: the stream's trailer (ISIZE, the
-    uncompressed length modulo 2^32, RFC 1952) must match, which a cut file fails without decompressing.
+    uncompressed length modulo 2^32, RFC 1952) is compared first, which a cut file fails without
+    decompressing; only on a mismatch (a cut file, or a valid multi-member stream such as bgzip writes) is
+    the stream decompressed and counted.
     """
     path = Path(path)
     compressed = path.name.endswith(".gz")
-    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
-        try:
-            raw = handle.read(352)
-        except (OSError, EOFError):
-            raise NiftiError(path, "cannot read NIfTI (corrupt gzip stream)") from None
+    raw = _raw_header(path)
+    if compressed and not raw:
+        raise NiftiError(path, "cannot read NIfTI (corrupt gzip stream)")
     if len(raw) < 348 or struct.unpack_from("<i", raw, 0)[0] != 348:
         return  # not NIfTI-1 little-endian: let ITK decide
     dims = struct.unpack_from("<8h", raw, 40)
@@ -187,10 +202,22 @@ def check_complete(path: Path) -> None:
         with open(path, "rb") as handle:
             handle.seek(-4, os.SEEK_END)
             stored = struct.unpack("<I", handle.read(4))[0]
-        if stored != expected % 2**32:
+        if stored != expected % 2**32 and _decompressed_length(path) < expected:
             raise NiftiError(path, "cannot read NIfTI (truncated: gzip stream shorter than the header's size)")
     elif path.stat().st_size < expected:
         raise NiftiError(path, f"cannot read NIfTI (truncated: {path.stat().st_size} of {expected} bytes)")
+
+
+def _decompressed_length(path: Path) -> int:
+    """Bytes in a gzip stream (all members); a cut stream counts what could be read."""
+    total = 0
+    with gzip.open(path, "rb") as handle:
+        try:
+            while chunk := handle.read(1 << 22):
+                total += len(chunk)
+        except (OSError, EOFError):
+            pass
+    return total
 
 
 def read_array(path: Path) -> tuple[np.ndarray, sitk.Image]:
