@@ -1,7 +1,6 @@
 """Write a phantom data set in exactly the ISLES 2018 layout, plus the simulated truth beside it."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...parallel import map_cases
+from ...preprocessing.storage import atomic_write_json
 from ..nifti_io import write_image, write_with_isles_quirk
 from .case import Patient, simulate_slab
 
@@ -103,7 +103,7 @@ def _write_case(args) -> str:
         write_with_isles_quirk(_image(arrays[modality], spacing, time_step), case_dir / name / f"{name}.nii")
     description = f"ISLES 2018 - {'TRAIN' if split == 'TRAINING' else 'TEST'} - {patient_label(split, spec)} - CT"
     metadata = {"description": description, "modality": "CT", "id": ids["CT"], "ids": ids}
-    _write_text(case_dir / f"SMIR.Brain.XX.O.CT.{ids['CT']}.json", json.dumps(metadata, indent=2))
+    atomic_write_json(case_dir / f"SMIR.Brain.XX.O.CT.{ids['CT']}.json", metadata)
     _write_text(case_dir / "License_ODC_ODBL.txt", LICENCE_TEXT)
 
     truth_dir = Path(out_dir) / "phantom_truth" / f"case_{spec.case_number}"
@@ -113,7 +113,7 @@ def _write_case(args) -> str:
         write_image(_image(mask.astype(np.uint8), spacing), truth_dir / f"{name}.nii.gz")
     write_image(_image(case["ot"], spacing), truth_dir / "lesion_dwi.nii.gz")
     truth = dict(case["truth"], patient=patient_label(split, spec), ids=ids, split=split)
-    _write_text(truth_dir / "truth.json", json.dumps(truth, indent=2))
+    atomic_write_json(truth_dir / "truth.json", truth)
     return case_dir.name
 
 
