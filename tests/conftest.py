@@ -10,14 +10,15 @@ from isles_pipeline.dataset_conversion.phantom import generate_phantom
 from isles_pipeline.planners import api
 from train_helpers import set_roots, write_plans_variant
 
-FIXTURE_CT = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "isles2018" / "SMIR.Brain.XX.O.CT.339203.nii"
+# A copy of the real file lives in the repo (tests/data/isles2018/README.md: source, licence): users clone it alone.
+FIXTURE_CT = Path(__file__).resolve().parent / "data" / "isles2018" / "SMIR.Brain.XX.O.CT.339203.nii"
 
 
 @pytest.fixture(scope="session")
 def real_isles_ct() -> Path:
     """The plain CT of ISLES 2018 Train_01_A, with the identity-sform header quirk."""
     if not FIXTURE_CT.is_file():
-        pytest.fail(f"the real ISLES 2018 fixture is missing: {FIXTURE_CT} (../shared must sit beside the repo)")
+        pytest.fail(f"the real ISLES 2018 fixture is missing: {FIXTURE_CT} (it ships with the repository)")
     return FIXTURE_CT
 
 

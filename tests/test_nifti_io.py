@@ -106,3 +106,10 @@ def test_multi_member_gzip_is_complete_and_a_cut_one_is_not(tmp_path):
     cut.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(NiftiError, match="truncated|corrupt"):
         read_image(cut)
+
+
+def test_real_fixture_ships_inside_the_repository(real_isles_ct):
+    """Users clone the repository alone: the real ISLES 2018 file the tests read must be inside it."""
+    repo = Path(__file__).resolve().parents[1]
+    assert repo in real_isles_ct.resolve().parents
+    assert real_isles_ct.stat().st_size == 2_097_504
