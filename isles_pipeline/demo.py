@@ -30,7 +30,7 @@ from isles_pipeline.inference.determine_postprocessing import determine_postproc
 from isles_pipeline.inference.predict import PredictionOptions, predict_folder
 from isles_pipeline.paths import data_roots_under
 from isles_pipeline.planners.api import plan_and_preprocess
-from isles_pipeline.preprocessing.storage import atomic_write_json
+from isles_pipeline.files import atomic_write_json
 from isles_pipeline.trainers.run import run_training
 
 DATASET_ID = 18

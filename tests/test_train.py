@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from isles_pipeline.cli.train import main as train_main
-from isles_pipeline.preprocessing.storage import atomic_write_json, load_json
+from isles_pipeline.files import atomic_write_json, read_json
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
 from isles_pipeline.trainers.run import run_training
@@ -175,7 +175,7 @@ def test_missing_or_stale_preprocessed_cases_are_named(tiny_roots, monkeypatch, 
     err = capsys.readouterr().err
     assert "not preprocessed" in err and "train_003" in err and "run isles_plan_and_preprocess -d 18 first" in err
     shutil.copy(preprocessed / DATASET / "ISLESSmallPlans_2d" / "train_003.json", data)
-    properties = load_json(data / "train_001.json")
+    properties = read_json(data / "train_001.json")
     properties["preprocessing_hash"] = "something-else"
     atomic_write_json(data / "train_001.json", properties)
     assert train_main(["18", "2", "-p", "ISLESTinyPlans", "-device", "cpu"]) == 1

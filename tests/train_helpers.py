@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from isles_pipeline.preprocessing.storage import atomic_write_json, load_json
+from isles_pipeline.files import atomic_write_json, read_json
 
 DATASET = "Dataset018_ISLES2018"
 
@@ -16,7 +16,7 @@ def set_roots(mp, raw: Path, preprocessed: Path, results: Path) -> None:
 
 def write_plans_variant(preprocessed: Path, name: str, **changes) -> None:
     """A copy of ISLESSmallPlans with other training values (same data_identifier, so the same data)."""
-    plans = load_json(preprocessed / DATASET / "ISLESSmallPlans.json")
+    plans = read_json(preprocessed / DATASET / "ISLESSmallPlans.json")
     plans["plans_name"] = name
     plans["configurations"]["2d"].update(changes)
     atomic_write_json(preprocessed / DATASET / f"{name}.json", plans)

@@ -32,7 +32,8 @@ def _build(args: argparse.Namespace) -> tuple[Path, Path]:
     from isles_pipeline.networks.chain import IntegratedChain
     from isles_pipeline.planners import api
     from isles_pipeline.planners.plans import get_configuration, load_plans
-    from isles_pipeline.preprocessing.storage import atomic_write_json
+    from isles_pipeline.files import atomic_write_json
+    from isles_pipeline.trainers.checkpoint import atomic_torch_save
     from isles_pipeline.preprocessing.synthetic import SyntheticCase, write_case, write_synthetic_dataset
 
     planner, plans_name = PLANNERS[args.preset]
@@ -49,8 +50,7 @@ def _build(args: argparse.Namespace) -> tuple[Path, Path]:
     for fold in range(args.folds):
         torch.manual_seed(fold)
         path = model / f"fold_{fold}" / "checkpoint_final.pth"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"network_weights": IntegratedChain(**chain_kwargs).state_dict(), "chain_kwargs": chain_kwargs,
+        atomic_torch_save({"network_weights": IntegratedChain(**chain_kwargs).state_dict(), "chain_kwargs": chain_kwargs,
                     "trainer_name": "BenchmarkTrainer", "plans_name": plans_name, "configuration": "2d",
                     "fold": fold, "epoch": 0}, path)
     return model, raw / "imagesTs"

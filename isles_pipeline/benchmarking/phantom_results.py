@@ -23,7 +23,7 @@ from isles_pipeline.evaluation.evaluate import evaluate_folders
 from isles_pipeline.inference.predict import predict_folder
 from isles_pipeline.paths import data_roots_under
 from isles_pipeline.planners.api import plan_and_preprocess
-from isles_pipeline.preprocessing.storage import atomic_write_json
+from isles_pipeline.files import atomic_write_json
 from isles_pipeline.trainers.run import run_training
 
 PLANS = {"ISLESSmallPlanner": "ISLESSmallPlans", "ISLESPlanner": "ISLESPlans"}

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from isles_pipeline.preprocessing.storage import atomic_write_json
+from isles_pipeline.files import atomic_write_json
 
 STAGES = ("generate_and_convert", "preprocess", "chain_step", "inference")
 

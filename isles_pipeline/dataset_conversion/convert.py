@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from ..parallel import map_cases
 from ..paths import dataset_folder_name, isles_raw
 from ..preprocessing.nifti_scan import count_non_finite
-from ..preprocessing.storage import atomic_write_json
+from ..files import atomic_write_json
 from .isles2018_layout import (MAP_MODALITIES, LayoutError, SourceCase, list_case_folders,
                                read_case_layout)
 from .nifti_io import NiftiError, read_image, write_image

@@ -5,8 +5,8 @@ nibabel trusts the sform (1 mm isotropic, wrong); ITK falls back to the qform wh
 wrong. We read with SimpleITK, detect the identity sform explicitly and rebuild the geometry from the qform
 and pixdim whenever SimpleITK's answer disagrees with them, so the rule does not depend on an ITK heuristic.
 
-Every write goes to a temporary name in the destination folder and is renamed into place, so an interrupted
-run never leaves a half-written file behind.
+Every write goes through `isles_pipeline.files.atomic_path` (the project's one writer), so an interrupted run
+never leaves a half-written file behind and an old file is replaced only by a complete new one.
 """
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ import gzip
 import os
 import shutil
 import struct
-import uuid
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+
+from ..files import atomic_path, temporary_sibling
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -225,17 +226,8 @@ def read_array(path: Path) -> tuple[np.ndarray, sitk.Image]:
     return sitk.GetArrayFromImage(image), image
 
 
-def _temporary_sibling(path: Path) -> Path:
-    """A unique hidden name in the same folder that keeps the extension ITK picks the format by.
-
-    (Not mkstemp: its files are created 0600, and os.replace would carry that mode to the result.)
-    """
-    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
-
-
 def write_image(image: sitk.Image, path: Path, compression_level: int = 1) -> None:
-    """Write atomically: temporary file in the same folder, then rename.
+    """Write through `files.atomic_path` (same-folder temporary, fsync, rename; removed on any error).
 
     `.nii.gz` is compressed here with gzip at `compression_level` (default 1), not by ITK: ITK 5 ignores
     the requested level and its default takes ~3x longer on a 4D series, for a file only ~20 % smaller
@@ -243,22 +235,19 @@ def write_image(image: sitk.Image, path: Path, compression_level: int = 1) -> No
     the bytes identical between runs.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_sibling(path)
-    uncompressed = temporary.with_name(temporary.name[: -len(".gz")]) if path.name.endswith(".gz") else temporary
-    try:
-        sitk.WriteImage(image, str(uncompressed), useCompression=False)
-        if uncompressed != temporary:
+    with atomic_path(path) as temporary:
+        if not path.name.endswith(".gz"):
+            sitk.WriteImage(image, str(temporary), useCompression=False)
+            return
+        uncompressed = temporary_sibling(path.with_name(path.name[: -len(".gz")]))
+        try:
+            sitk.WriteImage(image, str(uncompressed), useCompression=False)
             with open(uncompressed, "rb") as source, open(temporary, "wb") as raw_target:
                 with gzip.GzipFile(filename="", mode="wb", fileobj=raw_target, compresslevel=compression_level,
                                    mtime=0) as target:
                     shutil.copyfileobj(source, target, length=1 << 22)
-            uncompressed.unlink()
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        uncompressed.unlink(missing_ok=True)
-        raise
+        finally:
+            uncompressed.unlink(missing_ok=True)
 
 
 def write_with_isles_quirk(image: sitk.Image, path: Path) -> None:
@@ -269,16 +258,10 @@ def write_with_isles_quirk(image: sitk.Image, path: Path) -> None:
     path = Path(path)
     if not path.name.endswith(".nii"):
         raise ValueError(f"{path}: the ISLES quirk is only written to uncompressed .nii")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_sibling(path)
-    try:
+    with atomic_path(path) as temporary:
         sitk.WriteImage(image, str(temporary), useCompression=False)
         with open(temporary, "r+b") as handle:
             handle.seek(_QFORM_CODE_OFFSET)
             handle.write(struct.pack("<hh", _ALIGNED_ANAT, _ALIGNED_ANAT))
             handle.seek(_SROW_OFFSET)
             handle.write(struct.pack("<12f", *np.eye(3, 4).ravel()))
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

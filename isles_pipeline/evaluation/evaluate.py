@@ -17,8 +17,8 @@ import SimpleITK as sitk
 
 from isles_pipeline.dataset_conversion.nifti_io import is_nifti, read_image, strip_nifti_suffix
 from isles_pipeline.evaluation.metrics import METRIC_KEYS, case_metrics, mean_metrics
+from isles_pipeline.files import atomic_write_json, atomic_write_text
 from isles_pipeline.preprocessing.image_io import Geometry, geometry_mismatch
-from isles_pipeline.preprocessing.storage import atomic_write_json
 
 
 class GeometryMismatchError(ValueError):
@@ -112,6 +112,4 @@ def _write_csv(path: Path, per_case: list[dict]) -> None:
     for row in per_case:
         writer.writerow([row["case"], *("" if row["metrics"][key] is None else row["metrics"][key]
                                         for key in METRIC_KEYS)])
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(buffer.getvalue())
-    temporary.replace(path)
+    atomic_write_text(path, buffer.getvalue())

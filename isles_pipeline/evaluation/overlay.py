@@ -6,11 +6,12 @@ imported inside the function (Agg backend, no display needed, nothing at import 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+
+from isles_pipeline.files import atomic_path
 
 
 def pick_slices(prediction: np.ndarray, truth: Optional[np.ndarray] = None, num_slices: int = 4) -> list[int]:
@@ -76,12 +77,6 @@ def save_overlay(path: Path, input_map: np.ndarray, prediction: np.ndarray, pseu
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    try:
+    with atomic_path(Path(path)) as temporary:
         figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return slices

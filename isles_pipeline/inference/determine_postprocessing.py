@@ -21,7 +21,7 @@ from isles_pipeline.inference.model_folder import (POSTPROCESSING_FILE, availabl
 from isles_pipeline.inference.postprocessing import apply_postprocessing
 from isles_pipeline.paths import find_dataset_folder, isles_raw
 from isles_pipeline.preprocessing.image_io import geometry_mismatch
-from isles_pipeline.preprocessing.storage import atomic_write_json, load_json
+from isles_pipeline.files import atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _plans_candidates(folder: Path) -> Optional[list[float]]:
     plans_path = Path(folder) / "plans.json"
     if not plans_path.is_file():
         return None
-    for configuration in load_json(plans_path).get("configurations", {}).values():
+    for configuration in read_json(plans_path).get("configurations", {}).values():
         candidates = configuration.get("postprocessing", {}).get("min_component_ml_candidates")
         if candidates:
             return [float(v) for v in candidates]
@@ -110,4 +110,4 @@ def determine_postprocessing(dataset_id: int, trainer: str, plans: str, configur
 def load_postprocessing(folder: Path) -> Optional[list[dict]]:
     """The saved steps of a model folder, or None when determine_postprocessing has not been run."""
     path = Path(folder) / POSTPROCESSING_FILE
-    return list(load_json(path)["steps"]) if path.is_file() else None
+    return list(read_json(path)["steps"]) if path.is_file() else None

@@ -7,6 +7,7 @@ others are written; `PredictionReport.failures` lists them (the CLI exits non-ze
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,7 +24,7 @@ from isles_pipeline.inference.predictor import DEFAULT_CHECKPOINT, CasePredictio
 from isles_pipeline.inference.writer import (OVERLAYS_FOLDER, PROBABILITIES_FOLDER, PSEUDO_DWI_FOLDER, VOLUMES_CSV,
                                              output_name, write_array, write_mask, write_volumes_csv)
 from isles_pipeline.preprocessing.resampling import restore_original_geometry
-from isles_pipeline.preprocessing.storage import atomic_write_json
+from isles_pipeline.files import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
 OVERLAY_MAP_PREFERENCE = ("Tmax", "CBF", "MTT", "CBV")
@@ -60,29 +61,26 @@ def _overlay_map(prepared: PreparedCase, configuration: dict) -> tuple[str, np.n
 
 def write_case(prepared: PreparedCase, prediction: CasePrediction, output_folder: Path,
                options: PredictionOptions, configuration: dict) -> dict:
-    """Write the mask and the optional outputs of one case; returns its row of the volume table. When one
-    output fails, those already written for the case are removed: a failed case leaves nothing behind."""
+    """Write the mask and the optional outputs of one case; returns its row of the volume table.
+
+    All outputs of the case are written to temporaries first and renamed into place together only when every
+    one is complete: a failed case leaves no temporary, and an earlier prediction of the case stays as it was.
+    """
     output_folder = Path(output_folder)
     name = output_name(prepared.name, options.smir_names, prepared.ct_mtt_id, options.smir_name)
-    written: list[Path] = []
-    try:
-        written.append(output_folder / name)
-        write_mask(prediction.mask, prepared.properties, written[-1])
+    with contextlib.ExitStack() as outputs:
+        write_mask(prediction.mask, prepared.properties, outputs.enter_context(atomic_path(output_folder / name)))
         if options.save_probabilities:
-            written.append(output_folder / PROBABILITIES_FOLDER / f"{prepared.name}.nii.gz")
-            write_array(prediction.probabilities, prepared.properties, written[-1])
+            write_array(prediction.probabilities, prepared.properties, outputs.enter_context(
+                atomic_path(output_folder / PROBABILITIES_FOLDER / f"{prepared.name}.nii.gz")))
         if options.save_pseudo_dwi and prediction.pseudo_dwi is not None:
-            written.append(output_folder / PSEUDO_DWI_FOLDER / f"{prepared.name}.nii.gz")
-            write_array(prediction.pseudo_dwi, prepared.properties, written[-1])
+            write_array(prediction.pseudo_dwi, prepared.properties, outputs.enter_context(
+                atomic_path(output_folder / PSEUDO_DWI_FOLDER / f"{prepared.name}.nii.gz")))
         if options.overlays:
             map_name, input_map = _overlay_map(prepared, configuration)
-            written.append(output_folder / OVERLAYS_FOLDER / f"{prepared.name}.png")
-            save_overlay(written[-1], input_map, prediction.mask, prediction.pseudo_dwi, prepared.truth,
+            save_overlay(outputs.enter_context(atomic_path(output_folder / OVERLAYS_FOLDER / f"{prepared.name}.png")),
+                         input_map, prediction.mask, prediction.pseudo_dwi, prepared.truth,
                          input_name=map_name, title=f"{prepared.name}: core {prediction.volume_ml:.2f} ml")
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
     return {"case": prepared.name, "file": name, "core_volume_ml": round(prediction.volume_ml, 4),
             "lesion_count": prediction.lesion_count, "ct_mtt_id": prepared.ct_mtt_id}
 

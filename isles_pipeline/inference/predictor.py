@@ -21,7 +21,7 @@ from isles_pipeline.inference.postprocessing import apply_postprocessing
 from isles_pipeline.planners.plans import get_configuration
 from isles_pipeline.preprocessing.image_io import Geometry
 from isles_pipeline.preprocessing.resampling import restore_original_geometry
-from isles_pipeline.preprocessing.storage import load_json
+from isles_pipeline.files import read_json
 
 DEFAULT_CHECKPOINT = "checkpoint_final.pth"
 
@@ -68,7 +68,7 @@ class Predictor:
         plans_path = folder / "plans.json"
         if not plans_path.is_file():
             raise FileNotFoundError(f"{plans_path}: the model folder has no plans.json")
-        configuration = get_configuration(load_json(plans_path), configuration_name)
+        configuration = get_configuration(read_json(plans_path), configuration_name)
         folds = resolve_folds(folder, folds, checkpoint_name)
         paths = {fold: folder / f"fold_{fold}" / checkpoint_name for fold in folds}
         expected = {"trainer_name": trainer, "plans_name": plans_name, "configuration": configuration_name}

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from isles_pipeline.dataset_conversion.nifti_io import write_image
+from isles_pipeline.files import atomic_write_text
 from isles_pipeline.preprocessing.resampling import to_original_image
 
 PROBABILITIES_FOLDER = "probabilities"
@@ -51,7 +51,4 @@ def write_volumes_csv(rows: list[dict], path: Path) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({key: row.get(key) for key in writer.fieldnames})
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(buffer.getvalue())
-    os.replace(temporary, path)
+    atomic_write_text(Path(path), buffer.getvalue())

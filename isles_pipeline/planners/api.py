@@ -26,7 +26,8 @@ from isles_pipeline.preprocessing.errors import CaseFailures
 from isles_pipeline.preprocessing.integrity import IntegrityError, verify_dataset_integrity
 from isles_pipeline.preprocessing.case_preprocessor import preprocessing_hash
 from isles_pipeline.preprocessing.raw_dataset import find_raw_cases, load_dataset_json
-from isles_pipeline.preprocessing.storage import atomic_write_json, is_case_done, load_json, write_json_if_changed
+from isles_pipeline.files import atomic_write_json, read_json, write_json_if_changed
+from isles_pipeline.preprocessing.storage import is_case_done
 from isles_pipeline.trainers.splits import load_or_create_splits
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def extract_fingerprint(dataset_id: int, num_processes: int = 1, clean: bool = F
     write_json_if_changed(out / "dataset.json", load_dataset_json(raw))
     path = out / FINGERPRINT_FILE
     if path.is_file() and not clean:
-        return load_json(path)
+        return read_json(path)
     fingerprint = compute_fingerprint(raw, num_processes)
     atomic_write_json(path, fingerprint)
     return fingerprint
@@ -69,7 +70,7 @@ def plan_experiment(dataset_id: int, planner: str = "ISLESPlanner", clean: bool 
     fingerprint_path = folder / FINGERPRINT_FILE
     if not fingerprint_path.is_file():
         raise FileNotFoundError(f"{fingerprint_path}: no fingerprint; run isles_extract_fingerprint first")
-    plans = planner_class(load_json(fingerprint_path), load_json(folder / "dataset.json")).plan()
+    plans = planner_class(read_json(fingerprint_path), read_json(folder / "dataset.json")).plan()
     atomic_write_json(path, plans)
     return path
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from isles_pipeline.paths import find_dataset_folder, isles_preprocessed
-from isles_pipeline.preprocessing.storage import load_json
+from isles_pipeline.files import read_json
 
 DEFAULT_PLANS = "ISLESPlans"
 DEFAULT_CONFIGURATION = "2d"
@@ -71,7 +71,7 @@ def load_plans(dataset_id: int, plans_name: str = DEFAULT_PLANS, preprocessed_da
     path = plans_file(folder, plans_name)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no plans named {plans_name}; run isles_plan_and_preprocess first")
-    return load_json(path)
+    return read_json(path)
 
 
 def get_configuration(plans: dict, configuration: str = DEFAULT_CONFIGURATION) -> dict:

@@ -11,56 +11,20 @@ written last: its presence with the current preprocessing_hash means the case is
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from isles_pipeline.files import FileFormatError, atomic_path, atomic_write_json, read_json
+
 ARRAY_SUFFIXES = {"data": ".npy", "seg": "_seg.npy", "weight": "_weight.npy", "dwi": "_dwi.npy"}
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary name in the same folder, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def write_json_if_changed(path: Path, obj: Any) -> bool:
-    """Write only when the content differs (keeps mtimes of unchanged files); True if written."""
-    path = Path(path)
-    if path.is_file():
-        try:
-            with open(path) as f:
-                if json.load(f) == json.loads(json.dumps(obj)):
-                    return False
-        except json.JSONDecodeError:
-            pass
-    atomic_write_json(path, obj)
-    return True
-
-
-def load_json(path: Path) -> Any:
-    with open(path) as f:
-        return json.load(f)
-
-
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path = Path(path)
-    tmp = _temporary(path)
-    with open(tmp, "wb") as f:
-        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-    os.replace(tmp, path)
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
 
 
 def case_paths(folder: Path, case: str) -> dict[str, Path]:
@@ -79,7 +43,7 @@ def write_preprocessed_case(folder: Path, case: str, result) -> None:
         if array is None:
             paths[key].unlink(missing_ok=True)
         else:
-            atomic_save_npy(paths[key], array)
+            _save_npy(paths[key], array)
     atomic_write_json(paths["properties"], result.properties)
 
 
@@ -87,7 +51,7 @@ def load_preprocessed_case(folder: Path, case: str, mmap: bool = True) -> dict[s
     """{"data", "seg", "weight", "dwi", "properties"}; arrays memory-mapped read-only unless mmap=False,
     None where the case has none."""
     paths = case_paths(folder, case)
-    out: dict[str, Any] = {"properties": load_json(paths["properties"])}
+    out: dict[str, Any] = {"properties": read_json(paths["properties"])}
     for key in ARRAY_SUFFIXES:
         out[key] = np.load(paths[key], mmap_mode="r" if mmap else None) if paths[key].is_file() else None
     return out
@@ -99,8 +63,8 @@ def is_case_done(folder: Path, case: str, preprocessing_hash: str) -> bool:
     if not paths["properties"].is_file() or not paths["data"].is_file():
         return False
     try:
-        properties = load_json(paths["properties"])
-    except (json.JSONDecodeError, OSError):
+        properties = read_json(paths["properties"])
+    except FileFormatError:
         return False
     return properties.get("preprocessing_hash") == preprocessing_hash
 

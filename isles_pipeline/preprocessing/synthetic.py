@@ -7,7 +7,6 @@ case and know the answer.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -15,6 +14,8 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from isles_pipeline.dataset_conversion.nifti_io import write_image
+from isles_pipeline.files import atomic_write_json
 from isles_pipeline.paths import dataset_folder_name
 
 
@@ -80,15 +81,15 @@ def write_case(folder: Path, case: SyntheticCase, split: str, rng: np.random.Gen
     ending = ".nii.gz"
     for sub in (f"images{split}", f"labels{split}", f"ctp{split}", f"dwi{split}"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(_image(ct, case), str(folder / f"images{split}" / f"{case.name}_0000{ending}"))
+    write_image(_image(ct, case), folder / f"images{split}" / f"{case.name}_0000{ending}")
     for index, (normal, core, dtype) in maps.items():
         array = np.where(lesion, core, np.where(brain, normal, 0)).astype(dtype)
-        sitk.WriteImage(_image(array, case), str(folder / f"images{split}" / f"{case.name}_{index:04d}{ending}"))
-    sitk.WriteImage(_image(lesion.astype(np.uint8), case), str(folder / f"labels{split}" / f"{case.name}{ending}"))
-    sitk.WriteImage(_image(series, case, case.frame_interval_s), str(folder / f"ctp{split}" / f"{case.name}{ending}"))
+        write_image(_image(array, case), folder / f"images{split}" / f"{case.name}_{index:04d}{ending}")
+    write_image(_image(lesion.astype(np.uint8), case), folder / f"labels{split}" / f"{case.name}{ending}")
+    write_image(_image(series, case, case.frame_interval_s), folder / f"ctp{split}" / f"{case.name}{ending}")
     if case.with_dwi:
         dwi = (np.where(lesion, 300.0, np.where(brain, 100.0, 0.0)) + rng.normal(0, 5, ct.shape)).astype(np.float32)
-        sitk.WriteImage(_image(dwi, case), str(folder / f"dwi{split}" / f"{case.name}{ending}"))
+        write_image(_image(dwi, case), folder / f"dwi{split}" / f"{case.name}{ending}")
 
 
 def write_synthetic_dataset(raw_root: Path, cases: Sequence[SyntheticCase], dataset_id: int = 18,
@@ -106,7 +107,7 @@ def write_synthetic_dataset(raw_root: Path, cases: Sequence[SyntheticCase], data
     dataset = {"channel_names": {"0": "CT", "1": "CBF", "2": "CBV", "3": "MTT", "4": "Tmax"},
                "labels": {"background": 0, "core": 1}, "numTraining": len(cases), "file_ending": ".nii.gz",
                "name": name, "cases": info}
-    (folder / "dataset.json").write_text(json.dumps(dataset, indent=2))
+    atomic_write_json(folder / "dataset.json", dataset)
     return folder
 
 
@@ -120,4 +121,4 @@ def move_off_origin_and_rotate(folder: Path, pattern: str) -> None:
         direction[:2, :2] = [[0, -1], [1, 0]]
         image.SetOrigin((12.5, -30.0, 4.0) + (0.0,) * (dimension - 3))
         image.SetDirection(direction.ravel().tolist())
-        sitk.WriteImage(image, str(path))
+        write_image(image, path)

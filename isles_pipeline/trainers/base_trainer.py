@@ -21,7 +21,8 @@ from torch import nn
 
 from isles_pipeline.augmentation import SpatialAugmentation
 from isles_pipeline.planners.plans import channel_indices
-from isles_pipeline.preprocessing.storage import atomic_write_json, case_paths
+from isles_pipeline.files import atomic_write_json
+from isles_pipeline.preprocessing.storage import case_paths
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.data import Batch, SliceSet, fits_on_device, gather_batch, load_slices, \
     nbytes_of_cases, pinned, sample_indices

@@ -1,4 +1,4 @@
-"""Checkpoints: the contract the predictor reads, written atomically (temporary name + os.replace).
+"""Checkpoints: the contract the predictor reads, written atomically (`isles_pipeline.files.atomic_path`).
 
 Keys: network_weights (IntegratedChain state_dict, unwrapped from DDP / torch.compile), chain_kwargs (to
 rebuild it), trainer_name, plans_name, configuration, fold, epoch (epochs completed), and for resuming
@@ -7,7 +7,6 @@ logs, best_ema (best moving-average pseudo-Dice so far), ema_pseudo_dice.
 """
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from isles_pipeline.files import atomic_path
 
 FINAL, BEST, LATEST = "checkpoint_final.pth", "checkpoint_best.pth", "checkpoint_latest.pth"
 
@@ -31,10 +32,9 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save through `files.atomic_path`: an old checkpoint is replaced only by a complete new one."""
+    with atomic_path(Path(path)) as temporary:
+        torch.save(obj, temporary)
 
 
 def capture_rng_states(generator: torch.Generator) -> dict:

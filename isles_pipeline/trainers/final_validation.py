@@ -11,7 +11,6 @@ volume fallback below (HD95 left out).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -19,8 +18,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from isles_pipeline.dataset_conversion.nifti_io import write_image
+from isles_pipeline.files import atomic_path, atomic_write_json
 from isles_pipeline.preprocessing.resampling import restore_original_geometry, to_original_image
-from isles_pipeline.preprocessing.storage import atomic_write_json, load_preprocessed_case
+from isles_pipeline.preprocessing.storage import load_preprocessed_case
 
 
 def _fallback_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx) -> dict:
@@ -47,12 +48,6 @@ def metrics_function() -> Callable:
     except ImportError:
         return _fallback_metrics
     return case_metrics
-
-
-def _write_image(image: sitk.Image, path: Path) -> None:
-    tmp = path.with_name(f".tmp_{os.getpid()}_{path.name}")
-    sitk.WriteImage(image, str(tmp), True)
-    os.replace(tmp, path)
 
 
 @torch.no_grad()
@@ -87,11 +82,10 @@ def validate_cases(predict_logits: Callable, data_folder: Path, cases: Sequence[
         probabilities = predict_case_probabilities(predict_logits, stored["data"], batch_size, device)
         original = restore_original_geometry(probabilities, props, order=1).astype(np.float32)
         mask = (original[1] >= threshold).astype(np.uint8)
-        _write_image(to_original_image(mask, props), out_folder / f"{case}.nii.gz")
+        write_image(to_original_image(mask, props), out_folder / f"{case}.nii.gz")
         if save_probabilities:
-            tmp = out_folder / f".tmp_{os.getpid()}_{case}.npz"
-            np.savez_compressed(tmp, probabilities=original.astype(np.float16))
-            os.replace(tmp, out_folder / f"{case}.npz")
+            with atomic_path(out_folder / f"{case}.npz") as temporary:
+                np.savez_compressed(temporary, probabilities=original.astype(np.float16))
         reference, source = reference_label(case, raw_labels, stored, file_ending)
         sources.add(source)
         spacing = props["original_geometry"]["spacing"][::-1]

@@ -5,11 +5,12 @@ average, epoch time); it travels in the checkpoint so a resumed run continues th
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Optional
+
+from isles_pipeline.files import atomic_path
 
 EMA_MOMENTUM = 0.9  # nnU-Net's moving average of the pseudo-Dice
 
@@ -76,7 +77,8 @@ def plot_progress(log: TrainingLog, path: Path) -> None:
     axes[2].set_ylabel("learning rate")
     axes[2].set_xlabel("epoch")
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(Path(path)) as temporary:
+            fig.savefig(temporary, dpi=80, format="png")
+    finally:
+        plt.close(fig)

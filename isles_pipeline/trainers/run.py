@@ -16,7 +16,8 @@ from isles_pipeline import devices
 from isles_pipeline.paths import find_dataset_folder, isles_preprocessed, isles_raw, isles_results
 from isles_pipeline.planners.plans import get_configuration, load_plans
 from isles_pipeline.preprocessing.case_preprocessor import preprocessing_hash
-from isles_pipeline.preprocessing.storage import case_paths, is_case_done, load_json, preprocessed_case_names
+from isles_pipeline.files import read_json
+from isles_pipeline.preprocessing.storage import case_paths, is_case_done, preprocessed_case_names
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers import distributed as ddp
 from isles_pipeline.trainers.base_trainer import BaseTrainer
@@ -102,7 +103,7 @@ def prepare(dataset_id: int, fold, trainer_name, plans_name: str, configuration:
         raw_labels: Optional[Path] = find_dataset_folder(isles_raw(), dataset_id) / "labelsTr"
     except (FileNotFoundError, FileExistsError):
         raw_labels = None
-    dataset_json = load_json(folder / "dataset.json") if (folder / "dataset.json").is_file() else {}
+    dataset_json = read_json(folder / "dataset.json") if (folder / "dataset.json").is_file() else {}
     return {"trainer_class": trainer_class, "plans": plans, "configuration": configuration,
             "fold": fold, "dataset_json": dataset_json, "data_folder": data_folder,
             "splits": splits, "raw_labels": raw_labels,

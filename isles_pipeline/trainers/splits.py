@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from isles_pipeline.preprocessing.storage import atomic_write_json
+from isles_pipeline.files import atomic_write_json
 
 SPLITS_FILE = "splits_final.json"
 DEFAULT_SEED = 12345

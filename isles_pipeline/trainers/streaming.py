@@ -18,7 +18,8 @@ import torch
 from batchgenerators.dataloading.data_loader import DataLoader
 from batchgenerators.dataloading.multi_threaded_augmenter import MultiThreadedAugmenter
 
-from isles_pipeline.preprocessing.storage import load_json, load_preprocessed_case
+from isles_pipeline.files import read_json
+from isles_pipeline.preprocessing.storage import load_preprocessed_case
 from isles_pipeline.trainers.data import SliceSet, num_foreground
 
 class MemmapSliceLoader(DataLoader):
@@ -30,9 +31,9 @@ class MemmapSliceLoader(DataLoader):
         super().__init__(None, batch_size, 1, None, infinite=True)
         self.folder, self.cases = Path(folder), list(cases)
         self.index = [(case, z) for case in self.cases
-                      for z in range(load_json(self.folder / f"{case}.json")["preprocessed_shape_zyx"][0])]
+                      for z in range(read_json(self.folder / f"{case}.json")["preprocessed_shape_zyx"][0])]
         self.lesion = [i for i, (case, z) in enumerate(self.index)
-                       if z in set(load_json(self.folder / f"{case}.json").get("lesion_slices", []))]
+                       if z in set(read_json(self.folder / f"{case}.json").get("lesion_slices", []))]
         self.fraction, self.use_dwi = float(foreground_fraction), use_dwi
         self._arrays: Optional[dict] = None
 

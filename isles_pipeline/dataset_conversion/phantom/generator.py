@@ -1,15 +1,14 @@
 """Write a phantom data set in exactly the ISLES 2018 layout, plus the simulated truth beside it."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from ...files import atomic_write_json, atomic_write_text
 from ...parallel import map_cases
-from ...preprocessing.storage import atomic_write_json
 from ..nifti_io import write_image, write_with_isles_quirk
 from .case import Patient, simulate_slab
 
@@ -118,10 +117,7 @@ def _write_case(args) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    atomic_write_text(path, text)
 
 
 def generate_phantom(out_dir, num_cases: int = 10, split: str = "TRAINING", seed: int = 0, size: int = 256,
