@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from isles_pipeline.files import atomic_write_json, read_json
+
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -98,7 +100,7 @@ def run(work: Path, num_cases: int = 94, num_processes: int = 2, size: int = 256
         timings["fingerprint_s"] = time.perf_counter() - start
         plans_path = api.plan_experiment(18, planner, clean=True)
         timings["plan_s"] = time.perf_counter() - start - timings["fingerprint_s"]
-        report = api.preprocess(18, json.loads(plans_path.read_text())["plans_name"], "2d", num_processes, clean=True)
+        report = api.preprocess(18, read_json(plans_path)["plans_name"], "2d", num_processes, clean=True)
         timings["total_s"] = time.perf_counter() - start
     timings["preprocess_s"] = timings["total_s"] - timings["fingerprint_s"] - timings["plan_s"]
     return {
@@ -125,7 +127,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     result = run(work, args.n, args.np, args.size, args.pl)
     print(json.dumps(result, indent=2))
-    (work / "benchmark_preprocess.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(work / "benchmark_preprocess.json", result)
     return 1 if result["failed"] else 0
 
 

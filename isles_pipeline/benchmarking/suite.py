@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
+from isles_pipeline.cli.errors import reports_file_errors
 from isles_pipeline.files import atomic_write_json
 
 STAGES = ("generate_and_convert", "preprocess", "chain_step", "inference")
@@ -107,6 +108,7 @@ def run(options: dict, stages: Sequence[str] = STAGES) -> dict:
     return results
 
 
+@reports_file_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="isles_benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -5,6 +5,8 @@ import argparse
 import sys
 
 from ..dataset_conversion.convert import convert_isles2018
+from ..files import FileFormatError
+from .errors import reports_file_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,11 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_file_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = convert_isles2018(args.training_dir, args.testing_dir, args.dataset_id, args.name,
                                    args.num_processes, args.patients)
+    except FileFormatError:
+        raise
     except (FileNotFoundError, ValueError) as error:
         print(f"isles_convert_isles2018: {error}", file=sys.stderr)
         return 2

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from ..demo import DemoSettings, run_demo
 from ..devices import DeviceError
+from ..files import FileFormatError
 from ..trainers.errors import TrainingError
+from .errors import reports_file_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,11 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_file_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         run_demo(Path(args.output), args.device, DemoSettings(num_processes=args.num_processes))
+    except FileFormatError:
+        raise
     except (TrainingError, DeviceError, RuntimeError, FileNotFoundError, ValueError) as error:
         print(f"isles_demo: {error}", file=sys.stderr)
         return 1

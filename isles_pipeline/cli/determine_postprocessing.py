@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from isles_pipeline.cli.errors import reports_file_errors
+from isles_pipeline.files import FileFormatError
 from isles_pipeline.inference.model_folder import DEFAULT_CONFIGURATION, DEFAULT_PLANS, DEFAULT_TRAINER
 
 
@@ -20,12 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_file_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from isles_pipeline.inference.determine_postprocessing import determine_postprocessing
 
     try:
         result = determine_postprocessing(args.d, args.tr, args.p, args.c)
+    except FileFormatError:
+        raise
     except (OSError, ValueError, KeyError) as error:
         print(f"isles_determine_postprocessing: {error}", file=sys.stderr)
         return 1

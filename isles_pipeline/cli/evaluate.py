@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from isles_pipeline.cli.errors import reports_file_errors
+from isles_pipeline.files import FileFormatError
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isles_evaluate", description=(
@@ -19,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_file_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from isles_pipeline.evaluation.evaluate import evaluate_folders
@@ -26,6 +30,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     output = args.o if args.o is not None else args.pred / "summary.json"
     try:
         summary = evaluate_folders(args.ref, args.pred, output, write_csv=args.csv)
+    except FileFormatError:
+        raise
     except (OSError, ValueError) as error:
         print(f"isles_evaluate: {error}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ..dataset_conversion.phantom import generate_phantom
+from .errors import reports_file_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_file_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Callable, Optional, Sequence
 
+from isles_pipeline.cli.errors import reports_file_errors
 from isles_pipeline.preprocessing.errors import CaseFailures
 from isles_pipeline.preprocessing.integrity import IntegrityError
 
@@ -49,6 +50,7 @@ def _run(step: Callable[[argparse.Namespace, int], Optional[dict]], args: argpar
     return status
 
 
+@reports_file_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from isles_pipeline.planners import api
 
@@ -57,6 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                      raise_on_failure=False).failures, args)
 
 
+@reports_file_errors
 def extract_fingerprint_main(argv: Optional[Sequence[str]] = None) -> int:
     from isles_pipeline.planners import api
 
@@ -65,6 +68,7 @@ def extract_fingerprint_main(argv: Optional[Sequence[str]] = None) -> int:
                 args)
 
 
+@reports_file_errors
 def plan_experiment_main(argv: Optional[Sequence[str]] = None) -> int:
     from isles_pipeline.planners import api
 
@@ -72,6 +76,7 @@ def plan_experiment_main(argv: Optional[Sequence[str]] = None) -> int:
     return _run(lambda a, d: print(api.plan_experiment(d, a.pl, a.clean)), args)
 
 
+@reports_file_errors
 def preprocess_main(argv: Optional[Sequence[str]] = None) -> int:
     from isles_pipeline.planners import api
 

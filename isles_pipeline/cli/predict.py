@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from isles_pipeline.cli.errors import reports_file_errors
+from isles_pipeline.files import FileFormatError
 from isles_pipeline.inference.model_folder import DEFAULT_CONFIGURATION, DEFAULT_PLANS, DEFAULT_TRAINER
 
 
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_file_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from isles_pipeline.inference.predict import PredictionOptions, predict_folder
@@ -46,6 +49,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         report = predict_folder(args.i, args.o, args.d, args.f, args.tr, args.p, args.c, args.chk, args.device,
                                 args.disable_postprocessing, options)
+    except FileFormatError:
+        raise
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         print(f"isles_predict: {error}", file=sys.stderr)
         return 1

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from isles_pipeline.cli.errors import reports_file_errors
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train one fold of the ISLES chain (extractor -> generator -> segmentor).")
@@ -26,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@reports_file_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     from isles_pipeline.trainers.errors import TrainingError

@@ -6,11 +6,11 @@ licence texts and `.json` metadata; all of that is skipped here.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import FileFormatError, read_json
 from .nifti_io import is_nifti
 
 CASE_FOLDER = re.compile(r"^case_(\d+)$")
@@ -100,8 +100,8 @@ def patient_from_metadata(case: Path) -> tuple[str | None, str]:
         if any(part in SKIPPED_NAMES for part in path.parts) or path.name.startswith("._"):
             continue
         try:
-            content = json.loads(path.read_text(errors="replace"))
-        except (OSError, json.JSONDecodeError):
+            content = read_json(path)
+        except FileFormatError:  # the metadata is optional: an unreadable file just gives no patient
             continue
         for text in _strings(content):
             match = PATIENT_IN_TEXT.search(text)

@@ -13,7 +13,6 @@ Preprocessing is `preprocessing.case_preprocessor.preprocess_case`, the function
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import SimpleITK as sitk
 from isles_pipeline.dataset_conversion.convert import CHANNEL_NAMES, load_case
 from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
 from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image
+from isles_pipeline.files import read_json
 from isles_pipeline.preprocessing.case_preprocessor import PreprocessedCase, preprocess_case
 from isles_pipeline.preprocessing.raw_dataset import RAW_CHANNELS, channel_indices
 
@@ -60,7 +60,7 @@ def _raw_dataset_json(images_folder: Path) -> dict:
     """dataset.json above an images folder, or the converter's defaults when there is none."""
     path = images_folder.parent / "dataset.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        return read_json(path)
     return {"channel_names": CHANNEL_NAMES, "file_ending": ".nii.gz", "cases": {}}
 
 

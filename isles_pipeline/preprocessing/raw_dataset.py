@@ -5,10 +5,11 @@ time instead of silently dropping the case from the list.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+
+from isles_pipeline.files import read_json
 
 # The five 3D channels of imagesTr, by the names dataset.json's channel_names gives them.
 RAW_CHANNELS = ("CT", "CBF", "CBV", "MTT", "Tmax")
@@ -37,11 +38,7 @@ def load_dataset_json(raw_dataset_folder: Path) -> dict:
     path = Path(raw_dataset_folder) / "dataset.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: dataset.json missing")
-    try:
-        with open(path) as f:
-            dataset = json.load(f)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    dataset = read_json(path)
     missing = [key for key in DATASET_JSON_KEYS if key not in dataset]
     if missing:
         raise ValueError(f"{path}: missing key(s) {missing}")

@@ -10,14 +10,13 @@ it is, so it can be edited by hand; delete it to have it made again.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from isles_pipeline.files import atomic_write_json
+from isles_pipeline.files import atomic_write_json, read_json
 
 SPLITS_FILE = "splits_final.json"
 DEFAULT_SEED = 12345
@@ -43,8 +42,7 @@ def create_splits(case_to_patient: Mapping[str, str], num_folds: int = 4, seed: 
 
 
 def load_splits(path: Path) -> list[dict]:
-    with open(path) as f:
-        splits = json.load(f)
+    splits = read_json(path)
     if not isinstance(splits, list) or not all(isinstance(s, dict) and {"train", "val"} <= set(s) for s in splits):
         raise ValueError(f"{path}: expected a list of {{'train': [...], 'val': [...]}}")
     return splits

@@ -1,0 +1,31 @@
+"""The one rule every command follows for a malformed file it reads.
+
+A plans file, splits, dataset.json, postprocessing.json, fingerprint or case properties with a JSON error
+ends the command with one line on stderr, `ERROR <file>: invalid JSON at line L column C: <what>`, and exit 1:
+no traceback for a file the user was invited to edit. (`isles_pipeline.files.read_json` builds the message.)
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, Optional, Sequence
+
+from isles_pipeline.files import FileFormatError
+
+Main = Callable[[Optional[Sequence[str]]], int]
+
+
+def reports_file_errors(main: Main) -> Main:
+    """Decorate a console entry point `main(argv) -> exit code` with the rule above.
+
+    Handlers inside `main` that catch ValueError must let FileFormatError (a ValueError) through to here.
+    """
+    @functools.wraps(main)
+    def wrapped(argv: Optional[Sequence[str]] = None) -> int:
+        try:
+            return main(argv)
+        except FileFormatError as error:
+            print(f"ERROR {error}", file=sys.stderr)
+            return 1
+
+    return wrapped
