@@ -305,3 +305,13 @@ def test_case_folders_with_the_same_number_are_refused(small_phantom, tmp_path):
     shutil.copytree(small_phantom / "case_1", tmp_path / "TRAINING" / "case_01")
     with pytest.raises(ValueError, match="same number"):
         convert_isles2018(tmp_path / "TRAINING", output_root=tmp_path / "raw")
+
+
+def test_a_patient_table_given_explicitly_wins_over_the_smir_metadata(small_phantom, tmp_path, caplog):
+    table = tmp_path / "patients.csv"
+    table.write_text("case,patient,slab\n" + "".join(f"case_{i},P{i},\n" for i in range(1, 7)))
+    result = convert_isles2018(small_phantom, patients_csv=table, output_root=tmp_path / "raw")
+    cases = json.loads((result.dataset_folder / "dataset.json").read_text())["cases"]
+    assert result.patient_source["Tr"] == "table"
+    assert [cases[f"train_{i:03d}"]["patient"] for i in range(1, 7)] == [f"P{i}" for i in range(1, 7)]
+    assert "using the table" in caplog.text  # the metadata grouped case_1 and case_2; the override is said

@@ -17,7 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-n", dest="name", default="ISLES2018", help="dataset name (default ISLES2018)")
     parser.add_argument("-np", dest="num_processes", type=int, default=1, help="worker processes")
     parser.add_argument("--patients", default=None,
-                        help="CSV with columns case,patient[,slab] when the download has no SMIR metadata")
+                        help="CSV with columns case,patient[,slab]: which cases are slabs of one patient; it wins over the "
+                             "SMIR metadata (e.g. to correct a grouping)")
     return parser
 
 

@@ -12,7 +12,8 @@ from isles_pipeline.preprocessing.errors import CaseFailures
 from isles_pipeline.preprocessing.integrity import IntegrityError
 
 
-def _parser(description: str, planner: bool = False, plans_name: bool = False, verify: bool = False) -> argparse.ArgumentParser:
+def _parser(description: str, planner: bool = False, plans_name: bool = False, verify: bool = False,
+            splits: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("-d", type=int, nargs="+", required=True, help="dataset id(s), e.g. 18")
     parser.add_argument("-np", type=int, default=2, help="worker processes (default 2)")
@@ -26,6 +27,10 @@ def _parser(description: str, planner: bool = False, plans_name: bool = False, v
                             help="check every case before anything is written; stop on problems")
     parser.add_argument("--clean", action="store_true",
                         help="redo this step (and overwrite what it wrote) instead of reusing it")
+    if splits:
+        parser.add_argument("--rebuild_splits", action="store_true",
+                            help="make splits_final.json again from dataset.json's patients (needed when they no "
+                                 "longer keep every patient in one fold, e.g. after a corrected --patients table)")
     return parser
 
 
@@ -54,9 +59,11 @@ def _run(step: Callable[[argparse.Namespace, int], Optional[dict]], args: argpar
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from isles_pipeline.planners import api
 
-    args = _parser("Fingerprint, plan and preprocess a raw dataset.", planner=True, verify=True).parse_args(argv)
+    args = _parser("Fingerprint, plan and preprocess a raw dataset.", planner=True, verify=True,
+                   splits=True).parse_args(argv)
     return _run(lambda a, d: api.plan_and_preprocess(d, a.pl, a.np, a.clean, a.verify_dataset_integrity,
-                                                     raise_on_failure=False).failures, args)
+                                                     raise_on_failure=False, rebuild_splits=a.rebuild_splits).failures,
+                args)
 
 
 @reports_file_errors
@@ -80,8 +87,8 @@ def plan_experiment_main(argv: Optional[Sequence[str]] = None) -> int:
 def preprocess_main(argv: Optional[Sequence[str]] = None) -> int:
     from isles_pipeline.planners import api
 
-    args = _parser("Preprocess the training cases as the plans say.", plans_name=True).parse_args(argv)
-    return _run(lambda a, d: api.preprocess(d, a.plans_name, "2d", a.np, a.clean).failed, args)
+    args = _parser("Preprocess the training cases as the plans say.", plans_name=True, splits=True).parse_args(argv)
+    return _run(lambda a, d: api.preprocess(d, a.plans_name, "2d", a.np, a.clean, a.rebuild_splits).failed, args)
 
 
 if __name__ == "__main__":

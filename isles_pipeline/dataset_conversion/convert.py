@@ -211,7 +211,11 @@ def _check_table_covers(table: dict, source: Path, folders: list[Path]) -> None:
 
 def convert_isles2018(training_dir, testing_dir=None, dataset_id: int = 18, name: str = "ISLES2018",
                       num_processes: int = 1, patients_csv=None, output_root=None) -> ConversionResult:
-    """Convert TRAINING (and optionally TESTING) into `<output_root or $ISLES_raw>/DatasetXXX_<name>`."""
+    """Convert TRAINING (and optionally TESTING) into `<output_root or $ISLES_raw>/DatasetXXX_<name>`.
+
+    `patients_csv` (case,patient[,slab]) decides the patients of every folder it covers, over the SMIR metadata:
+    a table the user passes is never ignored (patients.py gives the order of trust).
+    """
     dataset_folder = Path(output_root or isles_raw()) / dataset_folder_name(dataset_id, name)
     result = ConversionResult(dataset_folder=dataset_folder)
     table = read_patient_table(Path(patients_csv)) if patients_csv else None

@@ -1,7 +1,9 @@
 """Which cases are slabs of the same patient: cross-validation must keep them in one fold.
 
-Order of trust: the SMIR metadata descriptions ("Train_07_B"), then a user's table (`--patients CSV` with
-columns `case,patient[,slab]`, `case` being the source folder name such as `case_7`), then a heuristic.
+Order of trust: a user's table (`--patients CSV` with columns `case,patient[,slab]`, `case` being the source
+folder name such as `case_7`), then the SMIR metadata descriptions ("Train_07_B"), then a heuristic. The table
+comes first because it is the one thing the user gave explicitly, typically to correct a grouping: it wins
+over the metadata (each case where they disagree is logged as a warning), never silently ignored.
 
 The heuristic (reported whenever it is used): ISLES 2018 numbers the slabs of a patient consecutively and
 both slabs come from one acquisition protocol, so two consecutive cases are taken as slabs A and B of one
@@ -11,8 +13,11 @@ number of slices, and their 4D series the same number of frames. A patient has a
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,11 +67,16 @@ def resolve_patients(ordered_cases: list[str], from_metadata: dict[str, tuple[st
                      table: dict[str, tuple[str, str]] | None, keys: dict[str, AcquisitionKey],
                      prefix: str) -> tuple[dict[str, tuple[str, str]], str]:
     """(case -> (patient, slab), source) where source says which rule decided for these cases."""
-    if ordered_cases and all(from_metadata.get(c, (None, ""))[0] for c in ordered_cases):
-        return {c: (str(from_metadata[c][0]), from_metadata[c][1]) for c in ordered_cases}, "metadata"
     if table is not None:
         missing = [c for c in ordered_cases if c not in table]
         if missing:
             raise ValueError(f"the patient table lacks case(s): {', '.join(missing[:10])}")
+        for case in ordered_cases:
+            described = from_metadata.get(case, (None, ""))
+            if described[0] and (str(described[0]), described[1]) != tuple(table[case]):
+                logger.warning("%s: the patient table says %s, the SMIR metadata %s; using the table",
+                               case, table[case], described)
         return {c: table[c] for c in ordered_cases}, "table"
+    if ordered_cases and all(from_metadata.get(c, (None, ""))[0] for c in ordered_cases):
+        return {c: (str(from_metadata[c][0]), from_metadata[c][1]) for c in ordered_cases}, "metadata"
     return group_by_heuristic(ordered_cases, keys, prefix), "heuristic"

@@ -7,7 +7,8 @@
 
 Nothing is redone that exists: the fingerprint and the plans are reused (plans may carry hand edits), cases
 already stored with the same preprocessing are skipped, splits are reused. `clean=True` re-extracts the
-fingerprint, rewrites the plans from the planner and redoes every case; it never touches splits_final.json.
+fingerprint, rewrites the plans from the planner and redoes every case; it never touches splits_final.json,
+which `rebuild_splits=True` makes again (needed when dataset.json's patients no longer fit the old splits).
 Bad cases do not stop the others: they are listed (fingerprint["failed_cases"], report.failed), and
 plan_and_preprocess raises CaseFailures at the end when there were any.
 """
@@ -28,7 +29,7 @@ from isles_pipeline.preprocessing.case_preprocessor import preprocessing_hash
 from isles_pipeline.preprocessing.raw_dataset import find_raw_cases, load_dataset_json
 from isles_pipeline.files import atomic_write_json, read_json, write_json_if_changed
 from isles_pipeline.preprocessing.storage import is_case_done
-from isles_pipeline.trainers.splits import load_or_create_splits
+from isles_pipeline.splits import StaleSplitsError, existing_splits, load_or_create_splits
 
 logger = logging.getLogger(__name__)
 
@@ -76,17 +77,26 @@ def plan_experiment(dataset_id: int, planner: str = "ISLESPlanner", clean: bool 
 
 
 def preprocess(dataset_id: int, plans_name: str = "ISLESPlans", configuration: str = "2d", num_processes: int = 1,
-               clean: bool = False) -> PreprocessingReport:
-    """Preprocess the training cases as the plans say, then make (or reuse) the splits."""
+               clean: bool = False, rebuild_splits: bool = False) -> PreprocessingReport:
+    """Preprocess the training cases as the plans say, then make (or reuse) the splits.
+
+    Existing splits that put one patient's cases on both sides of a fold raise StaleSplitsError unless
+    `rebuild_splits`, which makes them again from dataset.json's patients.
+    """
     raw = raw_dataset_folder(dataset_id)
     folder = preprocessed_dataset_folder(dataset_id)
     config = get_configuration(load_plans(dataset_id, plans_name, folder), configuration)
     data_folder = folder / config["data_identifier"]
+    cases = find_raw_cases(raw, "Tr")
+    if not rebuild_splits:
+        existing_splits(folder, {c.name: c.patient for c in cases})  # refuse stale splits before any work
     report = preprocess_dataset(raw, data_folder, config, num_processes, clean)
     digest = preprocessing_hash(config)
-    done = {c.name: c.patient for c in find_raw_cases(raw, "Tr") if is_case_done(data_folder, c.name, digest)}
+    done = {c.name: c.patient for c in cases if is_case_done(data_folder, c.name, digest)}
     try:
-        load_or_create_splits(folder, done, config["num_folds"])
+        load_or_create_splits(folder, done, config["num_folds"], rebuild=rebuild_splits)
+    except StaleSplitsError:
+        raise
     except ValueError as error:
         logger.warning("no splits_final.json: %s", error)
     return report
@@ -102,12 +112,13 @@ class PlanAndPreprocessResult:
 
 def plan_and_preprocess(dataset_id: int, planner: str = "ISLESPlanner", num_processes: int = 1, clean: bool = False,
                         verify_dataset_integrity_first: bool = False,
-                        raise_on_failure: bool = True) -> PlanAndPreprocessResult:
+                        raise_on_failure: bool = True, rebuild_splits: bool = False) -> PlanAndPreprocessResult:
     """Fingerprint, plan and preprocess; CaseFailures at the end if any case failed (the rest are done)."""
     fingerprint = extract_fingerprint(dataset_id, num_processes, clean, verify_dataset_integrity_first)
     plans_path = plan_experiment(dataset_id, planner, clean)
     planner_class = find_planner(planner)
-    report = preprocess(dataset_id, planner_class.plans_name, planner_class.configuration_name, num_processes, clean)
+    report = preprocess(dataset_id, planner_class.plans_name, planner_class.configuration_name, num_processes, clean,
+                        rebuild_splits)
     failures = {**fingerprint.get("failed_cases", {}), **report.failed}
     result = PlanAndPreprocessResult(fingerprint, plans_path, report, dict(sorted(failures.items())))
     if failures and raise_on_failure:

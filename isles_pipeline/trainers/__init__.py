@@ -1,7 +1,8 @@
-"""Trainers (the chain trainer and its Table-1 variants) and the cross-validation splits they train on.
+"""Trainers (the chain trainer and its Table-1 variants); the cross-validation splits they train on are in
+`isles_pipeline.splits` (the planner writes them).
 
 Python API: `run_training(dataset_id, fold, trainer_name, plans_name, configuration, device, ...)`; trainer
-classes by name with `find_trainer`. Imports are lazy so `import isles_pipeline.trainers.splits` stays light.
+classes by name with `find_trainer`. Imports are lazy so `import isles_pipeline.trainers` stays light.
 """
 from __future__ import annotations
 

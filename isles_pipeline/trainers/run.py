@@ -23,7 +23,7 @@ from isles_pipeline.trainers import distributed as ddp
 from isles_pipeline.trainers.base_trainer import BaseTrainer
 from isles_pipeline.trainers.errors import TrainingError
 from isles_pipeline.trainers.registry import find_trainer
-from isles_pipeline.trainers.splits import SPLITS_FILE, load_splits
+from isles_pipeline.splits import SPLITS_FILE, load_splits
 
 
 def resolve_device(device: str) -> torch.device:
