@@ -3,12 +3,14 @@ intensity statistics ("inside the head", DESIGN section 2).
 
 Otsu's threshold separates air from the head once bone is clipped to `clip_max` HU: unclipped, bone
 (> 1000 HU) pulls the threshold above brain tissue. ISLES CTs store air near -23 (clipped), others near
--1000; Otsu does not care which. The largest 3D component drops the head rest and noise specks, and holes are
-filled slice by slice (CSF and ventricles can fall below the threshold).
+-1000; Otsu does not care which. The largest 3D component (face connectivity, acvl-utils' helper, as nnU-Net
+uses it) drops the head rest and noise specks, and holes are filled slice by slice (CSF and ventricles can
+fall below the threshold).
 """
 from __future__ import annotations
 
 import numpy as np
+from acvl_utils.morphology.morphology_helper import remove_all_but_largest_component
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
@@ -22,12 +24,7 @@ def head_mask(ct: np.ndarray, clip_max: float = DEFAULT_CLIP_MAX) -> np.ndarray:
     clipped = np.clip(ct, low, max(low, float(clip_max)))
     if clipped.max() <= clipped.min():
         return np.zeros(ct.shape, dtype=bool)
-    mask = ct > threshold_otsu(clipped)
-    labels, count = ndimage.label(mask)
-    if count > 1:
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        mask = labels == int(sizes.argmax())
+    mask = remove_all_but_largest_component(ct > threshold_otsu(clipped), connectivity=1)
     for z in range(mask.shape[0]):
         mask[z] = ndimage.binary_fill_holes(mask[z])
     return mask
