@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from isles_pipeline.dataset_conversion.convert import convert_isles2018
 from isles_pipeline.dataset_conversion.nifti_io import read_array, read_image, write_with_isles_quirk
+from isles_pipeline.preprocessing.image_io import Geometry, geometry_mismatch
 
 CHANNEL_SOURCES = ("CT", "CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax")
 
@@ -315,3 +316,20 @@ def test_a_patient_table_given_explicitly_wins_over_the_smir_metadata(small_phan
     assert result.patient_source["Tr"] == "table"
     assert [cases[f"train_{i:03d}"]["patient"] for i in range(1, 7)] == [f"P{i}" for i in range(1, 7)]
     assert "using the table" in caplog.text  # the metadata grouped case_1 and case_2; the override is said
+
+
+def test_the_converter_and_preprocessing_share_one_grid_tolerance(small_phantom, tmp_path):
+    """A map 0.015 mm off the CT, far from the origin: image_io's rule (0.01 mm) refuses it, and so must the
+    converter (it used to add numpy's relative tolerance, 0.01 mm per 1000 mm of origin)."""
+    case = tmp_path / "TRAINING" / "case_1"
+    shutil.copytree(small_phantom / "case_5", case)
+    for path in case.rglob("*.nii"):
+        image = read_image(path)
+        shift = 0.015 if "CT_CBV" in path.name else 0.0
+        image.SetOrigin((-1000.0 + shift, -1000.0, -1000.0) + tuple(image.GetOrigin()[3:]))
+        write_with_isles_quirk(image, path)
+    cbv = _file(case, "CT_CBV")
+    problem = geometry_mismatch(Geometry.of(read_image(_file(case, "CT"))), Geometry.of(read_image(cbv)))
+    assert problem is not None and problem.startswith("origin")
+    result = convert_isles2018(tmp_path / "TRAINING", output_root=tmp_path / "raw")
+    assert len(result.failures) == 1 and cbv.name in result.failures[0] and "differs from the CT" in result.failures[0]

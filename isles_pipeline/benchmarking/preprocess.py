@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from isles_pipeline.files import atomic_write_json, read_json
+from isles_pipeline.paths import temporary_environment
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -87,9 +88,14 @@ def prepare_phantom_dataset(work: Path, num_cases: int, size: int, num_processes
 
 def run(work: Path, num_cases: int = 94, num_processes: int = 2, size: int = 256,
         planner: str = "ISLESPlanner") -> dict:
-    """Prepare the data (untimed), then time fingerprint, planning and preprocessing with clean=True."""
-    for name in ("raw", "preprocessed", "results"):
-        os.environ[f"ISLES_{name}"] = str(work / name)
+    """Prepare the data (untimed), then time fingerprint, planning and preprocessing with clean=True; the data
+    roots point under `work` for the call only (the caller's environment is restored)."""
+    roots = {f"ISLES_{name}": str(Path(work) / name) for name in ("raw", "preprocessed", "results")}
+    with temporary_environment(roots):
+        return _prepare_and_time(Path(work), num_cases, num_processes, size, planner)
+
+
+def _prepare_and_time(work: Path, num_cases: int, num_processes: int, size: int, planner: str) -> dict:
     prepare_phantom_dataset(work, num_cases, size, num_processes)
     from isles_pipeline.planners import api
 

@@ -21,6 +21,7 @@ import SimpleITK as sitk
 
 from ..parallel import map_cases
 from ..paths import dataset_folder_name, isles_raw
+from ..preprocessing.image_io import Geometry, geometry_mismatch
 from ..preprocessing.nifti_scan import count_non_finite
 from ..files import atomic_write_json
 from .isles2018_layout import (MAP_MODALITIES, LayoutError, SourceCase, list_case_folders,
@@ -31,9 +32,6 @@ from .patients import AcquisitionKey, read_patient_table, resolve_patients
 CHANNELS = ("CT", "CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax")
 CHANNEL_NAMES = {"0": "CT", "1": "CBF", "2": "CBV", "3": "MTT", "4": "Tmax"}
 MIN_FRAMES = 5
-SPACING_RTOL = 1e-3  # NIfTI stores float32; tighter than any real difference between two grids
-ORIGIN_ATOL_MM = 1e-2
-DIRECTION_ATOL = 1e-3
 SPLITS = {"Tr": ("imagesTr", "labelsTr", "ctpTr", "dwiTr", "train"), "Ts": ("imagesTs", "labelsTs", "ctpTs", "dwiTs", "test")}
 
 
@@ -55,17 +53,8 @@ def raw_case_name(split: str, number: int) -> str:
 
 
 def _same_grid(reference: sitk.Image, other: sitk.Image) -> bool:
-    return (
-        tuple(reference.GetSize()[:3]) == tuple(other.GetSize()[:3])
-        and np.allclose(reference.GetSpacing()[:3], other.GetSpacing()[:3], rtol=SPACING_RTOL)
-        and np.allclose(reference.GetOrigin()[:3], other.GetOrigin()[:3], atol=ORIGIN_ATOL_MM)
-        and np.allclose(_direction3(reference), _direction3(other), atol=DIRECTION_ATOL)
-    )
-
-
-def _direction3(image: sitk.Image) -> np.ndarray:
-    dimension = image.GetDimension()
-    return np.array(image.GetDirection()).reshape(dimension, dimension)[:3, :3]
+    """The project's one grid-equality rule (preprocessing.image_io.geometry_mismatch and its tolerances)."""
+    return geometry_mismatch(Geometry.of(reference), Geometry.of(other)) is None
 
 
 def _describe_grid(image: sitk.Image) -> str:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Optional, Sequence
 
-from isles_pipeline.paths import find_dataset_folder, isles_raw, isles_results
+from isles_pipeline.paths import find_dataset_folder, isles_preprocessed, isles_raw, isles_results
 
 DEFAULT_TRAINER = "ISLESChainTrainer"  # the trainer's default (trainers.run.run_training)
 DEFAULT_PLANS = "ISLESPlans"
@@ -23,16 +23,27 @@ def model_folder_name(trainer: str, plans: str, configuration: str = DEFAULT_CON
 
 
 def results_dataset_folder(dataset_id: int) -> Path:
-    """The dataset's folder under $ISLES_results (named like the raw dataset when none exists yet)."""
+    """The dataset's folder under $ISLES_results (named like the preprocessed or raw dataset when none exists
+    yet)."""
     try:
         return find_dataset_folder(isles_results(), dataset_id)
     except FileNotFoundError:
-        return isles_results() / find_dataset_folder(isles_raw(), dataset_id).name
+        pass
+    for root in (isles_preprocessed(), isles_raw()):
+        try:
+            return isles_results() / find_dataset_folder(root, dataset_id).name
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(f"no dataset with id {int(dataset_id)} in {isles_results()}, {isles_preprocessed()} "
+                            f"or {isles_raw()}")
 
 
 def model_folder(dataset_id: int, trainer: str = DEFAULT_TRAINER, plans: str = DEFAULT_PLANS,
-                 configuration: str = DEFAULT_CONFIGURATION) -> Path:
-    """The trained model's folder; FileNotFoundError listing what exists when it is absent."""
+                 configuration: str = DEFAULT_CONFIGURATION, must_exist: bool = True) -> Path:
+    """The model's folder, the one place its layout is decided: the trainer writes there (must_exist=False)
+    and the predictor reads there; FileNotFoundError listing what exists when it must exist and does not."""
+    if not must_exist:
+        return results_dataset_folder(dataset_id) / model_folder_name(trainer, plans, configuration)
     dataset = find_dataset_folder(isles_results(), dataset_id)
     folder = dataset / model_folder_name(trainer, plans, configuration)
     if not folder.is_dir():

@@ -13,7 +13,8 @@ from typing import Optional, Union
 import torch
 
 from isles_pipeline import devices
-from isles_pipeline.paths import find_dataset_folder, isles_preprocessed, isles_raw, isles_results
+from isles_pipeline.inference.model_folder import model_folder
+from isles_pipeline.paths import find_dataset_folder, isles_preprocessed, isles_raw
 from isles_pipeline.planners.plans import get_configuration, load_plans
 from isles_pipeline.preprocessing.case_preprocessor import preprocessing_hash
 from isles_pipeline.files import read_json
@@ -24,19 +25,6 @@ from isles_pipeline.trainers.base_trainer import BaseTrainer
 from isles_pipeline.trainers.errors import TrainingError
 from isles_pipeline.trainers.registry import find_trainer
 from isles_pipeline.splits import SPLITS_FILE, load_splits
-
-
-def resolve_device(device: str) -> torch.device:
-    """The project's one device rule (isles_pipeline.devices), failures as TrainingError."""
-    try:
-        return devices.resolve_device(device)
-    except devices.DeviceError as error:
-        raise TrainingError(str(error)) from None
-
-
-def model_folder(dataset_folder_name: str, trainer_name: str, plans_name: str, configuration: str) -> Path:
-    """$ISLES_results/<Dataset>/<Trainer>__<Plans>__<configuration>"""
-    return isles_results() / dataset_folder_name / f"{trainer_name}__{plans_name}__{configuration}"
 
 
 def _no_data(dataset_id: int, why: str) -> TrainingError:
@@ -107,7 +95,8 @@ def prepare(dataset_id: int, fold, trainer_name, plans_name: str, configuration:
     return {"trainer_class": trainer_class, "plans": plans, "configuration": configuration,
             "fold": fold, "dataset_json": dataset_json, "data_folder": data_folder,
             "splits": splits, "raw_labels": raw_labels,
-            "model_folder": model_folder(folder.name, trainer_class.__name__, plans["plans_name"], configuration)}
+            "model_folder": model_folder(dataset_id, trainer_class.__name__, plans["plans_name"], configuration,
+                                         must_exist=False)}
 
 
 def train_fold(setup: dict, device: torch.device, dist: ddp.DistContext, continue_training: bool,
@@ -164,7 +153,10 @@ def run_training(dataset_id: int, fold: Union[int, str], trainer_name: Union[str
     """Train (or, with only_validation, validate) one fold; returns the fold folder. Raises TrainingError
     with one clear line on bad input. num_gpus > 1 spawns that many processes (gloo on the CPU)."""
     setup = prepare(dataset_id, fold, trainer_name, plans_name, configuration)
-    dev = resolve_device(device)
+    try:
+        dev = devices.resolve_device(device)
+    except devices.DeviceError as error:
+        raise TrainingError(str(error)) from None
     options = {"continue_training": continue_training, "only_validation": only_validation,
                "save_probabilities": save_probabilities, "compile_network": compile_network}
     fold_folder = setup["model_folder"] / f"fold_{setup['fold']}"
