@@ -12,6 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from isles_pipeline.cli.convert_isles2024 import main as convert_main
+from isles_pipeline.cli.generate_phantom import main as phantom_main
 from isles_pipeline.dataset_conversion.isles2024_convert import convert_isles2024
 from isles_pipeline.dataset_conversion.nifti_stream import SeriesError, copy_series, header_scaling
 from isles_pipeline.dataset_conversion.phantom.isles2024_writer import write_isles2024_phantom
@@ -146,3 +147,14 @@ def test_series_copy_needs_a_frame_interval_and_keeps_the_temporary_out(tmp_path
     with pytest.raises(SeriesError, match="truncated"):
         copy_series(truncated, tmp_path / "cut_out.nii.gz", frame_interval_s=1.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.nii.gz", "out.nii.gz", "series.nii"]
+
+
+def test_phantom_cli_writes_the_isles2024_layout(tmp_path):
+    assert phantom_main(["-o", str(tmp_path / "train"), "-n", "1", "--size", "32", "--layout", "isles2024",
+                         "--oblique"]) == 0
+    sub = tmp_path / "train" / "derivatives" / "sub-stroke0001"
+    assert (sub / "ses-01" / "sub-stroke0001_ses-01_space-ncct_ctp.nii.gz").is_file()
+    assert (sub / "ses-01" / "perfusion-maps" / "sub-stroke0001_ses-01_space-ncct_tmax.nii.gz").is_file()
+    mask = sub / "ses-02" / "sub-stroke0001_ses-02_space-ncct_lesion-msk.nii.gz"
+    assert header_scaling(mask)[0] == pytest.approx(1 / 65535)
+    assert (tmp_path / "train" / "phenotype" / "sub-stroke0001" / "ses-02" / "sub-stroke0001_ses-02_outcome.csv").is_file()

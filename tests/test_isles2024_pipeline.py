@@ -15,7 +15,8 @@ from isles_pipeline.dataset_conversion.phantom.isles2024_writer import write_isl
 from isles_pipeline.files import atomic_write_json, read_json
 from isles_pipeline.planners import api
 from isles_pipeline.planners.isles_planner import ISLESPlanner, ISLESSmallPlanner
-from isles_pipeline.preprocessing.coverage import crop_geometry, pad_to_original
+from isles_pipeline.preprocessing.coverage import coverage_of, covered_slices, crop_geometry, pad_to_original
+from isles_pipeline.preprocessing.errors import CaseError
 from isles_pipeline.preprocessing.image_io import Geometry
 from isles_pipeline.preprocessing.storage import load_preprocessed_case
 from isles_pipeline.trainers import checkpoint as ckpt
@@ -64,6 +65,14 @@ def test_coverage_crop_and_back_mapping_are_inverse():
     cropped = crop_geometry(grid, 3, 7)
     assert cropped.size == (4, 4, 4)
     np.testing.assert_allclose(cropped.origin, (1.0, 2.0 - 0.6 * 6.0, 3.0 + 0.8 * 6.0))  # along the tilted z
+    frames = np.zeros((3, 10, 2, 2), np.int16)
+    frames[1, 3, 0, 0] = frames[2, 6, 1, 1] = -5  # any frame, any voxel, any sign
+    assert covered_slices(frames, "c") == (3, 7) and coverage_of(frames, "c", None) == (3, 7)
+    assert coverage_of(frames, "c", [2, 8]) == (2, 8)  # the converter's record wins where there is one
+    with pytest.raises(CaseError, match="outside the 10 slices"):
+        coverage_of(frames, "c", [2, 11])
+    with pytest.raises(CaseError, match="no coverage"):
+        covered_slices(np.zeros_like(frames), "c")
     array = np.arange(4 * 2 * 2).reshape(4, 2, 2) + 1
     padded = pad_to_original(array, [3, 7], 10)
     assert padded.shape == (10, 2, 2) and padded[:3].sum() == 0 and padded[7:].sum() == 0
