@@ -104,6 +104,7 @@ def test_bad_cases_are_refused_with_one_line_and_the_rest_converted(editable, tm
 
 
 def test_missing_ncct_and_other_spellings(editable, tmp_path):
+    convert_isles2024(editable, output_root=tmp_path)  # an earlier, complete conversion ...
     (editable / "raw_data" / "sub-stroke0002" / "ses-01" / "sub-stroke0002_ses-01_ncct.nii.gz").unlink()
     # the challenge release's spellings: rawdata/, sub-strokecase, ses-0001, a mask without space-ncct
     (editable / "raw_data").rename(editable / "rawdata")
@@ -122,6 +123,7 @@ def test_missing_ncct_and_other_spellings(editable, tmp_path):
     assert result.converted == ["stroke_0001", "stroke_0003"]
     assert result.failures == [f"sub-stroke0002: no NCCT (raw_data/.../ses-01/*_ncct) in "
                                f"{editable / 'rawdata' / 'sub-stroke0002' / 'ses-01'}"]
+    assert not list(result.dataset_folder.rglob("stroke_0002*"))  # ... leaves nothing of a case now refused
     dataset = read_json(result.dataset_folder / "dataset.json")
     assert dataset["cases"]["stroke_0003"]["clinical"]["ses-0001/demographic_baseline"]["Age"] > 0
 

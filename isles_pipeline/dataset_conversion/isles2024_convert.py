@@ -36,7 +36,7 @@ from ..preprocessing.image_io import Geometry
 from ..preprocessing.nifti_scan import count_non_finite
 from .convert import (CHANNEL_NAMES, MIN_FRAMES, CaseConversionError, ConversionResult, _describe_grid,
                       _same_grid)
-from .isles2024_layout import MAPS, Isles2024LayoutError, list_subjects, read_case_layout
+from .isles2024_layout import MAPS, SUBJECT_FOLDER, Isles2024LayoutError, list_subjects, read_case_layout
 from .nifti_io import NiftiError, read_image, write_image
 from .nifti_stream import SeriesError, copy_series, header_scaling
 
@@ -137,11 +137,10 @@ def _convert_one(job) -> tuple[str, Optional[dict], Optional[str]]:
     """Worker: (subject, record or None, error line or None). Holds one 3D image and one frame at a time."""
     training_dir, subject, dataset_folder, frame_interval_s = job
     case = None
-    paths: dict[str, Path] = {}
+    raw_name = raw_case_name(int(SUBJECT_FOLDER.match(subject).group(1)))
+    paths = output_paths(Path(dataset_folder), raw_name)
     try:
         case = read_case_layout(Path(training_dir), subject)
-        raw_name = raw_case_name(case.number)
-        paths = output_paths(Path(dataset_folder), raw_name)
         notes: dict[str, str] = {}
         ncct = _read_3d(case, "ncct", None, notes)
         for role in ROLES_3D[1:]:  # check every 3D image first (one in memory at a time) ...
