@@ -4,8 +4,9 @@ Why not SimpleITK: ISLES 2024's CTP registered to the NCCT's 512 x 512 grid with
 once decompressed; `sitk.ReadImage` holds all of it. ITK's streaming extraction (ImageFileReader's
 ExtractIndex/ExtractSize) does stream a .nii.gz with bounded memory, but each call decompresses from the start
 of the stream up to its frame (measured with `python -m isles_pipeline.benchmarking.isles2024_conversion
---itk_extract`: frame 0 0.25 s, frame 10 1.08 s, frame 19 1.56 s of a 20-frame 512 x 512 x 60 int16 series
-whose whole decompression takes 4.1 s), so reading every frame costs ~T/2 full decompressions. Here the gzip
+-z 60 -t 20 --itk_extract`, 2026-11-29, 2-core dev machine shared with other jobs: frame 0 0.26 s, frame 10
+1.05 s, frame 19 1.69 s of a 20-frame 512 x 512 x 60 int16 series whose whole decompression takes 3.6 s), so
+reading every frame costs ~T/2 full decompressions. Here the gzip
 stream is read once, in frame-sized chunks: each
 frame's bytes are decoded for the checks (non-finite values, which slices hold any signal) and written
 unchanged to the output stream, so the output is the source's voxels bit for bit with its own header, except
