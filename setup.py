@@ -23,6 +23,7 @@ setup(
         "console_scripts": [
             "isles_generate_phantom=isles_pipeline.cli.generate_phantom:main",
             "isles_convert_isles2018=isles_pipeline.cli.convert_isles2018:main",
+            "isles_convert_isles2024=isles_pipeline.cli.convert_isles2024:main",
             "isles_plan_and_preprocess=isles_pipeline.cli.plan_and_preprocess:main",
             "isles_extract_fingerprint=isles_pipeline.cli.plan_and_preprocess:extract_fingerprint_main",
             "isles_plan_experiment=isles_pipeline.cli.plan_and_preprocess:plan_experiment_main",

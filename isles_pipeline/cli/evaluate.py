@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-pred", required=True, type=Path, help="folder of predicted segmentations")
     parser.add_argument("-o", type=Path, default=None, help="summary JSON (default: PRED/summary.json)")
     parser.add_argument("--csv", action="store_true", help="also write a per-case CSV beside the JSON")
+    parser.add_argument("--isles2024", action="store_true", help="also ISLES 2024's conventions (Dice, |dV| ml, "
+                        "lesion-count difference, lesion F1 at IoU >= 0.5) in <summary>_isles2024.json")
     return parser
 
 
@@ -35,6 +37,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (OSError, ValueError) as error:
         print(f"isles_evaluate: {error}", file=sys.stderr)
         return 1
+    if args.isles2024:
+        from isles_pipeline.evaluation.isles2024_metrics import evaluate_folders_isles2024
+
+        isles24 = evaluate_folders_isles2024(args.ref, args.pred, output.with_name(f"{output.stem}_isles2024.json"))
+        print("ISLES 2024: " + ", ".join(f"{k[8:]} {v:.4g}" for k, v in isles24["mean"].items() if v is not None))
     mean = summary["mean"]
     print(f"{summary['num_cases']} case(s): " + ", ".join(
         f"{key} {value:.4g}" for key, value in mean.items() if isinstance(value, float)))

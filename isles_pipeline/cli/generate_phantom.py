@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ..dataset_conversion.phantom import generate_phantom
+from ..dataset_conversion.phantom.isles2024_writer import write_isles2024_phantom
 from .errors import reports_file_errors
 
 
@@ -18,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=256, help="in-plane size in voxels (multiple of 16)")
     parser.add_argument("--with-dwi", action="store_true", help="also write MR_DWI")
     parser.add_argument("-np", dest="num_processes", type=int, default=1, help="worker processes")
+    parser.add_argument("--layout", default="isles2018", choices=["isles2018", "isles2024"],
+                        help="isles2024: the ISLES 2024 training layout (raw_data/, derivatives/, phenotype/)")
+    parser.add_argument("--oblique", action="store_true", help="isles2024 layout: tilted (oblique) grids")
     return parser
 
 
@@ -25,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.layout == "isles2024":
+            cases = write_isles2024_phantom(args.output, args.num_cases, args.seed, args.size, args.num_processes,
+                                            oblique=args.oblique, progress=True)
+            print(f"wrote {len(cases)} ISLES 2024 subjects to {args.output}")
+            return 0
         cases = generate_phantom(args.output, args.num_cases, args.split, args.seed, args.size, args.with_dwi,
                                  args.num_processes, progress=True)
     except ValueError as error:

@@ -52,12 +52,12 @@ def raw_case_name(split: str, number: int) -> str:
     return f"{SPLITS[split][4]}_{number:03d}"
 
 
-def _same_grid(reference: sitk.Image, other: sitk.Image) -> bool:
+def same_grid(reference: sitk.Image, other: sitk.Image) -> bool:
     """The project's one grid-equality rule (preprocessing.image_io.geometry_mismatch and its tolerances)."""
     return geometry_mismatch(Geometry.of(reference), Geometry.of(other)) is None
 
 
-def _describe_grid(image: sitk.Image) -> str:
+def describe_grid(image: sitk.Image) -> str:
     size = "x".join(str(v) for v in image.GetSize()[:3])
     spacing = "x".join(f"{v:.4g}" for v in image.GetSpacing()[:3])
     return f"{size} voxels of {spacing} mm"
@@ -84,16 +84,16 @@ def load_case(case: SourceCase, split: str) -> dict[str, sitk.Image]:
         if modality not in images:
             continue
         image = images[modality]
-        if image.GetDimension() != 3 or not _same_grid(ct, image):
-            raise CaseConversionError(f"{name}: {case.files[modality].name}: grid {_describe_grid(image)} differs "
-                                      f"from the CT's {_describe_grid(ct)}")
+        if image.GetDimension() != 3 or not same_grid(ct, image):
+            raise CaseConversionError(f"{name}: {case.files[modality].name}: grid {describe_grid(image)} differs "
+                                      f"from the CT's {describe_grid(ct)}")
     series = images["CT_4DPWI"]
     if series.GetDimension() != 4:
         raise CaseConversionError(f"{name}: {case.files['CT_4DPWI'].name}: expected a 4D series, "
                                   f"got {series.GetDimension()}D")
-    if not _same_grid(ct, series):
-        raise CaseConversionError(f"{name}: {case.files['CT_4DPWI'].name}: spatial grid {_describe_grid(series)} "
-                                  f"differs from the CT's {_describe_grid(ct)}")
+    if not same_grid(ct, series):
+        raise CaseConversionError(f"{name}: {case.files['CT_4DPWI'].name}: spatial grid {describe_grid(series)} "
+                                  f"differs from the CT's {describe_grid(ct)}")
     if series.GetSize()[3] < MIN_FRAMES:
         raise CaseConversionError(f"{name}: {case.files['CT_4DPWI'].name}: {series.GetSize()[3]} frame(s), "
                                   f"need at least {MIN_FRAMES}")

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from isles_pipeline.preprocessing.case_preprocessor import read_case_inputs
+from isles_pipeline.preprocessing.coverage import crop_geometry
 from isles_pipeline.preprocessing.head_mask import DEFAULT_CLIP_MAX, head_mask
 from isles_pipeline.preprocessing.image_io import read_ctp, read_ctp_header
 from isles_pipeline.preprocessing.normalization import intensity_statistics
@@ -44,6 +45,11 @@ def case_fingerprint(raw_case: RawCase, seed: int, with_ctp_statistics: bool, te
                      num_samples: int = NUM_SAMPLES) -> dict:
     """One case's entry of the fingerprint, plus its intensity samples under "samples"."""
     maps, geometry, seg, dwi = read_case_inputs(raw_case.images, raw_case.label, raw_case.dwi, raw_case.name)
+    full_geometry, coverage = geometry, raw_case.info.get("ctp_coverage_z")  # ISLES 2024: covered slices only
+    if coverage is not None:
+        first, last = int(coverage[0]), int(coverage[1])
+        maps, geometry = {k: v[first:last] for k, v in maps.items()}, crop_geometry(geometry, first, last)
+        seg, dwi = (a[first:last] if a is not None else None for a in (seg, dwi))
     mask = head_mask(maps["CT"], DEFAULT_CLIP_MAX)
     tissue = mask & (maps["CT"] < DEFAULT_CLIP_MAX)
     tissue = tissue if tissue.any() else mask
@@ -53,15 +59,16 @@ def case_fingerprint(raw_case: RawCase, seed: int, with_ctp_statistics: bool, te
         samples["DWI"] = _sample(dwi, tissue, rng, num_samples)
     dataset_dt = raw_case.info.get("frame_interval_s")
     if with_ctp_statistics:
-        series = read_ctp(raw_case.ctp, raw_case.name, geometry, dataset_dt)
+        series = read_ctp(raw_case.ctp, raw_case.name, full_geometry, dataset_dt)
         frames, dt = series.frames.shape[0], series.frame_interval_s
         params = TemporalParameters.from_config(temporal)
-        result = preprocess_series(series.frames, mask, dt, params, raw_case.name)
+        covered = series.frames[:, first:last] if coverage is not None else series.frames
+        result = preprocess_series(covered, mask, dt, params, raw_case.name)
         samples["frames"] = _sample(result.frames.transpose(1, 0, 2, 3), tissue, rng, num_samples)
         samples["PWImax_o"] = _sample(result.pwimax_o, tissue, rng, num_samples)
         samples["PWImax_p"] = _sample(result.pwimax_p, tissue, rng, num_samples)
     else:
-        frames, dt, _ = read_ctp_header(raw_case.ctp, raw_case.name, geometry, dataset_dt)
+        frames, dt, _ = read_ctp_header(raw_case.ctp, raw_case.name, full_geometry, dataset_dt)
     entry = {"shape_zyx": list(geometry.shape_zyx), "spacing_zyx": list(geometry.spacing[::-1]),
              "num_frames": int(frames), "frame_interval_s": float(dt), "patient": raw_case.patient,
              "has_dwi": dwi is not None, "head_voxels": int(mask.sum()), "samples": samples}

@@ -3,9 +3,14 @@ data-derived values taken from the fingerprint. Every hyper-parameter the traine
 written here into the plans; they have no other source (see `plans.TRAINER_KEYS`).
 
 Choices the paper leaves open, made here (edit the plans JSON or subclass to change them):
-- slice size: the most common in-plane size of the data (ties: the larger), divided by
+- slice size: the most common in-plane size of the data (ties: the larger), brought down to about
+  `target_slice_size` (256) when larger (ISLES 2024's 512 x 512 -> 256 x 256, pixel spacing ~0.4-0.5 mm ->
+  ~0.8-1 mm, the field of view kept; `in_plane_spacing_mm` records the median result), divided by
   `in_plane_downsampling`, rounded up to a multiple of 2**depth; patch size = slice size (the seed trains on
-  whole 256 x 256 slices; the augmentation's random crop is resized back to it);
+  whole 256 x 256 slices; the augmentation's random crop is resized back to it). Every case is resized to
+  this size, so the pixel spacing follows each case's field of view, as for ISLES 2018;
+- slices: all of them, except where the converter recorded a CTP coverage (ISLES 2024): then only the
+  covered slices (`ctp_coverage_crop`; preprocessing/coverage.py), predictions put back on the NCCT grid;
 - an epoch is one pass over a fold's training slices at the planned batch size (the paper's epochs are
   epochs), so iterations per epoch come from the fingerprint's slice count; 400 epochs in total: 180 at
   lr 0.002, 120 at 0.0004, 100 at 0.00008 (the paper gives the two decays, not the end);
@@ -27,6 +32,8 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
+
 from isles_pipeline.preprocessing.head_mask import DEFAULT_CLIP_MAX
 from isles_pipeline.preprocessing.normalization import clip_zscore_scheme
 from isles_pipeline.preprocessing.temporal import TemporalParameters
@@ -42,6 +49,7 @@ class ISLESPlanner:
     plans_name = "ISLESPlans"
     configuration_name = "2d"
     in_plane_downsampling = 1
+    target_slice_size = 256  # the seed's slices; larger grids (ISLES 2024's 512 x 512) are resampled near it
     use_ct = False
     num_frames = 11
     batch_size = 5
@@ -61,10 +69,26 @@ class ISLESPlanner:
     # ---- data-derived values -------------------------------------------------------------------------
     def in_plane_size(self) -> list[int]:
         counts = self.fingerprint["in_plane_shapes"]
-        common = max(counts, key=lambda key: (counts[key], [int(v) for v in key.split("x")]))
+        common = [int(v) for v in max(counts, key=lambda key: (counts[key], [int(v) for v in key.split("x")]))
+                  .split("x")]
         multiple = 2**self.depth
-        return [max(multiple, math.ceil(int(v) / self.in_plane_downsampling / multiple) * multiple)
-                for v in common.split("x")]
+        reduction = max(1.0, max(common) / self.target_slice_size) * self.in_plane_downsampling
+        return [max(multiple, math.ceil(v / reduction / multiple) * multiple) for v in common]
+
+    def in_plane_spacing_mm(self, size: list[int]) -> Optional[float]:
+        """The median pixel spacing the planned slice size gives (field of view kept): ~0.8 to 1 mm for ISLES
+        2018 at 256 x 256, and for ISLES 2024's 512 x 512 grids of ~0.4 to 0.5 mm resampled to 256 x 256."""
+        shapes, spacings = self.fingerprint.get("shapes"), self.fingerprint.get("spacings")
+        if not shapes or not spacings:
+            return None
+        fov = [max(shape[1] * spacing[1], shape[2] * spacing[2]) for shape, spacing in zip(shapes, spacings)]
+        return round(float(np.median(fov)) / max(size), 4)
+
+    def coverage_settings(self) -> dict:
+        """ISLES 2024: the converter recorded which slices the CTP covers; preprocess (and predict) only those.
+        Absent for datasets whose series cover every slice (the key then stays out of the plans)."""
+        cases = self.dataset_json.get("cases", {})
+        return {"ctp_coverage_crop": True} if any("ctp_coverage_z" in c for c in cases.values()) else {}
 
     def channels(self) -> tuple[list[str], list[str]]:
         frames = [f"frame_{i:02d}" for i in range(self.num_frames)]
@@ -123,6 +147,7 @@ class ISLESPlanner:
         return {
             "data_identifier": f"{self.plans_name}_{self.configuration_name}",
             "in_plane_size": size, "patch_size": list(size), "num_frames": self.num_frames,
+            "in_plane_spacing_mm": self.in_plane_spacing_mm(size), **self.coverage_settings(),
             "frame_channels": frames, "map_channels": maps, "input_channels": frames + maps,
             "normalization": self.normalization(frames, maps), "dwi_normalization": {"type": "case_zscore"},
             "head_mask": {"clip_max": DEFAULT_CLIP_MAX},

@@ -18,6 +18,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from isles_pipeline.preprocessing.coverage import coverage_of, crop_geometry
 from isles_pipeline.preprocessing.errors import CaseError
 from isles_pipeline.preprocessing.head_mask import head_mask
 from isles_pipeline.preprocessing.image_io import read_3d, read_ctp
@@ -32,6 +33,8 @@ PREPROCESSING_VERSION = 1
 # The configuration keys this module reads; a change to any of them makes stored cases stale.
 PREPROCESSING_KEYS = ("in_plane_size", "frame_channels", "map_channels", "normalization", "dwi_normalization",
                       "temporal", "head_mask", "weight_map")
+# Read only where a planner writes them (absent keys leave the hash of existing plans unchanged).
+OPTIONAL_PREPROCESSING_KEYS = ("ctp_coverage_crop",)
 
 
 @dataclass
@@ -46,6 +49,7 @@ class PreprocessedCase:
 def preprocessing_hash(configuration: dict) -> str:
     """Identifies the preprocessing a configuration asks for (PREPROCESSING_KEYS and the code version)."""
     relevant = {key: configuration.get(key) for key in PREPROCESSING_KEYS}
+    relevant.update({key: configuration[key] for key in OPTIONAL_PREPROCESSING_KEYS if key in configuration})
     text = json.dumps([PREPROCESSING_VERSION, relevant], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -90,13 +94,26 @@ def preprocess_case(images: Mapping[str, Path], ctp: Path, configuration: dict, 
     its dataset.json["cases"] entry, optional). Raises CaseError naming the case on bad input."""
     case_info = dict(case_info or {})
     maps, geometry, seg, dwi_array = read_case_inputs(images, label, dwi, case)
-    mask = head_mask(maps["CT"], **configuration["head_mask"])
     series = read_ctp(ctp, case, geometry, case_info.get("frame_interval_s"))
+    frames, original_geometry, crop, outside = series.frames, geometry, None, {}
+    if configuration.get("ctp_coverage_crop"):  # ISLES 2024: only the slices the CTP covers (coverage.py)
+        first, last = coverage_of(frames, case, case_info.get("ctp_coverage_z"))
+        if (first, last) != (0, geometry.size[2]):
+            crop, frames, geometry = [first, last], frames[:, first:last], crop_geometry(geometry, first, last)
+            maps = {name: array[first:last] for name, array in maps.items()}
+            if seg is not None:
+                outside = {"lesion_voxels_outside_coverage": int(seg.sum()) - int(seg[first:last].sum())}
+                seg = seg[first:last]
+            dwi_array = dwi_array[first:last] if dwi_array is not None else None
+    mask = head_mask(maps["CT"], **configuration["head_mask"])
     params = TemporalParameters.from_config(configuration["temporal"])
-    temporal = preprocess_series(series.frames, mask, series.frame_interval_s, params, case)
+    temporal = preprocess_series(frames, mask, series.frame_interval_s, params, case)
     timing = temporal.timing.to_json(params.num_frames)
     warnings = series.warnings + timing["warnings"]
-    del series  # releases the 4D buffer before the outputs are built
+    if outside.get("lesion_voxels_outside_coverage"):
+        warnings.append(f"{outside['lesion_voxels_outside_coverage']} lesion voxel(s) outside the CTP coverage "
+                        "(not trained on)")
+    del series, frames  # releases the 4D buffer before the outputs are built
 
     sources = {name: temporal.frames[:, i] for i, name in enumerate(configuration["frame_channels"])}
     sources.update({"PWImax_o": temporal.pwimax_o, "PWImax_p": temporal.pwimax_p}, **maps)
@@ -119,8 +136,9 @@ def preprocess_case(images: Mapping[str, Path], ctp: Path, configuration: dict, 
     source_ids = case_info.get("source_ids", {})
     properties = {
         "case": case, "patient": str(case_info.get("patient") or case), "channels": channels,
-        "original_geometry": geometry.to_json(), "preprocessed_geometry": target.to_json(),
-        "original_shape_zyx": list(geometry.shape_zyx), "preprocessed_shape_zyx": list(target.shape_zyx),
+        "original_geometry": original_geometry.to_json(), "preprocessed_geometry": target.to_json(),
+        "original_shape_zyx": list(original_geometry.shape_zyx), "preprocessed_shape_zyx": list(target.shape_zyx),
+        **({"crop_z": crop} if crop else {}), **outside,
         "resampled": tuple(geometry.shape_zyx[1:]) != tuple(size), "source_ids": source_ids,
         "ct_mtt_id": source_ids.get("CT_MTT"), "head_voxels": int(mask.sum()),
         "frame_interval_s": timing["frame_interval_s"], "temporal": timing, "warnings": warnings,

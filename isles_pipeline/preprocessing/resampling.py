@@ -3,7 +3,8 @@
 The seed works on 256 x 256 slices whatever the pixel spacing (0.8 to 1 mm in ISLES 2018), so cases are
 resampled by size, not by spacing: the field of view is kept (pixel edges aligned, skimage's convention) and
 the pixel spacing changes. Slices are never resampled across z. `resampled_geometry` gives the grid of the
-resampled case; `restore_original_geometry` and `to_original_image` undo it for a prediction.
+resampled case; `restore_original_geometry` and `to_original_image` undo it for a prediction (and a crop
+to the CTP coverage, see coverage.py).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 from skimage.transform import resize
 
+from isles_pipeline.preprocessing.coverage import pad_to_original
 from isles_pipeline.preprocessing.image_io import Geometry
 
 
@@ -53,12 +55,16 @@ def restore_original_geometry(array: np.ndarray, properties: dict, order: int = 
     """A preprocessed-grid array (..., Z, y, x), e.g. a probability map, on the case's original (Z, Y, X) grid.
     Use order=1 on probabilities and threshold afterwards; order=0 copies labels without interpolation."""
     shape = tuple(Geometry.from_json(properties["original_geometry"]).shape_zyx)
-    if tuple(array.shape[-3:]) == shape:
-        return np.asarray(array)
-    if order == 0:
-        return resize(array, array.shape[:-2] + shape[1:], order=0, mode="edge", anti_aliasing=False,
-                      preserve_range=True).astype(array.dtype)
-    return resample_in_plane(array, shape[1:], order=order)
+    array = np.asarray(array)
+    if tuple(array.shape[-2:]) != shape[1:]:
+        if order == 0:
+            array = resize(array, array.shape[:-2] + shape[1:], order=0, mode="edge", anti_aliasing=False,
+                           preserve_range=True).astype(array.dtype)
+        else:
+            array = resample_in_plane(array, shape[1:], order=order)
+    if "crop_z" in properties:  # slices outside the CTP coverage were not preprocessed: background there
+        array = pad_to_original(array, properties["crop_z"], shape[0])
+    return array
 
 
 def to_original_image(array: np.ndarray, properties: dict) -> sitk.Image:
