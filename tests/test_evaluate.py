@@ -19,7 +19,7 @@ def _write(array, path, spacing=(0.8, 0.8, 6.0), origin=(0.0, 0.0, 0.0)):
     write_image(image, path)
 
 
-def test_summary_values_csv_and_cli(tmp_path):
+def test_summary_values_csv_and_cli(tmp_path, capsys):
     ref = np.zeros((2, 10, 10), np.uint8)
     pred = np.zeros((2, 10, 10), np.uint8)
     ref[0, 2:4, 2:4] = 1
@@ -38,7 +38,12 @@ def test_summary_values_csv_and_cli(tmp_path):
     assert rows["a"]["abs_volume_diff_ml"] == pytest.approx(2 * 0.8 * 0.8 * 6.0 / 1000)
     assert rows["a"]["hd95_mm"] == pytest.approx(0.8)
     assert rows["b"]["dice"] == 1.0 and rows["b"]["hd95_mm"] == 0.0
-    assert summary["mean"]["dice"] == pytest.approx(0.9)
+    # the empty/empty case b is not in the lesion mean: it is reported as a lesion-free case
+    assert summary["lesion_cases"]["n"] == 1 and summary["lesion_cases"]["dice"]["mean"] == pytest.approx(0.8)
+    assert summary["lesion_free_cases"]["cases"] == ["b"]
+    assert summary["lesion_free_cases"]["false_positive_volume_ml"]["mean"] == 0.0
+    printed = capsys.readouterr().out
+    assert "Cases with a reference lesion (n=1)" in printed and "Lesion-free cases (n=1)" in printed
     assert summary["missing_predictions"] == ["c"]
     lines = (tmp_path / "summary.csv").read_text().splitlines()
     assert lines[0].startswith("case,dice,hd95_mm") and len(lines) == 3
@@ -51,8 +56,9 @@ def test_one_empty_side_gives_null_hd95_excluded_from_mean(tmp_path):
     _write(np.zeros_like(ref), tmp_path / "pred" / "a.nii.gz")
     summary = evaluate_folders(tmp_path / "ref", tmp_path / "pred", tmp_path / "s.json")
     assert summary["metric_per_case"][0]["metrics"]["hd95_mm"] is None
-    assert summary["mean"]["hd95_mm"] is None and summary["mean"]["n_nan_hd95_mm"] == 1
-    assert json.loads((tmp_path / "s.json").read_text())["mean"]["dice"] == 0.0
+    hd95 = summary["lesion_cases"]["hd95_mm"]
+    assert hd95["mean"] is None and hd95["n_undefined"] == 1
+    assert json.loads((tmp_path / "s.json").read_text())["lesion_cases"]["dice"]["mean"] == 0.0
 
 
 def test_mismatched_geometry_names_both_files(tmp_path, capsys):

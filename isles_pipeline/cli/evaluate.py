@@ -11,7 +11,8 @@ from typing import Optional, Sequence
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isles_evaluate", description=(
         "Dice, HD95 (mm), absolute volume difference (ml), precision, recall, lesion-wise F1 and lesion-count "
-        "difference per case and on average. Cases are paired by file name."))
+        "difference per case; means with 95 %% bootstrap intervals over the cases with a reference lesion, and "
+        "the false-positive volume of the lesion-free cases. Cases are paired by file name."))
     parser.add_argument("-ref", required=True, type=Path, help="folder of reference segmentations")
     parser.add_argument("-pred", required=True, type=Path, help="folder of predicted segmentations")
     parser.add_argument("-o", type=Path, default=None, help="summary JSON (default: PRED/summary.json)")
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from isles_pipeline.evaluation.evaluate import evaluate_folders
+    from isles_pipeline.evaluation.tables import summary_table
 
     output = args.o if args.o is not None else args.pred / "summary.json"
     try:
@@ -29,9 +31,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (OSError, ValueError) as error:
         print(f"isles_evaluate: {error}", file=sys.stderr)
         return 1
-    mean = summary["mean"]
-    print(f"{summary['num_cases']} case(s): " + ", ".join(
-        f"{key} {value:.4g}" for key, value in mean.items() if isinstance(value, float)))
+    print(f"{summary['num_cases']} case(s), {args.pred} against {args.ref}")
+    print("\n".join(summary_table({args.pred.name or str(args.pred): summary})))
     if summary["missing_predictions"]:
         print(f"no prediction for {len(summary['missing_predictions'])} reference case(s): "
               f"{', '.join(summary['missing_predictions'])}", file=sys.stderr)

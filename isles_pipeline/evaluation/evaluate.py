@@ -16,9 +16,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from isles_pipeline.dataset_conversion.nifti_io import is_nifti, read_image, strip_nifti_suffix
-from isles_pipeline.evaluation.metrics import METRIC_KEYS, case_metrics, mean_metrics
+from isles_pipeline.evaluation.metrics import METRIC_KEYS, case_metrics
+from isles_pipeline.evaluation.summary import summarize_cases
+from isles_pipeline.files import atomic_write_json, atomic_write_text
 from isles_pipeline.preprocessing.image_io import Geometry, geometry_mismatch
-from isles_pipeline.preprocessing.storage import atomic_write_json
 
 
 class GeometryMismatchError(ValueError):
@@ -62,21 +63,24 @@ def _json_number(value):
 def evaluate_pairs(pairs: Mapping[str, tuple[Path, Path]], output_file: Optional[Path] = None,
                    write_csv: bool = False) -> dict:
     """Evaluate {case: (reference file, prediction file)}; returns and optionally writes the summary
-    {"num_cases", "mean", "metric_per_case": [{"case", "reference_file", "prediction_file", "metrics"}],
-    "conventions"}. With `write_csv`, `<output stem>.csv` holds one row per case beside the JSON."""
+    {"num_cases", "lesion_cases", "lesion_free_cases" (`summary.summarize_cases`: means with 95 % bootstrap
+    intervals over the cases with a reference lesion; count and false-positive volume of the others),
+    "metric_per_case": [{"case", "reference_file", "prediction_file", "metrics"}], "conventions"}.
+    With `write_csv`, `<output stem>.csv` holds one row per case beside the JSON."""
     per_case = []
     for name in sorted(pairs):
         reference_file, prediction_file = pairs[name]
         per_case.append({"case": name, "reference_file": str(reference_file), "prediction_file": str(prediction_file),
                          "metrics": evaluate_pair(reference_file, prediction_file)})
-    mean = mean_metrics([row["metrics"] for row in per_case])
     summary = {
         "num_cases": len(per_case),
-        "mean": {key: _json_number(value) for key, value in mean.items()},
+        **summarize_cases({row["case"]: row["metrics"] for row in per_case}),
         "metric_per_case": [{**row, "metrics": {k: _json_number(v) for k, v in row["metrics"].items()}}
                             for row in per_case],
         "conventions": ("Dice 1 when reference and prediction are both empty; HD95 0 when both are empty, "
-                        "null (NaN) when exactly one is, excluded from the mean (n_nan_hd95_mm counts them); "
+                        "null (NaN) when exactly one is, excluded from the mean (n_undefined counts them); means over the "
+                        "cases with a reference lesion only, lesion-free cases reported by their false-positive "
+                        "volume; 95 % percentile-bootstrap intervals over cases (2000 resamples, seed 0); "
                         "26-connectivity for lesions; spacing from the NIfTI header (ISLES identity-sform "
                         "quirk resolved)"),
     }
@@ -112,6 +116,4 @@ def _write_csv(path: Path, per_case: list[dict]) -> None:
     for row in per_case:
         writer.writerow([row["case"], *("" if row["metrics"][key] is None else row["metrics"][key]
                                         for key in METRIC_KEYS)])
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(buffer.getvalue())
-    temporary.replace(path)
+    atomic_write_text(path, buffer.getvalue())
