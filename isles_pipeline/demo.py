@@ -2,7 +2,9 @@
 
 phantom (TRAINING with DWI, TESTING) -> raw dataset -> plans + preprocessing -> 4 folds trained briefly ->
 post-processing chosen on the folds' validation -> fold-ensemble prediction of TESTING with overlays ->
-evaluation against the phantom's DWI lesion, beside the perfusion-threshold baseline -> a summary.
+evaluation against the phantom's DWI lesion, beside the perfusion-threshold baseline -> a summary: means
+with 95 % bootstrap intervals over the cases with a lesion, false positives on the lesion-free cases, and the
+paired difference full method minus threshold over the same cases (`evaluation.summary`); per-case values kept.
 
 The demo keeps all its data under its output folder: the three ISLES_* roots are pointed there while it runs
 and restored afterwards. On a CPU it uses the small preset (`ISLESSmallPlanner`); on a GPU the seed's full

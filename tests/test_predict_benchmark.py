@@ -7,7 +7,8 @@ from isles_pipeline.benchmarking import inference as benchmark
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
-TINY = ["--preset", "small", "--device", "cpu", "--folds", "2", "--slices", "2", "--size", "64", "--frames", "30", "--threads", "1"]
+TINY = ["--preset", "small", "--device", "cpu", "--folds", "2", "--slices", "2", "--size", "64", "--frames", "30",
+        "--threads", "1"]
 STAGES = {"loading", "preprocessing", "network", "resampling", "postprocessing", "writing"}
 
 

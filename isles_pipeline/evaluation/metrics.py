@@ -4,8 +4,8 @@ Conventions (why: the ISLES'22 evaluation set the empty-case rules; we follow it
 chose where it does not):
 - Dice is 1 when reference and prediction are both empty, 0 when exactly one is.
 - HD95 (mm, true voxel spacing) is 0 when both are empty and NaN when exactly one is: a distance to nothing is
-  undefined, and a fixed penalty would dominate a mean. NaN values are excluded from means (`summarize` counts
-  them).
+  undefined, and a fixed penalty would dominate a mean. NaN values are excluded from means
+  (`evaluation.summary` counts them as `n_undefined`).
 - Precision is 1 when the prediction is empty (it has no false positives), recall is 1 when the reference is
   empty (nothing was missed): an empty prediction of a non-empty reference scores precision 1, recall 0,
   Dice 0; a prediction on an empty reference scores precision 0, recall 1, Dice 0.
