@@ -13,7 +13,7 @@ setup(
         "SimpleITK>=2.2",
         "batchgenerators>=0.25",
         "scikit-image",
-        "scipy",
+        "scipy>=1.15",  # stats.bootstrap(rng=...)
         "acvl-utils>=0.2",
         "tqdm",
         "matplotlib",

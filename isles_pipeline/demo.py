@@ -2,7 +2,9 @@
 
 phantom (TRAINING with DWI, TESTING) -> raw dataset -> plans + preprocessing -> 4 folds trained briefly ->
 post-processing chosen on the folds' validation -> fold-ensemble prediction of TESTING with overlays ->
-evaluation against the phantom's DWI lesion, beside the perfusion-threshold baseline -> a summary.
+evaluation against the phantom's DWI lesion, beside the perfusion-threshold baseline -> a summary: means
+with 95 % bootstrap intervals over the cases with a lesion, false positives on the lesion-free cases, and the
+paired difference full method minus threshold over the same cases (`evaluation.summary`); per-case values kept.
 
 The demo keeps all its data under its output folder: the three ISLES_* roots are pointed there while it runs
 and restored afterwards. On a CPU it uses the small preset (`ISLESSmallPlanner`); on a GPU the seed's full
@@ -10,30 +12,28 @@ configuration (`ISLESPlanner`).
 """
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
-
-import numpy as np
-import SimpleITK as sitk
+from typing import Callable
 
 from isles_pipeline.dataset_conversion.convert import convert_isles2018
-from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
-from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image
 from isles_pipeline.dataset_conversion.phantom import generate_phantom
 from isles_pipeline.devices import resolve_device
 from isles_pipeline.evaluation.evaluate import evaluate_folders
-from isles_pipeline.evaluation.threshold_baseline import threshold_core
+from isles_pipeline.evaluation.summary import compare_methods
+from isles_pipeline.evaluation.tables import comparison_table, summary_table
+from isles_pipeline.evaluation.threshold_baseline import threshold_predictions
+from isles_pipeline.files import atomic_write_json
 from isles_pipeline.inference.determine_postprocessing import determine_postprocessing
 from isles_pipeline.inference.predict import PredictionOptions, predict_folder
 from isles_pipeline.paths import data_roots_under
+from isles_pipeline.phantom_study import PHANTOM_DATASET_ID, phantom_references
 from isles_pipeline.planners.api import plan_and_preprocess
-from isles_pipeline.files import atomic_write_json
 from isles_pipeline.trainers.run import run_training
 
-DATASET_ID = 18
+METHOD_ROW = "full method (fold ensemble)"
+BASELINE_ROW = "threshold baseline"
 
 
 @dataclass(frozen=True)
@@ -48,25 +48,6 @@ class DemoSettings:
     trainer: str = "ISLESChainTrainer_5epochs"
     num_processes: int = 2
     with_dwi: bool = True
-
-
-def threshold_predictions(testing: Path, folder: Path) -> None:
-    """The rCBF < 30 % in Tmax > 6 s baseline for every TESTING case, on the CT's grid."""
-    for case_folder in list_case_folders(testing):
-        case = read_case_layout(case_folder, require_label=False)
-        cbf, tmax = (read_image(case.files[m]) for m in ("CT_CBF", "CT_Tmax"))
-        core = threshold_core(sitk.GetArrayFromImage(cbf), sitk.GetArrayFromImage(tmax)).astype(np.uint8)
-        image = sitk.GetImageFromArray(core)
-        image.CopyInformation(read_image(case.files["CT"]))
-        write_image(image, folder / f"{case_folder.name}.nii.gz")
-
-
-def phantom_references(testing: Path, folder: Path) -> None:
-    """The phantom's DWI lesion (what OT would be) of each TESTING case, named like the predictions."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for case_folder in list_case_folders(testing):
-        shutil.copyfile(testing / "phantom_truth" / case_folder.name / "lesion_dwi.nii.gz",
-                        folder / f"{case_folder.name}.nii.gz")
 
 
 def run_demo(output: Path, device: str = "auto", settings: DemoSettings = DemoSettings(),
@@ -96,30 +77,31 @@ def run_demo(output: Path, device: str = "auto", settings: DemoSettings = DemoSe
         timings["phantom_s"] = time.perf_counter() - start
 
         start = stage(2, "convert to the raw format")
-        conversion = convert_isles2018(training, testing, DATASET_ID, "ISLES2018", settings.num_processes)
+        conversion = convert_isles2018(training, testing, PHANTOM_DATASET_ID, "ISLES2018",
+                                       settings.num_processes)
         if conversion.failures:
             raise RuntimeError("conversion failed: " + "; ".join(conversion.failures))
         timings["convert_s"] = time.perf_counter() - start
 
         start = stage(3, f"plan and preprocess ({planner})")
-        plan_and_preprocess(DATASET_ID, planner, settings.num_processes, clean=True)
+        plan_and_preprocess(PHANTOM_DATASET_ID, planner, settings.num_processes, clean=True)
         timings["plan_and_preprocess_s"] = time.perf_counter() - start
 
         start = stage(4, f"train folds {', '.join(map(str, settings.folds))} ({settings.trainer}, {plans}, "
                          f"{torch_device.type})")
         for fold in settings.folds:
             say(f"      fold {fold}")
-            run_training(DATASET_ID, fold, settings.trainer, plans, "2d", torch_device.type)
+            run_training(PHANTOM_DATASET_ID, fold, settings.trainer, plans, "2d", torch_device.type)
         timings["train_s"] = time.perf_counter() - start
 
         start = stage(5, "choose post-processing on the folds' validation predictions")
-        postprocessing = determine_postprocessing(DATASET_ID, settings.trainer, plans)
+        postprocessing = determine_postprocessing(PHANTOM_DATASET_ID, settings.trainer, plans)
         timings["postprocessing_s"] = time.perf_counter() - start
 
         start = stage(6, "predict TESTING with the fold ensemble (with overlays)")
         predictions = output / "predictions"
-        report = predict_folder(testing, predictions, DATASET_ID, list(settings.folds), settings.trainer, plans,
-                                device=torch_device.type, options=PredictionOptions(overlays=True))
+        report = predict_folder(testing, predictions, PHANTOM_DATASET_ID, list(settings.folds), settings.trainer,
+                                plans, device=torch_device.type, options=PredictionOptions(overlays=True))
         if report.failures:
             raise RuntimeError("prediction failed: " + "; ".join(report.failures.values()))
         timings["predict_s"] = time.perf_counter() - start
@@ -141,28 +123,28 @@ def run_demo(output: Path, device: str = "auto", settings: DemoSettings = DemoSe
         "predictions": str(predictions),
         "overlays": sorted(str(p) for p in (predictions / "overlays").glob("*.png")),
         "postprocessing": postprocessing,
+        "num_cases": method["num_cases"],
         "method_per_case": {c["case"]: c["metrics"] for c in method["metric_per_case"]},
-        "method_mean": method["mean"],
-        "threshold_baseline_mean": baseline["mean"],
+        "threshold_baseline_per_case": {c["case"]: c["metrics"] for c in baseline["metric_per_case"]},
+        "method": {key: method[key] for key in ("lesion_cases", "lesion_free_cases")},
+        "threshold_baseline": {key: baseline[key] for key in ("lesion_cases", "lesion_free_cases")},
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
+    summary["method_minus_threshold_baseline"] = compare_methods(summary["method_per_case"],
+                                                                 summary["threshold_baseline_per_case"])
     atomic_write_json(output / "summary.json", summary)
     _print_summary(summary, output, say)
     return summary
 
 
-def _fmt(value: Optional[float]) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
-
-
 def _print_summary(summary: dict, output: Path, say: Callable[[str], None]) -> None:
     say("")
-    say(f"{'':28s}{'Dice':>8s}{'HD95 mm':>10s}{'|dV| ml':>10s}")
-    for name, mean in (("full method (fold ensemble)", summary["method_mean"]),
-                       ("threshold baseline", summary["threshold_baseline_mean"])):
-        say(f"{name:28s}{_fmt(mean.get('dice')):>8s}{_fmt(mean.get('hd95_mm')):>10s}"
-            f"{_fmt(mean.get('abs_volume_diff_ml')):>10s}")
-    say(f"(on {len(summary['method_per_case'])} phantom TESTING cases; a brief training, not the paper's schedule)")
+    for line in summary_table({METHOD_ROW: summary["method"], BASELINE_ROW: summary["threshold_baseline"]}):
+        say(line)
+    say("")
+    for line in comparison_table({METHOD_ROW: summary["method_minus_threshold_baseline"]}, BASELINE_ROW):
+        say(line)
+    say(f"(on {summary['num_cases']} phantom TESTING cases; a brief training, not the paper's schedule)")
     say(f"predictions: {summary['predictions']}   overlays: {len(summary['overlays'])} PNG in "
         f"{summary['predictions']}/overlays")
     say(f"model: {summary['model_folder']}")

@@ -4,8 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from isles_pipeline.evaluation.metrics import (case_metrics, dice, hd95, lesion_detection, mean_metrics,
-                                               precision_recall, volume_ml)
+from isles_pipeline.evaluation.metrics import case_metrics, dice, hd95, lesion_detection, precision_recall, volume_ml
 
 
 def _empty(shape=(3, 8, 8)):
@@ -91,7 +90,9 @@ def test_case_metrics_keys_and_values():
     pred[2, 7, 7] = True
     m = case_metrics(ref, pred, (2.0, 1.0, 1.0))
     assert set(m) == {"dice", "hd95_mm", "abs_volume_diff_ml", "precision", "recall", "lesion_f1",
-                      "lesion_count_diff"}
+                      "lesion_count_diff", "reference_volume_ml", "predicted_volume_ml"}
+    assert m["reference_volume_ml"] == pytest.approx(4 * 2.0 / 1000)
+    assert m["predicted_volume_ml"] == pytest.approx(5 * 2.0 / 1000)
     assert m["dice"] == pytest.approx(8 / 9)
     assert m["abs_volume_diff_ml"] == pytest.approx(2.0 / 1000)
     assert m["precision"] == pytest.approx(4 / 5) and m["recall"] == 1.0
@@ -100,12 +101,3 @@ def test_case_metrics_keys_and_values():
     assert both_empty["dice"] == 1.0 and both_empty["hd95_mm"] == 0.0 and both_empty["lesion_f1"] == 1.0
     with pytest.raises(ValueError):
         case_metrics(ref, pred[:2], (1, 1, 1))
-
-
-def test_mean_excludes_nan_and_counts_it():
-    rows = [dict(dice=1.0, hd95_mm=float("nan"), abs_volume_diff_ml=1, precision=1, recall=1, lesion_f1=1,
-                 lesion_count_diff=0),
-            dict(dice=0.5, hd95_mm=4.0, abs_volume_diff_ml=3, precision=0, recall=0, lesion_f1=0,
-                 lesion_count_diff=2)]
-    mean = mean_metrics(rows)
-    assert mean["dice"] == 0.75 and mean["hd95_mm"] == 4.0 and mean["n_nan_hd95_mm"] == 1

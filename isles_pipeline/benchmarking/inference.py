@@ -1,8 +1,16 @@
-"""Benchmark of `isles_predict`: one 16-slice case through a 4-fold ensemble, with preprocessing, network and
-writing timed separately (the predictor's own counters) and the end-to-end wall time.
+"""Benchmark of `isles_predict`: one 16-slice case through a 4-fold ensemble, each stage timed on its own.
 
     python -m isles_pipeline.benchmarking.inference --preset full --device cpu
-    python -m isles_pipeline.benchmarking.inference --preset small
+    python -m isles_pipeline.benchmarking.inference --preset small --end-to-end
+
+Stages, in the order the predictor runs them (`Predictor.predict` and `write_case`), called here one by one
+so that none hides in another's time: loading the folds; preprocessing (read, check, crop, normalise,
+resample to the plans' grid); network (the fold ensemble's forward passes and softmax; on CUDA the device is
+synchronised before and after, so queued kernels are counted and nothing else is); resampling the mean
+probability (and pseudo-DWI) back to the original grid (CPU); post-processing (threshold, the model's
+post-processing steps, connected-component labelling for the lesion count of the volume table; CPU);
+writing the mask. `--warmup` untimed ensemble passes first (default 1 on CUDA: cuDNN picks its kernels on
+the first call). `--end-to-end` also times `predict_folder` itself, the path users run.
 
 The case is the synthetic raw case of `preprocessing.synthetic` (256 x 256, 16 slices, 48 frames by default);
 plans come from the ISLES planner of the preset (full: 256 x 256 slices and the seed's widths; small:
@@ -56,27 +64,86 @@ def _build(args: argparse.Namespace) -> tuple[Path, Path]:
     return model, raw / "imagesTs"
 
 
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def staged_prediction(predictor, prepared, output_file: Path) -> tuple["CasePrediction", dict]:
+    """`Predictor.predict` then the mask's writing, stage by stage: (the prediction, seconds per stage).
+    Same calls as the predictor makes (the test checks that the mask is the predictor's)."""
+    from isles_pipeline.evaluation.metrics import label_components
+    from isles_pipeline.inference.postprocessing import apply_postprocessing
+    from isles_pipeline.inference.predictor import CasePrediction
+    from isles_pipeline.inference.writer import write_mask
+    from isles_pipeline.preprocessing.image_io import Geometry
+    from isles_pipeline.preprocessing.resampling import restore_original_geometry
+
+    device, properties, seconds = predictor.ensemble.device, prepared.properties, {}
+    _synchronise(device)
+    start = time.perf_counter()
+    output = predictor.ensemble.predict(prepared.preprocessed.data, predictor.batch_size)
+    _synchronise(device)
+    seconds["network"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    probabilities = restore_original_geometry(output.probabilities, properties, order=1).astype(np.float32)
+    pseudo_dwi = (restore_original_geometry(output.pseudo_dwi, properties, order=1).astype(np.float32)
+                  if output.pseudo_dwi is not None else None)
+    seconds["resampling"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    spacing_zyx = tuple(reversed(Geometry.from_json(properties["original_geometry"]).spacing))
+    mask = apply_postprocessing(probabilities >= predictor.threshold, predictor.postprocessing, spacing_zyx)
+    label_components(mask)  # the lesion count of the volume table
+    seconds["postprocessing"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    write_mask(mask, properties, output_file)
+    seconds["writing"] = time.perf_counter() - start
+    return CasePrediction(mask, probabilities, pseudo_dwi, spacing_zyx), seconds
+
+
 def run(args: argparse.Namespace) -> dict:
+    from isles_pipeline.inference.case_inputs import find_input_cases, prepare_case
     from isles_pipeline.inference.predict import predict_folder
+    from isles_pipeline.inference.predictor import Predictor
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    warmup = args.warmup if args.warmup is not None else int(args.device == "cuda")
     root = Path(tempfile.mkdtemp(prefix="isles_bench_inference_"))
+    seconds: dict[str, float] = {}
     try:
         with data_roots_under(root):
             model, images = _build(args)
             start = time.perf_counter()
-            report = predict_folder(images, root / "out", folder=model, device=args.device, batch_size=args.batch)
-            wall = time.perf_counter() - start
+            predictor = Predictor.from_model_folder(model, device=args.device, batch_size=args.batch)
+            seconds["loading"] = time.perf_counter() - start
+            case = find_input_cases(images)[0]
+            start = time.perf_counter()
+            prepared = prepare_case(case, predictor.configuration)
+            seconds["preprocessing"] = time.perf_counter() - start
+            for _ in range(warmup):
+                predictor.ensemble.predict(prepared.preprocessed.data, predictor.batch_size)
+            _, stages = staged_prediction(predictor, prepared, root / "staged" / f"{case.name}.nii.gz")
+            seconds.update(stages)
+            seconds["stages_total"] = sum(seconds.values())
+            if args.end_to_end:
+                start = time.perf_counter()
+                report = predict_folder(images, root / "out", folder=model, device=args.device,
+                                        batch_size=args.batch)
+                seconds["end_to_end_wall"] = time.perf_counter() - start
+                if report.failures:
+                    raise RuntimeError(f"benchmark case failed: {report.failures}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    if report.failures:
-        raise RuntimeError(f"benchmark case failed: {report.failures}")
-    network = report.seconds["network"]
+    network = seconds["network"]
     return {"preset": args.preset, "device": args.device, "torch_threads": torch.get_num_threads(),
             "case": f"{args.slices} slices of {args.size} x {args.size}, {args.frames} frames",
-            "folds": args.folds, "batch": args.batch,
-            "seconds": {**{k: round(v, 3) for k, v in report.seconds.items()}, "wall_total": round(wall, 3)},
+            "folds": args.folds, "batch": args.batch, "warmup_passes": warmup,
+            "seconds": {key: round(value, 4) for key, value in seconds.items()},
+            "network_ms_per_case": round(1000 * network, 1),
             "network_slices_per_s": round(args.slices * args.folds / network, 2) if network else None}
 
 
@@ -91,6 +158,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=48)
     p.add_argument("--batch", type=int, default=8, help="slices per forward pass")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed ensemble passes before the timed one (default 1 on CUDA, 0 on CPU)")
+    p.add_argument("--end-to-end", action="store_true", help="also time predict_folder as users run it")
     return p.parse_args(argv)
 
 

@@ -94,8 +94,8 @@ def _rows(results: dict) -> list[tuple[str, str]]:
     if "error" not in infer and infer:
         seconds = infer["seconds"]
         rows.append((f"predict one case, {infer['folds']} folds ({infer['preset']})",
-                     f"preprocessing {seconds['preprocessing'] * 1000:.0f} ms, network {seconds['network'] * 1000:.0f} ms, "
-                     f"writing {seconds['writing'] * 1000:.0f} ms"))
+                     ", ".join(f"{stage} {seconds[stage] * 1000:.0f} ms" for stage in (
+                         "preprocessing", "network", "resampling", "postprocessing", "writing"))))
     rows += [(name, results[name]["error"]) for name in STAGES if "error" in results.get(name, {})]
     return rows
 

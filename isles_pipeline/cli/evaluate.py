@@ -14,7 +14,9 @@ from isles_pipeline.files import FileFormatError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isles_evaluate", description=(
         "Dice, HD95 (mm), absolute volume difference (ml), precision, recall, lesion-wise F1 and lesion-count "
-        "difference per case and on average. Cases are paired by file name."))
+        "difference per case; means with 95 % bootstrap intervals over the cases with a reference lesion, and "
+        "the false-positive volume of the lesion-free cases. Cases are paired by file name; a reference "
+        "without a prediction is scored as an empty prediction, a prediction without a reference is ignored."))
     parser.add_argument("-ref", required=True, type=Path, help="folder of reference segmentations")
     parser.add_argument("-pred", required=True, type=Path, help="folder of predicted segmentations")
     parser.add_argument("-o", type=Path, default=None, help="summary JSON (default: PRED/summary.json)")
@@ -28,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from isles_pipeline.evaluation.evaluate import evaluate_folders
+    from isles_pipeline.evaluation.tables import summary_table
 
     output = args.o if args.o is not None else args.pred / "summary.json"
     try:
@@ -42,12 +45,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         isles24 = evaluate_folders_isles2024(args.ref, args.pred, output.with_name(f"{output.stem}_isles2024.json"))
         print("ISLES 2024: " + ", ".join(f"{k[8:]} {v:.4g}" for k, v in isles24["mean"].items() if v is not None))
-    mean = summary["mean"]
-    print(f"{summary['num_cases']} case(s): " + ", ".join(
-        f"{key} {value:.4g}" for key, value in mean.items() if isinstance(value, float)))
+    if summary["predictions_without_reference"]:
+        print(f"isles_evaluate: warning: {len(summary['predictions_without_reference'])} prediction(s) without a "
+              f"reference, ignored: {', '.join(summary['predictions_without_reference'])}", file=sys.stderr)
     if summary["missing_predictions"]:
-        print(f"no prediction for {len(summary['missing_predictions'])} reference case(s): "
-              f"{', '.join(summary['missing_predictions'])}", file=sys.stderr)
+        print(f"isles_evaluate: warning: no prediction for {len(summary['missing_predictions'])} reference "
+              f"case(s), scored as empty predictions: {', '.join(summary['missing_predictions'])}", file=sys.stderr)
+    print(f"{summary['num_cases']} case(s), {summary['num_missing_predictions']} of them without a prediction "
+          f"(scored as empty), {args.pred} against {args.ref}")
+    print("\n".join(summary_table({args.pred.name or str(args.pred): summary})))
     print(f"summary: {output}")
     return 0
 

@@ -4,8 +4,8 @@ Conventions (why: the ISLES'22 evaluation set the empty-case rules; we follow it
 chose where it does not):
 - Dice is 1 when reference and prediction are both empty, 0 when exactly one is.
 - HD95 (mm, true voxel spacing) is 0 when both are empty and NaN when exactly one is: a distance to nothing is
-  undefined, and a fixed penalty would dominate a mean. NaN values are excluded from means (`summarize` counts
-  them).
+  undefined, and a fixed penalty would dominate a mean. NaN values are excluded from means
+  (`evaluation.summary` counts them as `n_undefined`).
 - Precision is 1 when the prediction is empty (it has no false positives), recall is 1 when the reference is
   empty (nothing was missed): an empty prediction of a non-empty reference scores precision 1, recall 0,
   Dice 0; a prediction on an empty reference scores precision 0, recall 1, Dice 0.
@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 METRIC_KEYS = ("dice", "hd95_mm", "abs_volume_diff_ml", "precision", "recall", "lesion_f1",
-               "lesion_count_diff")
+               "lesion_count_diff", "reference_volume_ml", "predicted_volume_ml")
 
 
 def _as_bool(array: np.ndarray) -> np.ndarray:
@@ -114,32 +114,24 @@ def lesion_detection(reference: np.ndarray, prediction: np.ndarray) -> dict:
 def case_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx: Sequence[float]) -> dict:
     """All metrics of one case; arrays in (z, y, x) (or (y, x)) order, spacing in mm in the same order.
 
-    Keys: dice, hd95_mm, abs_volume_diff_ml, precision, recall, lesion_f1, lesion_count_diff (see module doc).
+    Keys: dice, hd95_mm, abs_volume_diff_ml, precision, recall, lesion_f1, lesion_count_diff (see module doc),
+    and the two volumes (reference_volume_ml tells lesion cases from lesion-free ones; predicted_volume_ml of a
+    lesion-free case is its false-positive volume).
     """
     reference, prediction = _as_bool(reference), _as_bool(prediction)
     if reference.shape != prediction.shape:
         raise ValueError(f"reference {reference.shape} and prediction {prediction.shape} differ in shape")
     precision, recall = precision_recall(reference, prediction)
     lesions = lesion_detection(reference, prediction)
+    reference_ml, predicted_ml = volume_ml(reference, spacing_zyx), volume_ml(prediction, spacing_zyx)
     return {
         "dice": dice(reference, prediction),
         "hd95_mm": hd95(reference, prediction, spacing_zyx),
-        "abs_volume_diff_ml": abs(volume_ml(reference, spacing_zyx) - volume_ml(prediction, spacing_zyx)),
+        "abs_volume_diff_ml": abs(reference_ml - predicted_ml),
         "precision": precision,
         "recall": recall,
         "lesion_f1": lesions["lesion_f1"],
         "lesion_count_diff": abs(lesions["n_reference"] - lesions["n_predicted"]),
+        "reference_volume_ml": reference_ml,
+        "predicted_volume_ml": predicted_ml,
     }
-
-
-def mean_metrics(per_case: Sequence[dict]) -> dict:
-    """Mean of each metric over cases, NaN values excluded; `n_nan_<key>` counts the excluded ones."""
-    result: dict = {}
-    for key in METRIC_KEYS:
-        values = np.array([float(case[key]) for case in per_case if key in case], float)
-        finite = values[~np.isnan(values)]
-        result[key] = float(finite.mean()) if finite.size else float("nan")
-        n_nan = int(np.isnan(values).sum())
-        if n_nan:
-            result[f"n_nan_{key}"] = n_nan
-    return result

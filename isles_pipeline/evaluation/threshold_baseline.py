@@ -7,7 +7,13 @@ stand-in for the contralateral hemisphere that needs no knowledge of the lesion 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import SimpleITK as sitk
+
+from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
+from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image
 
 
 def threshold_core(cbf: np.ndarray, tmax: np.ndarray, rcbf_threshold: float = 0.3,
@@ -23,3 +29,15 @@ def threshold_core(cbf: np.ndarray, tmax: np.ndarray, rcbf_threshold: float = 0.
         return np.zeros(cbf.shape, bool)
     reference = float(cbf[reference_region].mean())
     return tissue & (cbf < rcbf_threshold * reference) & (tmax > tmax_threshold_s)
+
+
+def threshold_predictions(testing: Path, folder: Path) -> None:
+    """The baseline for every case of an ISLES 2018 layout folder, written on the CT's grid as
+    `<folder>/<case>.nii.gz` (the names `isles_evaluate` pairs with references)."""
+    for case_folder in list_case_folders(testing):
+        case = read_case_layout(case_folder, require_label=False)
+        cbf, tmax = (read_image(case.files[m]) for m in ("CT_CBF", "CT_Tmax"))
+        core = threshold_core(sitk.GetArrayFromImage(cbf), sitk.GetArrayFromImage(tmax)).astype(np.uint8)
+        image = sitk.GetImageFromArray(core)
+        image.CopyInformation(read_image(case.files["CT"]))
+        write_image(image, folder / f"{case_folder.name}.nii.gz")
