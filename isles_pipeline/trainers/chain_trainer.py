@@ -38,7 +38,9 @@ class ISLESChainTrainer(BaseTrainer):
     loss_overrides: dict = {}
 
     def chain_kwargs(self) -> dict:
-        return {**self.config["network"]["chain"], **self.chain_overrides}
+        """The plans' chain switches, the maps' channel names (for `excluded_maps`), then the variant's."""
+        return {**self.config["network"]["chain"], "map_names": list(self.config["map_channels"]),
+                **self.chain_overrides}
 
     def loss_kwargs(self) -> dict:
         return {**self.config["loss"], **self.loss_overrides}
