@@ -26,6 +26,11 @@ from isles_pipeline.preprocessing.storage import load_json
 DEFAULT_CHECKPOINT = "checkpoint_final.pth"
 
 
+def planned_threshold(configuration: dict) -> float:
+    """The plans' probability threshold of the core (0.5 when the plans predate it)."""
+    return float(configuration.get("inference", {}).get("threshold", 0.5))
+
+
 @dataclass
 class CasePrediction:
     """One case's result on its original (Z, Y, X) grid."""
@@ -74,8 +79,14 @@ class Predictor:
         expected = {"trainer_name": trainer, "plans_name": plans_name, "configuration": configuration_name}
         ensemble = FoldEnsemble.from_checkpoints(paths, configuration, resolve_device(device), expected)
         steps = [] if disable_postprocessing else (load_postprocessing(folder) or [])
-        threshold = float(configuration.get("inference", {}).get("threshold", 0.5))
-        return cls(ensemble, configuration, steps, threshold, batch_size)
+        return cls(ensemble, configuration, steps, planned_threshold(configuration), batch_size)
+
+    @classmethod
+    def from_networks(cls, networks: dict, configuration: dict, device, batch_size: int = 8) -> "Predictor":
+        """Networks in memory, without post-processing: the trainer's final validation (one fold), so that its
+        predictions are made exactly as isles_predict makes them."""
+        ensemble = FoldEnsemble.from_networks(networks, configuration, device)
+        return cls(ensemble, configuration, [], planned_threshold(configuration), batch_size)
 
     def predict(self, data: np.ndarray, properties: dict) -> CasePrediction:
         """data (Z, C, H, W) from preprocessing and its properties -> the case on its original grid."""

@@ -3,7 +3,7 @@ changes. Hyper-parameters come from the plans configuration only; a variant over
 class attributes below.
 
 Hooks (override in a subclass): build_network, build_loss, build_optimizer, build_scheduler, load_data,
-train_step, validation_step, on_train_start, on_epoch_end, on_train_end, predict_logits.
+train_step, validation_step, on_train_start, on_epoch_end, on_train_end, final_validation_predictor.
 Life cycle: `initialize()` -> optionally `load_checkpoint(path)` -> `run_training()` -> `perform_final_validation()`.
 """
 from __future__ import annotations
@@ -133,8 +133,9 @@ class BaseTrainer:
         """Returns {"loss": scalar, "tp", "fp", "fn": scalars} (float32 on the device)."""
         raise NotImplementedError
 
-    def predict_logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Segmentor logits (N, 2, H, W) for preprocessed slices (N, C, H, W); used by final validation."""
+    def final_validation_predictor(self):
+        """An `inference.Predictor` of the trained network (one fold, no post-processing): final validation
+        predicts exactly as isles_predict does."""
         raise NotImplementedError
 
     def on_train_start(self) -> None:
@@ -312,11 +313,9 @@ class BaseTrainer:
         """Rank 0 predicts the fold's validation cases on their original grids (see final_validation)."""
         if not self.dist.is_main:
             return None
-        ckpt.unwrap(self.network).eval()
         self.loss.eval()
-        summary = validate_cases(self.predict_logits, self.data_folder, self.val_cases,
-                                 self.fold_folder / "validation", self.batch_size, self.device,
-                                 float(self.config["inference"]["threshold"]), save_probabilities,
+        summary = validate_cases(self.final_validation_predictor(), self.data_folder, self.val_cases,
+                                 self.fold_folder / "validation", save_probabilities,
                                  self.raw_labels, self.dataset_json.get("file_ending", ".nii.gz"), self.print)
         self.print(f"validation: mean Dice {summary['mean'].get('dice')} over {len(self.val_cases)} cases")
         return summary
