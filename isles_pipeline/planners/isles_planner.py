@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY
 from isles_pipeline.preprocessing.head_mask import DEFAULT_CLIP_MAX
 from isles_pipeline.preprocessing.normalization import clip_zscore_scheme
 from isles_pipeline.preprocessing.temporal import TemporalParameters
@@ -88,7 +89,7 @@ class ISLESPlanner:
     def postprocessing(self) -> dict:
         median = self.fingerprint["lesion"]["volume_ml"].get("median", math.inf) or math.inf
         return {"min_component_ml_candidates": [v for v in POSTPROCESSING_LADDER_ML if v == 0 or v < median],
-                "connectivity": 3}  # generate_binary_structure(3, 3): 26-connectivity
+                "connectivity": FULL_CONNECTIVITY}  # evaluation.metrics.component_structure: 26-connectivity
 
     # ---- method values (paper) -----------------------------------------------------------------------
     def network(self, num_maps: int) -> dict:
