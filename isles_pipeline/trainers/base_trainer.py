@@ -5,6 +5,9 @@ class attributes below.
 Hooks (override in a subclass): build_network, build_loss, build_optimizer, build_scheduler, load_data,
 train_step, validation_step, on_train_start, on_epoch_end, on_train_end, final_validation_predictor.
 Life cycle: `initialize()` -> optionally `load_checkpoint(path)` -> `run_training()` -> `perform_final_validation()`.
+Several processes (DDP): the plans' batch is the global batch; `backward` weights each rank's loss by its share
+of it, so the step is the one-process step for terms that are means over slices. Batch statistics (BatchNorm,
+input BN, SwitchNorm's batch part) and generalised Dice stay per rank (distributed.py says what that means).
 """
 from __future__ import annotations
 
@@ -63,6 +66,9 @@ class BaseTrainer:
         self.val_iterations = int(self.config["val_iterations_per_epoch"])
         self.global_batch_size = int(self.config["batch_size"])
         self.batch_size = local_batch_size(self.global_batch_size, dist.world_size, dist.rank)
+        # DDP averages the ranks' gradients with equal weights; this rank's share of the global batch undoes
+        # that, so a 2/1/1/1 split of batch 5 trains as batch 5 (distributed.py). Exactly 1 in one process.
+        self.rank_loss_weight = dist.world_size * self.batch_size / self.global_batch_size
         self.generator = torch.Generator().manual_seed(self.seed + 1000 * dist.rank)
         self.current_epoch = 0
         self.log = TrainingLog()
@@ -177,6 +183,10 @@ class BaseTrainer:
     def find_unused_parameters(self) -> bool:
         return True
 
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backpropagate this rank's mean loss weighted by its share of the global batch (see __init__)."""
+        (loss * self.rank_loss_weight).backward()
+
     def autocast(self):
         """bf16 autocast on CUDA (losses compute in float32 themselves); nothing on the CPU."""
         if self.device.type == "cuda":
@@ -246,7 +256,8 @@ class BaseTrainer:
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0) + value.detach().float()
         keys = sorted(sums)
-        totals = all_reduce_sum(torch.stack([sums[k] for k in keys]) / self.iterations) / self.dist.world_size
+        weighted = torch.stack([sums[k] for k in keys]) / self.iterations * self.rank_loss_weight
+        totals = all_reduce_sum(weighted) / self.dist.world_size  # the global batch's mean, as trained
         return {k: float(v) for k, v in zip(keys, totals.cpu())}
 
     @torch.no_grad()

@@ -83,7 +83,7 @@ class ISLESChainTrainer(BaseTrainer):
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             terms, _ = self.train_module(*self._device_inputs(batch))
-        terms["total"].backward()
+        self.backward(terms["total"])
         self.optimizer.step()
         return {k: v.detach() for k, v in terms.items()}
 
