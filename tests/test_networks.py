@@ -185,3 +185,15 @@ def test_chain_step_benchmark_runs(capsys):
     out = capsys.readouterr().out
     assert "segmentor switch norm: train" in out and "segmentor batch  norm: train" in out
     assert "slices/s" in out and "MiB" in out
+
+
+def test_excluded_maps_are_checked_by_name():
+    names = ["CBF", "CBV", "MTT", "Tmax", "PWImax_o", "PWImax_p"]
+    with pytest.raises(ValueError, match="needs map_names"):
+        IntegratedChain(**SMALL, excluded_maps=["PWImax_o"])
+    with pytest.raises(ValueError, match="not among the map channels"):
+        IntegratedChain(**SMALL, map_names=names, excluded_maps=["DWI"])
+    with pytest.raises(ValueError, match="leave no map channel"):
+        IntegratedChain(**SMALL, map_names=names, excluded_maps=names)
+    chain = IntegratedChain(**SMALL, map_names=names, excluded_maps=["PWImax_o"], use_extractor=False)
+    assert chain.used_maps == [0, 1, 2, 3, 5] and chain.generator.in_channels == 5

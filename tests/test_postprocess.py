@@ -8,9 +8,13 @@ import SimpleITK as sitk
 
 from isles_pipeline.cli.determine_postprocessing import main as determine_main
 from isles_pipeline.dataset_conversion.nifti_io import write_image
+from isles_pipeline.evaluation.metrics import label_components
 from isles_pipeline.inference.determine_postprocessing import choose_postprocessing, load_postprocessing
-from isles_pipeline.inference.postprocessing import (apply_postprocessing, keep_largest_component,
+from isles_pipeline.inference.postprocessing import (apply_postprocessing, keep_largest_component, plans_connectivity,
                                                      remove_small_components)
+from isles_pipeline.inference.predictor import CasePrediction
+from isles_pipeline.planners.fingerprint import compute_fingerprint
+from isles_pipeline.preprocessing.synthetic import SyntheticCase, write_synthetic_dataset
 
 SPACING = (1.0, 1.0, 1.0)
 CANDIDATES = (0.005, 0.05)  # ml: 5 and 50 voxels at 1 mm
@@ -118,7 +122,65 @@ def test_cli_uses_existing_folds_and_plans_candidates(tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     assert "folds used: [0, 2]" in out and "chosen: remove_small_components_0.005ml" in out
     saved = json.loads((model / "postprocessing.json").read_text())
-    assert saved["folds"] == [0, 2] and saved["candidates_ml_source"] == "plans" and saved["connectivity"] == 26
+    assert saved["folds"] == [0, 2] and saved["candidates_ml_source"] == "plans" and saved["connectivity"] == 3
     assert load_postprocessing(model) == [{"name": "remove_small_components", "min_volume_ml": 0.005}]
     assert determine_main(["-d", "18", "-tr", "Other", "-p", "P"]) == 1
     assert "no trained model" in capsys.readouterr().err
+
+
+def _corner_touching():
+    """A 2 x 2 x 2 cube and a voxel touching only its corner: one component with 26-connectivity, two with 6."""
+    mask = np.zeros((4, 8, 8), bool)
+    _cube(mask, 0, 0, 0, 2)
+    mask[2, 2, 2] = True
+    return mask
+
+
+def test_plans_connectivity_defines_the_components():
+    mask = _corner_touching()
+    assert plans_connectivity({"postprocessing": {"connectivity": 1}}) == 1
+    assert plans_connectivity({}) == 3  # plans that predate the key: 26-connectivity
+    with pytest.raises(ValueError, match="connectivity must be 1, 2 or 3"):
+        plans_connectivity({"postprocessing": {"connectivity": 26}})
+    assert [label_components(mask, c)[1] for c in (1, 2, 3)] == [2, 2, 1]
+    assert keep_largest_component(mask, 1).sum() == 8 and keep_largest_component(mask, 3).sum() == 9
+    assert CasePrediction(mask, mask.astype(np.float32), None, SPACING, connectivity=1).lesion_count == 2
+    assert CasePrediction(mask, mask.astype(np.float32), None, SPACING).lesion_count == 1
+
+
+def test_a_plans_connectivity_of_1_is_used_to_choose_and_recorded(tmp_path, monkeypatch):
+    """keep-largest only helps when the corner voxel (a false positive here) is its own component."""
+    monkeypatch.setenv("ISLES_raw", str(tmp_path / "raw"))
+    monkeypatch.setenv("ISLES_results", str(tmp_path / "results"))
+    labels = tmp_path / "raw" / "Dataset018_ISLES2018" / "labelsTr"
+    model = tmp_path / "results" / "Dataset018_ISLES2018" / "T__P__2d"
+    prediction = _corner_touching()
+    reference = prediction.copy()
+    reference[2, 2, 2] = False
+    _write(reference, labels / "c1.nii.gz")
+    _write(prediction, model / "fold_0" / "validation" / "c1.nii.gz")
+    chosen = {}
+    for connectivity in (3, 1):
+        plans = {"configurations": {"2d": {"postprocessing": {"min_component_ml_candidates": [0.0],
+                                                                "connectivity": connectivity}}}}
+        (model / "plans.json").write_text(json.dumps(plans))
+        assert determine_main(["-d", "18", "-tr", "T", "-p", "P"]) == 0
+        saved = json.loads((model / "postprocessing.json").read_text())
+        assert saved["connectivity"] == connectivity
+        chosen[connectivity] = saved["chosen"]
+    assert chosen == {3: "none", 1: "keep_largest_component"}
+    assert load_postprocessing(model, 1) == [{"name": "keep_largest_component"}]
+    with pytest.raises(ValueError, match="chosen with connectivity 1, but the plans now say 3"):
+        load_postprocessing(model, 3)
+
+
+def test_fingerprint_counts_lesions_with_the_plans_connectivity(tmp_path):
+    raw = write_synthetic_dataset(tmp_path, [SyntheticCase("c1", size_yx=(32, 32), slices=4, num_frames=20)])
+    image = sitk.ReadImage(str(raw / "labelsTr" / "c1.nii.gz"))
+    label = sitk.GetImageFromArray(_corner_touching().astype(np.uint8).repeat(4, 1).repeat(4, 2))
+    label.CopyInformation(image)
+    sitk.WriteImage(label, str(raw / "labelsTr" / "c1.nii.gz"))
+    default = compute_fingerprint(raw)
+    assert default["lesion"]["connectivity"] == 3
+    assert len(default["cases"]["c1"]["lesion_components_ml"]) == 1
+    assert len(compute_fingerprint(raw, connectivity=1)["cases"]["c1"]["lesion_components_ml"]) == 2

@@ -1,11 +1,12 @@
 """Choose the post-processing on the cross-validation predictions: keep a step only where it raises mean Dice.
 
-Options compared (each alone, 26-connectivity, components on the original grid): none; remove components
-smaller than each candidate volume (the plans' `postprocessing.min_component_ml_candidates` when present, else
-DEFAULT_CANDIDATES_ML); keep the largest component. The option with the highest mean Dice wins, but only if it
+Options compared (each alone, components on the original grid with the plans' `postprocessing.connectivity`,
+see inference.postprocessing): none; remove components smaller than each candidate volume (the plans'
+`postprocessing.min_component_ml_candidates` when present, else DEFAULT_CANDIDATES_ML); keep the largest
+component. The option with the highest mean Dice wins, but only if it
 is strictly better than none (ties keep none: a step that does not help is a risk on new data). The choice
-and every option's score are written as JSON beside the model (`postprocessing.json`), and `isles_predict`
-applies it.
+and every option's score are written as JSON beside the model (`postprocessing.json`, with the connectivity
+used), and `isles_predict` applies it with the same connectivity (it refuses a file chosen with another).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import numpy as np
 from isles_pipeline.evaluation.evaluate import nifti_files_by_case, read_mask
 from isles_pipeline.evaluation.metrics import dice
 from isles_pipeline.inference.model_folder import (POSTPROCESSING_FILE, available_folds, model_folder)
-from isles_pipeline.inference.postprocessing import apply_postprocessing
+from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY
+from isles_pipeline.inference.postprocessing import apply_postprocessing, plans_connectivity
 from isles_pipeline.paths import find_dataset_folder, isles_raw
 from isles_pipeline.preprocessing.image_io import geometry_mismatch
 from isles_pipeline.files import atomic_write_json, read_json
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CANDIDATES_ML = (0.1, 0.5, 1.0, 2.0, 5.0)
 IMPROVEMENT_EPS = 1e-9
+LEGACY_CONNECTIVITY = {26: 3}  # files written before the plans' value was used recorded 26 neighbours
 
 
 def candidate_options(candidates_ml: Iterable[float]) -> dict[str, list[dict]]:
@@ -40,13 +43,14 @@ def candidate_options(candidates_ml: Iterable[float]) -> dict[str, list[dict]]:
 
 
 def choose_postprocessing(cases: Sequence[tuple[np.ndarray, np.ndarray, Sequence[float]]],
-                          candidates_ml: Iterable[float] = DEFAULT_CANDIDATES_ML) -> dict:
+                          candidates_ml: Iterable[float] = DEFAULT_CANDIDATES_ML,
+                          connectivity: int = FULL_CONNECTIVITY) -> dict:
     """cases: (reference, prediction, spacing_zyx) triples. Returns {"steps", "chosen", "mean_dice"}."""
     if not cases:
         raise ValueError("no cases to choose a post-processing on")
     scores = {}
     for name, steps in candidate_options(candidates_ml).items():
-        scores[name] = float(np.mean([dice(ref, apply_postprocessing(pred, steps, spacing))
+        scores[name] = float(np.mean([dice(ref, apply_postprocessing(pred, steps, spacing, connectivity))
                                       for ref, pred, spacing in cases]))
     best = max(scores, key=lambda name: scores[name])
     if scores[best] <= scores["none"] + IMPROVEMENT_EPS:
@@ -54,15 +58,12 @@ def choose_postprocessing(cases: Sequence[tuple[np.ndarray, np.ndarray, Sequence
     return {"steps": candidate_options(candidates_ml)[best], "chosen": best, "mean_dice": scores}
 
 
-def _plans_candidates(folder: Path) -> Optional[list[float]]:
+def _plans_configuration(folder: Path, configuration: str) -> dict:
+    """The model's plans configuration ({} when the folder has no plans.json)."""
     plans_path = Path(folder) / "plans.json"
     if not plans_path.is_file():
-        return None
-    for configuration in read_json(plans_path).get("configurations", {}).values():
-        candidates = configuration.get("postprocessing", {}).get("min_component_ml_candidates")
-        if candidates:
-            return [float(v) for v in candidates]
-    return None
+        return {}
+    return read_json(plans_path).get("configurations", {}).get(configuration, {})
 
 
 def load_validation_cases(folder: Path, labels_folder: Path, folds: Sequence[int]) -> tuple[list, list[str]]:
@@ -96,10 +97,12 @@ def determine_postprocessing(dataset_id: int, trainer: str, plans: str, configur
     if not folds:
         raise FileNotFoundError(f"{folder}: no fold_N/validation/ predictions; train (and validate) a fold first")
     cases, names = load_validation_cases(folder, labels_folder, folds)
-    candidates = _plans_candidates(folder)
+    planned = _plans_configuration(folder, configuration)
+    candidates = [float(v) for v in planned.get("postprocessing", {}).get("min_component_ml_candidates") or []]
     source = "plans" if candidates else "default"
-    result = choose_postprocessing(cases, candidates or DEFAULT_CANDIDATES_ML)
-    result.update({"connectivity": 26, "folds": folds, "num_cases": len(cases), "cases": names,
+    connectivity = plans_connectivity(planned)
+    result = choose_postprocessing(cases, candidates or DEFAULT_CANDIDATES_ML, connectivity)
+    result.update({"connectivity": connectivity, "folds": folds, "num_cases": len(cases), "cases": names,
                    "candidates_ml_source": source, "trainer": trainer, "plans": plans,
                    "configuration": configuration})
     atomic_write_json(folder / POSTPROCESSING_FILE, result)
@@ -107,7 +110,15 @@ def determine_postprocessing(dataset_id: int, trainer: str, plans: str, configur
     return result
 
 
-def load_postprocessing(folder: Path) -> Optional[list[dict]]:
-    """The saved steps of a model folder, or None when determine_postprocessing has not been run."""
+def load_postprocessing(folder: Path, connectivity: Optional[int] = None) -> Optional[list[dict]]:
+    """The saved steps of a model folder, or None when determine_postprocessing has not been run. With
+    `connectivity` (the plans'), a file chosen with another connectivity is refused: re-run the choice."""
     path = Path(folder) / POSTPROCESSING_FILE
-    return list(read_json(path)["steps"]) if path.is_file() else None
+    if not path.is_file():
+        return None
+    saved = read_json(path)
+    chosen_with = LEGACY_CONNECTIVITY.get(saved.get("connectivity"), saved.get("connectivity"))
+    if connectivity is not None and chosen_with is not None and chosen_with != connectivity:
+        raise ValueError(f"{path}: chosen with connectivity {chosen_with}, but the plans now say {connectivity}; "
+                         "re-run isles_determine_postprocessing")
+    return list(saved["steps"])

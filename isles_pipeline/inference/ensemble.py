@@ -1,12 +1,19 @@
 """The folds of a trained model as one predictor: rebuild each fold's IntegratedChain from its checkpoint and
 average the folds' core probabilities (and pseudo-DWIs), slice by slice.
 
+`predict_case` is THE way a network predicts a preprocessed case, used by the fold ensemble of
+`isles_predict` and by the trainer's final validation (a one-fold ensemble of the network it just trained), so
+the post-processing chosen on the validation predictions is applied to predictions made the same way:
+slices in batches, under `prediction_autocast` (bf16 autocast on CUDA, as in training and as nnU-Net
+predicts; plain float32 on the CPU), softmax in float32.
+
 Checkpoint contract (written by the trainer): a dict with `network_weights` (state_dict), `chain_kwargs`,
 `trainer_name`, `plans_name`, `configuration`, `fold`, `epoch`. Folds of different trainers, plans,
 configurations or network shapes are refused: their average would be no model at all.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -57,6 +64,45 @@ def _strip_compile_prefix(state_dict: dict) -> dict:
     return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
 
 
+def prediction_autocast(device: torch.device):
+    """The autocast of every prediction: bf16 on CUDA, none (float32) on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.inference_mode()
+def predict_case(network: IntegratedChain, data: np.ndarray, frame_indices: Sequence[int],
+                 map_indices: Sequence[int], device: torch.device,
+                 batch_size: int = 8) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """One network on a preprocessed case (Z, C, H, W): (core probability (Z, H, W) float32, pseudo-DWI
+    (Z, H, W) float32 or None). The network must be in eval mode on `device`."""
+    z = data.shape[0]
+    probabilities = np.empty((z,) + data.shape[-2:], np.float32)
+    pseudo_dwi = None
+    frame_indices, map_indices = list(frame_indices), list(map_indices)
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    for start in range(0, z, batch_size):
+        batch = torch.from_numpy(np.asarray(data[start:start + batch_size], np.float32)).to(device)
+        frames = batch[:, frame_indices].contiguous(memory_format=memory_format) \
+            if network.extractor is not None else None
+        with prediction_autocast(device):
+            out = network(frames, batch[:, map_indices].contiguous(memory_format=memory_format))
+        probabilities[start:start + batch_size] = torch.softmax(out.segmentor_logits.float(), 1)[:, 1].cpu().numpy()
+        if out.pseudo_dwi is not None:
+            if pseudo_dwi is None:
+                pseudo_dwi = np.empty_like(probabilities)
+            pseudo_dwi[start:start + batch_size] = out.pseudo_dwi[:, 0].float().cpu().numpy()
+    return probabilities, pseudo_dwi
+
+
+def input_indices(configuration: dict) -> tuple[list[int], list[int]]:
+    """Positions of the frame and map channels in the stored (Z, C, H, W) data."""
+    channels = list(configuration["input_channels"])
+    return ([channels.index(name) for name in configuration["frame_channels"]],
+            [channels.index(name) for name in configuration["map_channels"]])
+
+
 @dataclass
 class EnsembleOutput:
     probabilities: np.ndarray  # (Z, H, W) float32, mean core probability over folds
@@ -94,35 +140,33 @@ class FoldEnsemble:
         for fold, checkpoint in checkpoints.items():
             network = IntegratedChain(**checkpoint["chain_kwargs"])
             network.load_state_dict(_strip_compile_prefix(checkpoint["network_weights"]))
-            networks[fold] = network.to(device).eval()
-        channels = list(configuration["input_channels"])
-        frames = [channels.index(name) for name in configuration["frame_channels"]]
-        maps = [channels.index(name) for name in configuration["map_channels"]]
+            networks[fold] = network
         identity = {key: first[key] for key in IDENTITY_KEYS}
-        return cls(networks, identity, device, frames, maps)
+        return cls.from_networks(networks, configuration, device, identity)
 
-    @torch.inference_mode()
+    @classmethod
+    def from_networks(cls, networks: dict[int, IntegratedChain], configuration: dict, device: torch.device,
+                      identity: Optional[dict] = None) -> "FoldEnsemble":
+        """Networks in memory (e.g. the fold a trainer has just trained), moved to `device` in eval mode."""
+        memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        networks = {fold: network.to(device, memory_format=memory_format).eval()
+                    for fold, network in networks.items()}
+        frames, maps = input_indices(configuration)
+        return cls(networks, dict(identity or {}), device, frames, maps)
+
     def predict(self, data: np.ndarray, batch_size: int = 8, keep_folds: bool = False) -> EnsembleOutput:
         """data: (Z, C, H, W) as preprocessing writes it. Mean of the folds' softmax core probability."""
-        z = data.shape[0]
-        total = np.zeros((z,) + data.shape[-2:], np.float64)
+        total = np.zeros((data.shape[0],) + data.shape[-2:], np.float64)
         total_dwi = None
         per_fold = [] if keep_folds else None
         for fold in self.folds:
-            network = self.networks[fold]
-            fold_prob = np.empty((z,) + data.shape[-2:], np.float32)
-            for start in range(0, z, batch_size):
-                batch = torch.from_numpy(np.asarray(data[start:start + batch_size], np.float32)).to(self.device)
-                frames = batch[:, self.frame_indices] if network.extractor is not None else None
-                out = network(frames, batch[:, self.map_indices])
-                fold_prob[start:start + batch_size] = torch.softmax(out.segmentor_logits.float(), 1)[:, 1].cpu().numpy()
-                if out.pseudo_dwi is not None:
-                    if total_dwi is None:
-                        total_dwi = np.zeros_like(total)
-                    total_dwi[start:start + batch_size] += out.pseudo_dwi[:, 0].float().cpu().numpy()
-            total += fold_prob
+            probabilities, pseudo_dwi = predict_case(self.networks[fold], data, self.frame_indices,
+                                                     self.map_indices, self.device, batch_size)
+            total += probabilities
+            if pseudo_dwi is not None:
+                total_dwi = pseudo_dwi.astype(np.float64) if total_dwi is None else total_dwi + pseudo_dwi
             if per_fold is not None:
-                per_fold.append(fold_prob)
+                per_fold.append(probabilities)
         n = len(self.folds)
         dwi = (total_dwi / n).astype(np.float32) if total_dwi is not None else None
         return EnsembleOutput((total / n).astype(np.float32), dwi, per_fold)

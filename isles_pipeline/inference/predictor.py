@@ -12,18 +12,23 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from isles_pipeline.evaluation.metrics import label_components
+from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY, label_components
 from isles_pipeline.inference.determine_postprocessing import load_postprocessing
 from isles_pipeline.devices import resolve_device
 from isles_pipeline.inference.ensemble import FoldEnsemble
 from isles_pipeline.inference.model_folder import resolve_folds
-from isles_pipeline.inference.postprocessing import apply_postprocessing
+from isles_pipeline.inference.postprocessing import apply_postprocessing, plans_connectivity
 from isles_pipeline.planners.plans import get_configuration
 from isles_pipeline.preprocessing.image_io import Geometry
 from isles_pipeline.preprocessing.resampling import restore_original_geometry
 from isles_pipeline.files import read_json
 
 DEFAULT_CHECKPOINT = "checkpoint_final.pth"
+
+
+def planned_threshold(configuration: dict) -> float:
+    """The plans' probability threshold of the core (0.5 when the plans predate it)."""
+    return float(configuration.get("inference", {}).get("threshold", 0.5))
 
 
 @dataclass
@@ -34,6 +39,7 @@ class CasePrediction:
     probabilities: np.ndarray  # float32, fold mean
     pseudo_dwi: Optional[np.ndarray]  # float32, fold mean (None without a generator)
     spacing_zyx: tuple[float, float, float]
+    connectivity: int = FULL_CONNECTIVITY  # the plans' postprocessing.connectivity
 
     @property
     def volume_ml(self) -> float:
@@ -41,7 +47,7 @@ class CasePrediction:
 
     @property
     def lesion_count(self) -> int:
-        return label_components(self.mask)[1]
+        return label_components(self.mask, self.connectivity)[1]
 
 
 class Predictor:
@@ -54,6 +60,7 @@ class Predictor:
         self.postprocessing = list(postprocessing)
         self.threshold = float(threshold)
         self.batch_size = int(batch_size)
+        self.connectivity = plans_connectivity(configuration)
 
     @classmethod
     def from_model_folder(cls, folder: Path, folds: Optional[Sequence[int]] = None,
@@ -73,9 +80,15 @@ class Predictor:
         paths = {fold: folder / f"fold_{fold}" / checkpoint_name for fold in folds}
         expected = {"trainer_name": trainer, "plans_name": plans_name, "configuration": configuration_name}
         ensemble = FoldEnsemble.from_checkpoints(paths, configuration, resolve_device(device), expected)
-        steps = [] if disable_postprocessing else (load_postprocessing(folder) or [])
-        threshold = float(configuration.get("inference", {}).get("threshold", 0.5))
-        return cls(ensemble, configuration, steps, threshold, batch_size)
+        steps = [] if disable_postprocessing else (load_postprocessing(folder, plans_connectivity(configuration)) or [])
+        return cls(ensemble, configuration, steps, planned_threshold(configuration), batch_size)
+
+    @classmethod
+    def from_networks(cls, networks: dict, configuration: dict, device, batch_size: int = 8) -> "Predictor":
+        """Networks in memory, without post-processing: the trainer's final validation (one fold), so that its
+        predictions are made exactly as isles_predict makes them."""
+        ensemble = FoldEnsemble.from_networks(networks, configuration, device)
+        return cls(ensemble, configuration, [], planned_threshold(configuration), batch_size)
 
     def predict(self, data: np.ndarray, properties: dict) -> CasePrediction:
         """data (Z, C, H, W) from preprocessing and its properties -> the case on its original grid."""
@@ -85,5 +98,6 @@ class Predictor:
                       if output.pseudo_dwi is not None else None)
         geometry = Geometry.from_json(properties["original_geometry"])
         spacing_zyx = tuple(reversed(geometry.spacing))
-        mask = apply_postprocessing(probabilities >= self.threshold, self.postprocessing, spacing_zyx)
-        return CasePrediction(mask, probabilities, pseudo_dwi, spacing_zyx)
+        mask = apply_postprocessing(probabilities >= self.threshold, self.postprocessing, spacing_zyx,
+                                    self.connectivity)
+        return CasePrediction(mask, probabilities, pseudo_dwi, spacing_zyx, self.connectivity)

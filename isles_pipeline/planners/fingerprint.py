@@ -1,14 +1,16 @@
 """Dataset fingerprint: what the planner needs to know about the raw training data, computed once.
 
 Per case: grid (shape, spacing), frame count and interval (from the 4D header), lesion volume and connected
-components (6-connected, in ml), and up to `num_samples` random intensity samples per channel inside the head
-mask with bone left out (CT below the head mask's soft-tissue limit, 100 HU): with the skull in, the
-percentiles and std of CT and PWImax_o would be set by bone at > 1000 HU and squeeze brain tissue, the part
-that matters, into a sliver of the normalised range. Pooled over cases: nnU-Net-style intensity statistics
-per channel (mean, std, median, min, max, percentiles 0.5 and 99.5, and mean/std after clipping to them).
-The CTP-derived channels (the resampled frames pooled, PWImax_o, PWImax_p) need the 4D series read and
-timed, the slow part of a case, so their statistics come from at most MAX_CTP_CASES cases spread over the
-sorted case list.
+components in ml (components as `evaluation.metrics.component_structure` defines them for the plans'
+`postprocessing.connectivity`; the fingerprint comes before any plans, so it uses the planner's default,
+FULL_CONNECTIVITY = 26 neighbours, and records it as `lesion.connectivity`), and up to `num_samples` random
+intensity samples per channel inside the head mask with bone left out (CT below the head mask's soft-tissue
+limit, 100 HU): with the skull in, the percentiles and std of CT and PWImax_o would be set by bone at
+> 1000 HU and squeeze brain tissue, the part that matters, into a sliver of the normalised range. Pooled
+over cases: nnU-Net-style intensity statistics per channel (mean, std, median, min, max, percentiles 0.5
+and 99.5, and mean/std after clipping to them). The CTP-derived channels (the resampled frames pooled,
+PWImax_o, PWImax_p) need the 4D series read and timed, the slow part of a case, so their statistics come
+from at most MAX_CTP_CASES cases spread over the sorted case list.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from scipy import ndimage
 
+from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY, label_components
 from isles_pipeline.preprocessing.case_preprocessor import read_case_inputs
 from isles_pipeline.preprocessing.coverage import crop_geometry
 from isles_pipeline.preprocessing.head_mask import DEFAULT_CLIP_MAX, head_mask
@@ -42,7 +44,7 @@ def _sample(array: np.ndarray, mask: np.ndarray, rng: np.random.Generator, num_s
 
 
 def case_fingerprint(raw_case: RawCase, seed: int, with_ctp_statistics: bool, temporal: dict,
-                     num_samples: int = NUM_SAMPLES) -> dict:
+                     num_samples: int = NUM_SAMPLES, connectivity: int = FULL_CONNECTIVITY) -> dict:
     """One case's entry of the fingerprint, plus its intensity samples under "samples"."""
     maps, geometry, seg, dwi = read_case_inputs(raw_case.images, raw_case.label, raw_case.dwi, raw_case.name)
     full_geometry, coverage = geometry, raw_case.info.get("ctp_coverage_z")  # ISLES 2024: covered slices only
@@ -73,7 +75,7 @@ def case_fingerprint(raw_case: RawCase, seed: int, with_ctp_statistics: bool, te
              "num_frames": int(frames), "frame_interval_s": float(dt), "patient": raw_case.patient,
              "has_dwi": dwi is not None, "head_voxels": int(mask.sum()), "samples": samples}
     if seg is not None:
-        components, _ = ndimage.label(seg > 0)
+        components, _ = label_components(seg > 0, connectivity)
         sizes = np.bincount(components.ravel())[1:] * geometry.voxel_volume_ml
         entry.update({"lesion_volume_ml": float(sizes.sum()), "lesion_components_ml": sorted(sizes.tolist()),
                       "slices_with_lesion": int((seg > 0).any(axis=(1, 2)).sum())})
@@ -98,7 +100,7 @@ def ctp_statistics_cases(names: list[str], max_cases: int = MAX_CTP_CASES) -> li
 
 
 def _aggregate(dataset_name: str, cases: dict[str, dict], failed: dict[str, str], ctp_cases: list[str],
-               temporal: dict) -> dict:
+               temporal: dict, connectivity: int = FULL_CONNECTIVITY) -> dict:
     pooled: dict[str, list[np.ndarray]] = {}
     for entry in cases.values():
         for name, values in entry.pop("samples").items():
@@ -117,7 +119,7 @@ def _aggregate(dataset_name: str, cases: dict[str, dict], failed: dict[str, str]
         "foreground_intensity_properties_per_channel": {
             name: intensity_statistics(np.concatenate(chunks)) for name, chunks in sorted(pooled.items())},
         "ctp_statistics_cases": ctp_cases, "temporal_parameters": temporal,
-        "lesion": {"volume_ml": _summary(e["lesion_volume_ml"] for e in labelled),
+        "lesion": {"connectivity": connectivity, "volume_ml": _summary(e["lesion_volume_ml"] for e in labelled),
                    "component_volume_ml": _summary(v for e in labelled for v in e["lesion_components_ml"]),
                    "cases_without_lesion": sum(1 for e in labelled if e["lesion_volume_ml"] == 0),
                    "slices_with_lesion": int(sum(e["slices_with_lesion"] for e in labelled))},
@@ -126,13 +128,14 @@ def _aggregate(dataset_name: str, cases: dict[str, dict], failed: dict[str, str]
 
 
 def compute_fingerprint(raw_dataset_folder: Path, num_processes: int = 1,
-                        temporal: Optional[dict] = None) -> dict:
-    """The fingerprint of a raw dataset's training cases; bad cases are listed under "failed_cases"."""
+                        temporal: Optional[dict] = None, connectivity: int = FULL_CONNECTIVITY) -> dict:
+    """The fingerprint of a raw dataset's training cases; bad cases are listed under "failed_cases".
+    `connectivity`: of the lesion components (1, 2 or 3, as the plans' postprocessing.connectivity)."""
     dataset = load_dataset_json(raw_dataset_folder)
     raw_cases = find_raw_cases(raw_dataset_folder, "Tr", dataset)
     temporal = TemporalParameters.from_config(temporal or {}).to_config()
     with_ctp = set(ctp_statistics_cases([c.name for c in raw_cases]))
-    jobs = [(c.name, (c, i, c.name in with_ctp, temporal)) for i, c in enumerate(raw_cases)]
+    jobs = [(c.name, (c, i, c.name in with_ctp, temporal, NUM_SAMPLES, connectivity)) for i, c in enumerate(raw_cases)]
     cases: dict[str, dict] = {}
     failed: dict[str, str] = {}
     for case, entry, error in map_cases(case_fingerprint, jobs, num_processes, "fingerprint"):
@@ -145,4 +148,4 @@ def compute_fingerprint(raw_dataset_folder: Path, num_processes: int = 1,
     if not cases:
         raise ValueError(f"{raw_dataset_folder}: no usable training case" + (f" ({len(failed)} failed)" if failed else ""))
     return _aggregate(Path(raw_dataset_folder).name, cases, dict(sorted(failed.items())),
-                      sorted(c for c in with_ctp if c in cases), temporal)
+                      sorted(c for c in with_ctp if c in cases), temporal, connectivity)

@@ -34,6 +34,7 @@ from typing import Optional
 
 import numpy as np
 
+from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY
 from isles_pipeline.preprocessing.head_mask import DEFAULT_CLIP_MAX
 from isles_pipeline.preprocessing.normalization import clip_zscore_scheme
 from isles_pipeline.preprocessing.temporal import TemporalParameters
@@ -112,7 +113,7 @@ class ISLESPlanner:
     def postprocessing(self) -> dict:
         median = self.fingerprint["lesion"]["volume_ml"].get("median", math.inf) or math.inf
         return {"min_component_ml_candidates": [v for v in POSTPROCESSING_LADDER_ML if v == 0 or v < median],
-                "connectivity": 3}  # generate_binary_structure(3, 3): 26-connectivity
+                "connectivity": FULL_CONNECTIVITY}  # evaluation.metrics.component_structure: 26-connectivity
 
     # ---- method values (paper) -----------------------------------------------------------------------
     def network(self, num_maps: int) -> dict:

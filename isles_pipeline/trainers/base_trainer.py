@@ -3,8 +3,11 @@ changes. Hyper-parameters come from the plans configuration only; a variant over
 class attributes below.
 
 Hooks (override in a subclass): build_network, build_loss, build_optimizer, build_scheduler, load_data,
-train_step, validation_step, on_train_start, on_epoch_end, on_train_end, predict_logits.
+train_step, validation_step, on_train_start, on_epoch_end, on_train_end, final_validation_predictor.
 Life cycle: `initialize()` -> optionally `load_checkpoint(path)` -> `run_training()` -> `perform_final_validation()`.
+Several processes (DDP): the plans' batch is the global batch; `backward` weights each rank's loss by its share
+of it, so the step is the one-process step for terms that are means over slices. Batch statistics (BatchNorm,
+input BN, SwitchNorm's batch part) and generalised Dice stay per rank (distributed.py says what that means).
 """
 from __future__ import annotations
 
@@ -64,6 +67,9 @@ class BaseTrainer:
         self.val_iterations = int(self.config["val_iterations_per_epoch"])
         self.global_batch_size = int(self.config["batch_size"])
         self.batch_size = local_batch_size(self.global_batch_size, dist.world_size, dist.rank)
+        # DDP averages the ranks' gradients with equal weights; this rank's share of the global batch undoes
+        # that, so a 2/1/1/1 split of batch 5 trains as batch 5 (distributed.py). Exactly 1 in one process.
+        self.rank_loss_weight = dist.world_size * self.batch_size / self.global_batch_size
         self.generator = torch.Generator().manual_seed(self.seed + 1000 * dist.rank)
         self.current_epoch = 0
         self.log = TrainingLog()
@@ -134,8 +140,9 @@ class BaseTrainer:
         """Returns {"loss": scalar, "tp", "fp", "fn": scalars} (float32 on the device)."""
         raise NotImplementedError
 
-    def predict_logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Segmentor logits (N, 2, H, W) for preprocessed slices (N, C, H, W); used by final validation."""
+    def final_validation_predictor(self):
+        """An `inference.Predictor` of the trained network (one fold, no post-processing): final validation
+        predicts exactly as isles_predict does."""
         raise NotImplementedError
 
     def on_train_start(self) -> None:
@@ -176,6 +183,10 @@ class BaseTrainer:
 
     def find_unused_parameters(self) -> bool:
         return True
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backpropagate this rank's mean loss weighted by its share of the global batch (see __init__)."""
+        (loss * self.rank_loss_weight).backward()
 
     def autocast(self):
         """bf16 autocast on CUDA (losses compute in float32 themselves); nothing on the CPU."""
@@ -246,7 +257,8 @@ class BaseTrainer:
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0) + value.detach().float()
         keys = sorted(sums)
-        totals = all_reduce_sum(torch.stack([sums[k] for k in keys]) / self.iterations) / self.dist.world_size
+        weighted = torch.stack([sums[k] for k in keys]) / self.iterations * self.rank_loss_weight
+        totals = all_reduce_sum(weighted) / self.dist.world_size  # the global batch's mean, as trained
         return {k: float(v) for k, v in zip(keys, totals.cpu())}
 
     @torch.no_grad()
@@ -313,11 +325,9 @@ class BaseTrainer:
         """Rank 0 predicts the fold's validation cases on their original grids (see final_validation)."""
         if not self.dist.is_main:
             return None
-        ckpt.unwrap(self.network).eval()
         self.loss.eval()
-        summary = validate_cases(self.predict_logits, self.data_folder, self.val_cases,
-                                 self.fold_folder / "validation", self.batch_size, self.device,
-                                 float(self.config["inference"]["threshold"]), save_probabilities,
+        summary = validate_cases(self.final_validation_predictor(), self.data_folder, self.val_cases,
+                                 self.fold_folder / "validation", save_probabilities,
                                  self.raw_labels, self.dataset_json.get("file_ending", ".nii.gz"), self.print)
         self.print(f"validation: mean Dice {summary['mean'].get('dice')} over {len(self.val_cases)} cases")
         return summary

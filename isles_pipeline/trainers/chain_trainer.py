@@ -13,7 +13,7 @@ from torch import nn
 
 from isles_pipeline.losses import ChainLoss
 from isles_pipeline.networks import IntegratedChain
-from isles_pipeline.planners.plans import channel_indices
+from isles_pipeline.inference.predictor import Predictor
 from isles_pipeline.trainers.base_trainer import BaseTrainer
 from isles_pipeline.trainers.checkpoint import unwrap
 from isles_pipeline.trainers.data import Batch
@@ -38,7 +38,9 @@ class ISLESChainTrainer(BaseTrainer):
     loss_overrides: dict = {}
 
     def chain_kwargs(self) -> dict:
-        return {**self.config["network"]["chain"], **self.chain_overrides}
+        """The plans' chain switches, the maps' channel names (for `excluded_maps`), then the variant's."""
+        return {**self.config["network"]["chain"], "map_names": list(self.config["map_channels"]),
+                **self.chain_overrides}
 
     def loss_kwargs(self) -> dict:
         return {**self.config["loss"], **self.loss_overrides}
@@ -81,7 +83,7 @@ class ISLESChainTrainer(BaseTrainer):
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             terms, _ = self.train_module(*self._device_inputs(batch))
-        terms["total"].backward()
+        self.backward(terms["total"])
         self.optimizer.step()
         return {k: v.detach() for k, v in terms.items()}
 
@@ -93,12 +95,8 @@ class ISLESChainTrainer(BaseTrainer):
         return {"loss": terms["total"].float(), "tp": (prediction & reference).sum().float(),
                 "fp": (prediction & ~reference).sum().float(), "fn": (~prediction & reference).sum().float()}
 
-    @torch.no_grad()
-    def predict_logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        frames = inputs[:, channel_indices(self.config, self.config["frame_channels"])]
-        maps = inputs[:, channel_indices(self.config, self.config["map_channels"])]
-        with self.autocast():
-            return unwrap(self.network)(frames, maps).segmentor_logits.float()
+    def final_validation_predictor(self) -> Predictor:
+        return Predictor.from_networks({self.fold: unwrap(self.network)}, self.config, self.device)
 
     def checkpoint_state(self) -> dict:
         state = super().checkpoint_state()

@@ -3,11 +3,18 @@
 Launch: `torchrun --nproc_per_node N $(which isles_train) ...` (the environment names rank and world size)
 or `isles_train ... -num_gpus N`, which spawns the N processes itself. Backend NCCL on CUDA, gloo on CPU.
 
-- The plans' batch size is the GLOBAL batch: rank r trains on `local_batch_size(B, world, r)` slices (ranks
-  below B mod world get one more). DDP averages gradients over ranks with equal weights.
-- Normalisation statistics are per rank: BatchNorm, the input BN and SwitchNorm's batch statistics are
-  computed on each rank's slices (no SyncBatchNorm), like the seed's multi-GPU training with
-  per-GPU BN; running statistics are broadcast from rank 0 at every forward (DDP's broadcast_buffers).
+- The plans' batch size is the GLOBAL batch B: rank r trains on n_r = `local_batch_size(B, world, r)` slices
+  (ranks below B mod world get one more). DDP averages gradients over ranks with equal weights, so each rank
+  backpropagates its mean loss times world * n_r / B (`BaseTrainer.backward`): the average is then the
+  gradient of the mean over the B slices, as in one process (tests/test_ddp.py checks a 2/1 split of 3).
+  The logged training loss is weighted the same way.
+- Exact for terms that are means over slices (cross-entropy, L1, L2, feature matching); NOT for what depends
+  on which slices share a rank: generalised Dice is computed over a rank's slices (its class weights and
+  sums are batch-level), and normalisation statistics are per rank: BatchNorm, the input BN and
+  SwitchNorm's batch part use each rank's n_r slices (no SyncBatchNorm), like the seed's multi-GPU training
+  with per-GPU BN. A rank with one slice normalises by that slice's own statistics in BatchNorm's batch
+  mode. Running statistics are broadcast from rank 0 at every forward (DDP's broadcast_buffers), so the
+  saved model carries rank 0's. Instance and layer norm are per slice and unaffected.
 - Every rank draws its own batches (generator seeded with seed + rank); rank 0 alone writes files (log,
   plots, checkpoints, final validation).
 """

@@ -18,4 +18,6 @@ def build_optimizer(parameters: Iterable[torch.nn.Parameter], settings: Mapping)
         settings.pop("alpha", None)
     if name == "Adam":
         settings.pop("momentum", None)
+    if name == "SGD":
+        settings.pop("eps", None)  # the plans always carry eps (RMSprop's); SGD has none
     return OPTIMIZERS[name](list(parameters), **settings)
