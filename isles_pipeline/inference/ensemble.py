@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from isles_pipeline.acceleration import Acceleration, resolve_acceleration
+from isles_pipeline.inference.compiled import AcceleratedChain
 from isles_pipeline.networks.chain import IntegratedChain
 
 IDENTITY_KEYS = ("trainer_name", "plans_name", "configuration")
@@ -81,8 +83,11 @@ class FoldEnsemble:
 
     @classmethod
     def from_checkpoints(cls, paths: dict[int, Path], configuration: dict, device: torch.device,
-                         expected: Optional[dict] = None) -> "FoldEnsemble":
-        """Load fold -> checkpoint path; `expected` (e.g. {"trainer_name": ..., "plans_name": ...}) must match."""
+                         expected: Optional[dict] = None, acceleration: Optional[Acceleration] = None,
+                         batch_size: int = 8) -> "FoldEnsemble":
+        """Load fold -> checkpoint path; `expected` (e.g. {"trainer_name": ..., "plans_name": ...}) must match.
+        `acceleration` (default: the device's "auto" rule) sets bf16 / channels_last / compile, see compiled.py."""
+        acceleration = acceleration or resolve_acceleration(device)
         checkpoints = {fold: load_checkpoint(path) for fold, path in paths.items()}
         check_same_model(checkpoints, paths)
         first = checkpoints[min(checkpoints)]
@@ -94,7 +99,7 @@ class FoldEnsemble:
         for fold, checkpoint in checkpoints.items():
             network = IntegratedChain(**checkpoint["chain_kwargs"])
             network.load_state_dict(_strip_compile_prefix(checkpoint["network_weights"]))
-            networks[fold] = network.to(device).eval()
+            networks[fold] = AcceleratedChain(network.to(device).eval(), acceleration, batch_size)
         channels = list(configuration["input_channels"])
         frames = [channels.index(name) for name in configuration["frame_channels"]]
         maps = [channels.index(name) for name in configuration["map_channels"]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from isles_pipeline.inference.compiled import AcceleratedChain
 from isles_pipeline.losses import ChainLoss
 from isles_pipeline.networks import IntegratedChain
 from isles_pipeline.planners.plans import channel_indices
@@ -72,13 +73,14 @@ class ISLESChainTrainer(BaseTrainer):
 
     def _device_inputs(self, batch: Batch):
         frames, maps = batch.frames, batch.maps
-        if self.device.type == "cuda":
+        if self.acceleration.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
             maps = maps.contiguous(memory_format=torch.channels_last)
         return frames, maps, batch.target, batch.weight, batch.dwi if self.uses_dwi else None
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
+        self.step_begin()
         with self.autocast():
             terms, _ = self.train_module(*self._device_inputs(batch))
         terms["total"].backward()
@@ -86,6 +88,7 @@ class ISLESChainTrainer(BaseTrainer):
         return {k: v.detach() for k, v in terms.items()}
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        self.step_begin()
         with self.autocast():
             terms, logits = self.train_module(*self._device_inputs(batch))
         prediction = logits.argmax(dim=1) == 1
@@ -97,8 +100,14 @@ class ISLESChainTrainer(BaseTrainer):
     def predict_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         frames = inputs[:, channel_indices(self.config, self.config["frame_channels"])]
         maps = inputs[:, channel_indices(self.config, self.config["map_channels"])]
-        with self.autocast():
-            return unwrap(self.network)(frames, maps).segmentor_logits.float()
+        return self.inference_network()(frames, maps).segmentor_logits
+
+    def inference_network(self) -> AcceleratedChain:
+        """The chain behind the same device paths as the ensemble predictor (built once, after training)."""
+        network = unwrap(self.network)
+        if getattr(self, "_inference_network", None) is None or self._inference_network.chain is not network:
+            self._inference_network = AcceleratedChain(network, self.acceleration, self.batch_size)
+        return self._inference_network
 
     def checkpoint_state(self) -> dict:
         state = super().checkpoint_state()
