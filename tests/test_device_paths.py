@@ -153,17 +153,13 @@ class BF16ChannelsLastTrainer(ISLESChainTrainer):
     precision, memory_format = "bf16", "channels_last"
     seen: list = []
 
-    def train_step(self, batch):
-        if BF16ChannelsLastTrainer.seen:  # one look is enough (an extra forward pass costs time)
-            return super().train_step(batch)
-        frames, maps, *_ = self._device_inputs(batch)
-        with self.autocast():
-            out = self.network(frames, maps)
+    def on_train_start(self):
+        super().on_train_start()
         weight = _a_3x3_kernel(self.network)
-        BF16ChannelsLastTrainer.seen.append((out.segmentor_logits.dtype, maps.is_contiguous(
-            memory_format=torch.channels_last), weight.is_contiguous(memory_format=torch.channels_last),
-            weight.dtype))
-        return super().train_step(batch)
+        self.network.segmentor.register_forward_hook(  # no extra forward pass: it would move BN statistics
+            lambda module, args, out: BF16ChannelsLastTrainer.seen.append(
+                (out.dtype, args[0].is_contiguous(memory_format=torch.channels_last),
+                 weight.is_contiguous(memory_format=torch.channels_last), weight.dtype)))
 
 
 def _a_3x3_kernel(module: torch.nn.Module) -> torch.Tensor:
