@@ -7,11 +7,13 @@ import json
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
 import pytest
 
-from isles_pipeline.benchmarking.gpu_check import MANIFEST, TARGETS, pack_preprocessed
+import numpy as np
+
+from isles_pipeline.benchmarking.gpu_check import MANIFEST, TARGETS, pack_preprocessed, thin_cases
+from isles_pipeline.preprocessing.storage import load_preprocessed_case
 
 from train_helpers import DATASET
 
@@ -37,7 +39,15 @@ def test_pack_refuses_a_phantom_over_the_transfer_budget(tiny_pipeline, tmp_path
 
 def test_quick_check_runs_without_the_preprocessing_stack(tiny_pipeline, tmp_path):
     _, preprocessed = tiny_pipeline
-    tarball = pack_preprocessed(preprocessed / DATASET, "ISLESTinyPlans", tmp_path / "phantom.tar.gz")
+    staged = thin_cases(preprocessed / DATASET, "ISLESTinyPlans", tmp_path / "thin", 3)
+    identifier = next(p for p in staged.iterdir() if p.is_dir())
+    case = sorted(p.stem for p in identifier.glob("*.json"))[0]
+    full, thin = (load_preprocessed_case(folder, case) for folder in (preprocessed / DATASET / identifier.name,
+                                                                       identifier))
+    assert len(thin["data"]) == min(3, len(full["data"])) and thin["data"].shape[1:] == full["data"].shape[1:]
+    lesion_slices = int(np.asarray(full["seg"]).reshape(len(full["seg"]), -1).any(axis=1).sum())
+    assert int(np.asarray(thin["seg"]).reshape(len(thin["seg"]), -1).any(axis=1).sum()) == min(3, lesion_slices)
+    tarball = pack_preprocessed(staged, "ISLESTinyPlans", tmp_path / "phantom.tar.gz")
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
     assert MANIFEST in names and "ISLESTinyPlans.json" in names and any(n.endswith(".npy") for n in names)
