@@ -363,6 +363,29 @@ def table(results: dict) -> str:
                else "yes" if (value >= target if op == ">=" else value <= target) else "NO")
         shown = "not measured" if value is None else f"{value:.3g}"
         lines.append(f"| {text} | {shown} | {op} {target:g} | {met} |")
+    lines += ["", "| measurement | figures |", "| --- | --- |"]
+    for key, row in results.get("chain_step", {}).items():
+        if isinstance(row, dict) and "train_slices_per_s" in row:
+            lines.append(f"| chain step, {key.replace('_', ' ')} norm | train {row['train_slices_per_s']} slices/s, "
+                         f"inference {row['inference_slices_per_s']} slices/s, peak {row['train_peak_mib']:.0f} MiB |")
+        elif isinstance(row, (int, float)) and key.endswith("over_batch_norm"):
+            lines.append(f"| chain step, {key.split('_switch')[0].replace('_', ' ')}: SwitchNorm / BatchNorm cost | "
+                         f"x{row} |")
+    for key, row in results.get("train_step", {}).items():
+        if isinstance(row, dict) and "train_slices_per_s" in row:
+            lines.append(f"| trainer step with data + augmentation, {key.replace('_', ' ')} ({row['paths']}) | "
+                         f"{row['train_slices_per_s']} slices/s, data + augmentation {row['data_and_augmentation_ms']} "
+                         f"ms, augmentation {row['augmentation_ms']} ms, peak {row['peak_mib']:.0f} MiB |")
+    inference = results.get("inference", {})
+    for key, row in inference.items():
+        if isinstance(row, dict) and "network_ms" in row:
+            lines.append(f"| {inference['case']} through {inference['folds']} folds, {key.replace('_', ' ')} | "
+                         f"network {row['network_ms']} ms |")
+    training = results.get("short_training", {})
+    if training.get("train_loss_per_epoch"):
+        lines.append(f"| short training ({training['plans']}, {training['epochs']} x {training['iterations']} "
+                     f"iterations, {training['paths']}) | loss per epoch {training['train_loss_per_epoch']}, "
+                     f"{'falling' if training['loss_fell'] else 'NOT falling'}, {training['seconds']} s |")
     lines += ["", "| section | result |", "| --- | --- |"]
     for name in SECTIONS:
         section = results.get(name, {})
