@@ -248,3 +248,19 @@ def test_fold_ensemble_predicts_under_bf16_and_channels_last(tmp_path, single_to
     assert bf16.probabilities.dtype == fp32.probabilities.dtype and bf16.probabilities.shape == (5, 32, 32)
     difference = abs(bf16.probabilities - fp32.probabilities)
     assert 0 < difference.max() < 0.05, difference.max()  # bf16 really ran (not identical), and is close
+
+
+def test_predict_cli_passes_the_device_paths(monkeypatch, tmp_path):
+    from isles_pipeline.cli import predict as cli
+    from isles_pipeline.inference.predict import PredictionReport
+
+    seen = {}
+
+    def fake_predict_folder(*args, **kwargs):
+        seen.update(kwargs)
+        return PredictionReport()
+
+    monkeypatch.setattr("isles_pipeline.inference.predict.predict_folder", fake_predict_folder)
+    assert cli.main(["-i", str(tmp_path), "-o", str(tmp_path / "out"), "-d", "18", "--compile", "reduce-overhead",
+                     "-precision", "bf16"]) == 0
+    assert seen["acceleration"] == {"precision": "bf16", "compile_mode": "reduce-overhead"}
