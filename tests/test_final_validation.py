@@ -2,36 +2,26 @@
 autocast policy. bf16 autocast (the CUDA policy) is simulated on the CPU, so the test runs without a GPU."""
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
-import torch
 
 from isles_pipeline.dataset_conversion.nifti_io import read_array
-from isles_pipeline.inference import ensemble
 from isles_pipeline.inference.predictor import Predictor
 from isles_pipeline.preprocessing.storage import load_preprocessed_case
 from isles_pipeline.trainers.run import run_training
 from train_helpers import DATASET, write_plans_variant
 
 
-def test_final_validation_equals_the_one_fold_ensemble(tiny_roots, monkeypatch):
+def test_final_validation_equals_the_one_fold_ensemble(tiny_roots):
     _, preprocessed, _ = tiny_roots
     write_plans_variant(preprocessed, "ISLESFinalValPlans", num_epochs=1, iterations_per_epoch=2,
                         val_iterations_per_epoch=1)
-    calls = []
-
-    @contextlib.contextmanager
-    def bf16_everywhere(device):  # what prediction_autocast does on CUDA, here on the CPU
-        calls.append(device.type)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            yield
-
-    float32_policy = ensemble.prediction_autocast
-    monkeypatch.setattr(ensemble, "prediction_autocast", bf16_everywhere)
-    folder = run_training(18, 0, "ISLESChainTrainer", "ISLESFinalValPlans", device="cpu", save_probabilities=True)
-    assert calls, "final validation did not predict under the prediction autocast"
-    predictor = Predictor.from_model_folder(folder.parent, folds=[0], device="cpu")
+    # bf16 autocast (what "auto" gives on CUDA), asked for on the CPU
+    folder = run_training(18, 0, "ISLESChainTrainer", "ISLESFinalValPlans", device="cpu", save_probabilities=True,
+                          precision="bf16")
+    probe = Predictor.from_model_folder(folder.parent, folds=[0], device="cpu")
+    batch = int(probe.configuration["batch_size"])  # the trainer's batch: same chunks, same arithmetic
+    predictor = Predictor.from_model_folder(folder.parent, folds=[0], device="cpu", batch_size=batch,
+                                            acceleration={"precision": "bf16"})
     data_folder = preprocessed / DATASET / predictor.configuration["data_identifier"]
     cases = sorted(p.name[: -len(".npz")] for p in (folder / "validation").glob("*.npz"))
     assert cases
@@ -41,7 +31,7 @@ def test_final_validation_equals_the_one_fold_ensemble(tiny_roots, monkeypatch):
         saved = np.load(folder / "validation" / f"{case}.npz")["probabilities"].astype(np.float32)
         np.testing.assert_allclose(saved[1], expected.probabilities, rtol=0, atol=3e-4)  # float16 rounding
         np.testing.assert_array_equal(read_array(folder / "validation" / f"{case}.nii.gz")[0] > 0, expected.mask)
-    monkeypatch.setattr(ensemble, "prediction_autocast", float32_policy)  # other numbers: bf16 really was used
-    fp32 = Predictor.from_model_folder(folder.parent, folds=[0], device="cpu").predict(stored["data"],
-                                                                                      stored["properties"])
-    assert np.abs(fp32.probabilities - expected.probabilities).max() > 1e-5
+    fp32 = Predictor.from_model_folder(folder.parent, folds=[0], device="cpu", batch_size=batch,
+                                       acceleration={"precision": "fp32"}).predict(stored["data"],
+                                                                                   stored["properties"])
+    assert np.abs(fp32.probabilities - expected.probabilities).max() > 1e-5  # bf16 really was used

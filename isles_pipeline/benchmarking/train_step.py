@@ -4,7 +4,11 @@ RMSprop, lr schedule), in slices/s, plus peak memory. Synthetic slices, so no da
 hyper-parameters come from the planner of the chosen preset (small: ISLESSmallPlanner, full: ISLESPlanner).
 
     python -m isles_pipeline.benchmarking.train_step [--device cpu|cuda] [--preset small|full] [--size N]
-        [--slices N] [--steps N] [--warmup N] [--threads N] [--no-dwi] [--compile]
+        [--slices N] [--steps N] [--warmup N] [--threads N] [--no-dwi] [--compile [reduce-overhead]]
+        [--precision auto|bf16|fp32]
+
+The device paths are the trainer's own (isles_pipeline.acceleration): "auto" is bf16 autocast + channels_last
+on CUDA, float32 on the CPU; `--compile reduce-overhead` adds CUDA graphs on CUDA.
 
 Peak memory is CUDA's max allocated, or on the CPU the process's peak RSS (data included).
 """
@@ -69,14 +73,15 @@ def build_trainer(args: argparse.Namespace, folder: Path) -> ISLESChainTrainer:
     trainer = _SyntheticTrainer(plans={"plans_name": "benchmark", "configurations": {"2d": config}},
                                 configuration="2d", fold=0, dataset_json={}, data_folder=folder,
                                 splits=[{"train": ["synthetic"], "val": ["synthetic"]}], model_folder=folder,
-                                device=torch.device(args.device), compile_network=args.compile)
+                                device=torch.device(args.device), compile_network=args.compile or False,
+                                precision=getattr(args, "precision", None))
     trainer.print.echo = False
     trainer.initialize()
     trainer.train_module.train()
     return trainer
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m isles_pipeline.benchmarking.train_step", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
@@ -87,12 +92,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     p.add_argument("--no-dwi", action="store_true")
-    p.add_argument("--compile", action="store_true")
+    p.add_argument("--compile", nargs="?", const="default", default=None, choices=["default", "reduce-overhead"])
+    p.add_argument("--precision", default=None, choices=["auto", "bf16", "fp32"])
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda, but CUDA is not available")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return args
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Figures of the trainer's own step: data + augmentation + step, data + augmentation, augmentation alone."""
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = build_trainer(args, Path(tmp))
@@ -104,15 +113,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         step_s = timed(step, args.steps, args.warmup, device)
         data_s = timed(trainer.next_train_batch, args.steps, args.warmup, device)
+        batch = trainer.gather(trainer.train_data, torch.arange(trainer.batch_size), None, None)
+        images = torch.cat([batch.frames, batch.maps, batch.weight], dim=1)
+        augment_s = timed(lambda: trainer.augmentation.augment(images, batch.target, trainer.generator),
+                          args.steps, args.warmup, device)
         peak = peak_mib(device)
-    batch = trainer.batch_size
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"device {name} | torch {torch.__version__} | preset {args.preset} | "
-          f"{trainer.config['patch_size'][0]}x{trainer.config['patch_size'][1]} | batch {batch} | "
-          f"{'bf16 autocast + channels_last' if device.type == 'cuda' else 'fp32'} | "
-          f"{'compiled' if args.compile else 'eager'} | DWI {'off' if args.no_dwi else 'on'}")
-    print(f"training: {batch / step_s:.2f} slices/s (data + augmentation + step, {step_s * 1000:.1f} ms/batch); "
-          f"data + augmentation alone {data_s * 1000:.2f} ms/batch; peak memory {peak:.0f} MiB")
+        trainer.stop_stream()
+    return {"device": args.device, "preset": args.preset, "size": trainer.config["patch_size"][0],
+            "batch": trainer.batch_size, "paths": trainer.acceleration.describe(),
+            "notes": list(trainer.acceleration.notes), "dwi": not args.no_dwi,
+            "train_slices_per_s": trainer.batch_size / step_s, "step_ms": step_s * 1000,
+            "data_and_augmentation_ms": data_s * 1000, "augmentation_ms": augment_s * 1000, "peak_mib": peak}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    r = measure(args)
+    name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"device {name} | torch {torch.__version__} | preset {r['preset']} | {r['size']}x{r['size']} | "
+          f"batch {r['batch']} | {r['paths']} | DWI {'on' if r['dwi'] else 'off'}")
+    for note in r["notes"]:
+        print(note)
+    print(f"training: {r['train_slices_per_s']:.2f} slices/s (data + augmentation + step, {r['step_ms']:.1f} ms/batch); "
+          f"data + augmentation alone {r['data_and_augmentation_ms']:.2f} ms/batch, augmentation alone "
+          f"{r['augmentation_ms']:.2f} ms/batch; peak memory {r['peak_mib']:.0f} MiB")
     return 0
 
 

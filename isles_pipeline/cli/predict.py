@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--disable_postprocessing", action="store_true")
     parser.add_argument("--smir_names", action="store_true",
                         help="name outputs SMIR.<smir_name>.<CT_MTT id>.nii (ISLES 2018 submission)")
+    parser.add_argument("--compile", nargs="?", const="default", default=None, choices=("default", "reduce-overhead"),
+                        help="torch.compile the chains; 'reduce-overhead' adds CUDA graphs (CUDA only; a fixed "
+                             "batch, the last partial one padded)")
+    parser.add_argument("-precision", default="auto", choices=("auto", "bf16", "fp32"),
+                        help="auto: bf16 autocast on CUDA, float32 on CPU")
     parser.add_argument("--overlays", action="store_true", help="also OUT/overlays/<case>.png (paper Fig. 4)")
     return parser
 
@@ -48,7 +53,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 args.overlays)
     try:
         report = predict_folder(args.i, args.o, args.d, args.f, args.tr, args.p, args.c, args.chk, args.device,
-                                args.disable_postprocessing, options)
+                                args.disable_postprocessing, options,
+                                acceleration={"precision": args.precision, "compile_mode": args.compile})
     except FileFormatError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as error:

@@ -1,5 +1,6 @@
 """isles_train DATASET FOLD [-tr TRAINER] [-p PLANS] [-c 2d] [--c] [--val] [--npz] [-device auto|cuda|cpu]
-[-num_gpus N] [--compile]: argparse over isles_pipeline.trainers.run.run_training (nnU-Net's meanings)."""
+[-num_gpus N] [--compile [reduce-overhead]] [-precision auto|bf16|fp32]
+[-memory_format auto|channels_last|contiguous]: argparse over isles_pipeline.trainers.run.run_training (nnU-Net's meanings)."""
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--c", dest="continue_training", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--val", action="store_true", help="only run the final validation (needs checkpoint_final.pth)")
     p.add_argument("--npz", action="store_true", help="also save validation probabilities (.npz)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the chain and its loss")
+    p.add_argument("--compile", nargs="?", const="default", default=None, choices=["default", "reduce-overhead"],
+                   help="torch.compile the chain and its loss; '--compile reduce-overhead' adds CUDA graphs (CUDA "
+                        "only: elsewhere the default mode, said in the log). Put it after DATASET FOLD")
+    p.add_argument("-precision", default=None, choices=["auto", "bf16", "fp32"],
+                   help="auto (default): bf16 autocast on CUDA, float32 on CPU; bf16 also works on CPU (slow)")
+    p.add_argument("-memory_format", default=None, choices=["auto", "channels_last", "contiguous"],
+                   help="auto (default): channels_last on CUDA, contiguous on CPU")
     return p
 
 
@@ -36,7 +43,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         folder = run_training(args.dataset, args.fold, args.tr, args.p, args.c, args.device, args.continue_training,
-                              args.val, args.npz, args.num_gpus, args.compile)
+                              args.val, args.npz, args.num_gpus, args.compile or False, args.precision,
+                              args.memory_format)
     except TrainingError as error:
         print(f"ERROR {error}", file=sys.stderr)
         return 1

@@ -4,8 +4,9 @@ average the folds' core probabilities (and pseudo-DWIs), slice by slice.
 `predict_case` is THE way a network predicts a preprocessed case, used by the fold ensemble of
 `isles_predict` and by the trainer's final validation (a one-fold ensemble of the network it just trained), so
 the post-processing chosen on the validation predictions is applied to predictions made the same way:
-slices in batches, under `prediction_autocast` (bf16 autocast on CUDA, as in training and as nnU-Net
-predicts; plain float32 on the CPU), softmax in float32.
+slices in batches, each fold's chain behind `compiled.AcceleratedChain` (bf16 autocast and channels_last on
+CUDA by `acceleration.resolve_acceleration`'s "auto" rule, as in training and as nnU-Net predicts; plain
+float32 on the CPU; optional torch.compile / CUDA graphs), softmax in float32.
 
 Checkpoint contract (written by the trainer): a dict with `network_weights` (state_dict), `chain_kwargs`,
 `trainer_name`, `plans_name`, `configuration`, `fold`, `epoch`. Folds of different trainers, plans,
@@ -13,7 +14,6 @@ configurations or network shapes are refused: their average would be no model at
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -21,6 +21,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from isles_pipeline.acceleration import Acceleration, resolve_acceleration
+from isles_pipeline.inference.compiled import AcceleratedChain
 from isles_pipeline.networks.chain import IntegratedChain
 
 IDENTITY_KEYS = ("trainer_name", "plans_name", "configuration")
@@ -64,30 +66,21 @@ def _strip_compile_prefix(state_dict: dict) -> dict:
     return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
 
 
-def prediction_autocast(device: torch.device):
-    """The autocast of every prediction: bf16 on CUDA, none (float32) on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @torch.inference_mode()
-def predict_case(network: IntegratedChain, data: np.ndarray, frame_indices: Sequence[int],
+def predict_case(network: AcceleratedChain, data: np.ndarray, frame_indices: Sequence[int],
                  map_indices: Sequence[int], device: torch.device,
                  batch_size: int = 8) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """One network on a preprocessed case (Z, C, H, W): (core probability (Z, H, W) float32, pseudo-DWI
-    (Z, H, W) float32 or None). The network must be in eval mode on `device`."""
+    (Z, H, W) float32 or None). The wrapped chain must be in eval mode on `device`; the wrapper applies the
+    precision, memory format and compile mode."""
     z = data.shape[0]
     probabilities = np.empty((z,) + data.shape[-2:], np.float32)
     pseudo_dwi = None
     frame_indices, map_indices = list(frame_indices), list(map_indices)
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     for start in range(0, z, batch_size):
         batch = torch.from_numpy(np.asarray(data[start:start + batch_size], np.float32)).to(device)
-        frames = batch[:, frame_indices].contiguous(memory_format=memory_format) \
-            if network.extractor is not None else None
-        with prediction_autocast(device):
-            out = network(frames, batch[:, map_indices].contiguous(memory_format=memory_format))
+        frames = batch[:, frame_indices] if network.extractor is not None else None
+        out = network(frames, batch[:, map_indices])
         probabilities[start:start + batch_size] = torch.softmax(out.segmentor_logits.float(), 1)[:, 1].cpu().numpy()
         if out.pseudo_dwi is not None:
             if pseudo_dwi is None:
@@ -113,7 +106,7 @@ class EnsembleOutput:
 class FoldEnsemble:
     """The chains of several folds, in eval mode on one device."""
 
-    def __init__(self, networks: dict[int, IntegratedChain], identity: dict, device: torch.device,
+    def __init__(self, networks: dict[int, AcceleratedChain], identity: dict, device: torch.device,
                  frame_indices: Sequence[int], map_indices: Sequence[int]) -> None:
         self.networks = networks
         self.identity = identity
@@ -127,8 +120,10 @@ class FoldEnsemble:
 
     @classmethod
     def from_checkpoints(cls, paths: dict[int, Path], configuration: dict, device: torch.device,
-                         expected: Optional[dict] = None) -> "FoldEnsemble":
-        """Load fold -> checkpoint path; `expected` (e.g. {"trainer_name": ..., "plans_name": ...}) must match."""
+                         expected: Optional[dict] = None, acceleration: Optional[Acceleration] = None,
+                         batch_size: int = 8) -> "FoldEnsemble":
+        """Load fold -> checkpoint path; `expected` (e.g. {"trainer_name": ..., "plans_name": ...}) must match.
+        `acceleration` (default: the device's "auto" rule) sets bf16 / channels_last / compile, see compiled.py."""
         checkpoints = {fold: load_checkpoint(path) for fold, path in paths.items()}
         check_same_model(checkpoints, paths)
         first = checkpoints[min(checkpoints)]
@@ -142,14 +137,16 @@ class FoldEnsemble:
             network.load_state_dict(_strip_compile_prefix(checkpoint["network_weights"]))
             networks[fold] = network
         identity = {key: first[key] for key in IDENTITY_KEYS}
-        return cls.from_networks(networks, configuration, device, identity)
+        return cls.from_networks(networks, configuration, device, identity, acceleration, batch_size)
 
     @classmethod
     def from_networks(cls, networks: dict[int, IntegratedChain], configuration: dict, device: torch.device,
-                      identity: Optional[dict] = None) -> "FoldEnsemble":
-        """Networks in memory (e.g. the fold a trainer has just trained), moved to `device` in eval mode."""
-        memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        networks = {fold: network.to(device, memory_format=memory_format).eval()
+                      identity: Optional[dict] = None, acceleration: Optional[Acceleration] = None,
+                      batch_size: int = 8) -> "FoldEnsemble":
+        """Networks in memory (e.g. the fold a trainer has just trained), moved to `device` in eval mode and
+        wrapped with `acceleration` (default: the device's "auto" rule)."""
+        acceleration = acceleration or resolve_acceleration(device)
+        networks = {fold: AcceleratedChain(network.to(device).eval(), acceleration, batch_size)
                     for fold, network in networks.items()}
         frames, maps = input_indices(configuration)
         return cls(networks, dict(identity or {}), device, frames, maps)

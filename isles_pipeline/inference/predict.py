@@ -140,7 +140,7 @@ def predict_folder(input_folder: Path, output_folder: Path, dataset_id: int = 18
                    configuration: str = DEFAULT_CONFIGURATION, checkpoint_name: str = DEFAULT_CHECKPOINT,
                    device: str = "auto", disable_postprocessing: bool = False,
                    options: Optional[PredictionOptions] = None, folder: Optional[Path] = None,
-                   batch_size: int = 8) -> PredictionReport:
+                   batch_size: int = 8, acceleration: Optional[dict] = None) -> PredictionReport:
     """Predict every case of `input_folder` (ISLES 2018 layout or raw images folder) into `output_folder`.
 
     The model is `$ISLES_results/DatasetXXX/<trainer>__<plans>__<configuration>` unless `folder` is given.
@@ -149,7 +149,9 @@ def predict_folder(input_folder: Path, output_folder: Path, dataset_id: int = 18
     options = options or PredictionOptions()
     model = Path(folder) if folder is not None else model_folder(dataset_id, trainer, plans, configuration)
     predictor = Predictor.from_model_folder(model, folds, checkpoint_name, device, disable_postprocessing,
-                                            batch_size)
+                                            batch_size, acceleration)
+    for note in predictor.ensemble.networks[predictor.ensemble.folds[0]].acceleration.notes:
+        logger.info(note)
     cases = find_input_cases(input_folder)
     logger.info("%d case(s), folds %s of %s, post-processing %s", len(cases), predictor.ensemble.folds,
                 model.name, predictor.postprocessing or "none")

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from isles_pipeline.acceleration import resolve_acceleration
 from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY, label_components
 from isles_pipeline.inference.determine_postprocessing import load_postprocessing
 from isles_pipeline.devices import resolve_device
@@ -65,8 +66,10 @@ class Predictor:
     @classmethod
     def from_model_folder(cls, folder: Path, folds: Optional[Sequence[int]] = None,
                           checkpoint_name: str = DEFAULT_CHECKPOINT, device: str = "auto",
-                          disable_postprocessing: bool = False, batch_size: int = 8) -> "Predictor":
-        """Load the folds (all with the checkpoint when None) of `<Trainer>__<Plans>__<configuration>`."""
+                          disable_postprocessing: bool = False, batch_size: int = 8,
+                          acceleration: Optional[dict] = None) -> "Predictor":
+        """Load the folds (all with the checkpoint when None) of `<Trainer>__<Plans>__<configuration>`.
+        `acceleration`: resolve_acceleration keywords (precision, memory_format, compile_mode); default "auto"."""
         folder = Path(folder)
         parts = folder.name.split("__")
         if len(parts) != 3:
@@ -79,15 +82,19 @@ class Predictor:
         folds = resolve_folds(folder, folds, checkpoint_name)
         paths = {fold: folder / f"fold_{fold}" / checkpoint_name for fold in folds}
         expected = {"trainer_name": trainer, "plans_name": plans_name, "configuration": configuration_name}
-        ensemble = FoldEnsemble.from_checkpoints(paths, configuration, resolve_device(device), expected)
+        torch_device = resolve_device(device)
+        ensemble = FoldEnsemble.from_checkpoints(paths, configuration, torch_device, expected,
+                                                 resolve_acceleration(torch_device, **(acceleration or {})), batch_size)
         steps = [] if disable_postprocessing else (load_postprocessing(folder, plans_connectivity(configuration)) or [])
         return cls(ensemble, configuration, steps, planned_threshold(configuration), batch_size)
 
     @classmethod
-    def from_networks(cls, networks: dict, configuration: dict, device, batch_size: int = 8) -> "Predictor":
+    def from_networks(cls, networks: dict, configuration: dict, device, batch_size: int = 8,
+                      acceleration=None) -> "Predictor":
         """Networks in memory, without post-processing: the trainer's final validation (one fold), so that its
-        predictions are made exactly as isles_predict makes them."""
-        ensemble = FoldEnsemble.from_networks(networks, configuration, device)
+        predictions are made exactly as isles_predict makes them (`acceleration`: the trainer's)."""
+        ensemble = FoldEnsemble.from_networks(networks, configuration, device, acceleration=acceleration,
+                                              batch_size=batch_size)
         return cls(ensemble, configuration, [], planned_threshold(configuration), batch_size)
 
     def predict(self, data: np.ndarray, properties: dict) -> CasePrediction:

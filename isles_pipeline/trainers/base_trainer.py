@@ -11,7 +11,6 @@ input BN, SwitchNorm's batch part) and generalised Dice stay per rank (distribut
 """
 from __future__ import annotations
 
-import contextlib
 import random
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from isles_pipeline.acceleration import Acceleration, compile_module, mark_step_begin, resolve_acceleration
 from isles_pipeline.augmentation import SpatialAugmentation
 from isles_pipeline.planners.plans import channel_indices
 from isles_pipeline.files import atomic_write_json
@@ -30,7 +30,6 @@ from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.data import Batch, SliceSet, fits_on_device, gather_batch, load_slices, \
     nbytes_of_cases, pinned, sample_indices
 from isles_pipeline.trainers.distributed import DistContext, all_reduce_sum, gather_objects, local_batch_size
-from isles_pipeline.trainers.final_validation import validate_cases
 from isles_pipeline.trainers.optim import build_optimizer
 from isles_pipeline.trainers.progress import EMA_MOMENTUM, TextLog, TrainingLog, plot_progress
 from isles_pipeline.trainers.schedule import build_scheduler
@@ -46,16 +45,28 @@ class BaseTrainer:
     stream_processes = 2
     use_dwi_if_present = True
     seed = 12345
+    # Device paths (isles_pipeline.acceleration): "auto" = bf16 autocast + channels_last on CUDA, float32 on CPU;
+    # "bf16" / "channels_last" ask for them on any device. compile_mode: None (eager), "default",
+    # "reduce-overhead" (CUDA graphs). Constructor arguments override these class attributes.
+    precision = "auto"
+    memory_format = "auto"
+    compile_mode: Optional[str] = None
 
     def __init__(self, plans: dict, configuration: str, fold, dataset_json: dict, data_folder: Path,
                  splits: list, model_folder: Path, device: torch.device, dist: DistContext = DistContext(),
-                 compile_network: bool = False, raw_labels: Optional[Path] = None) -> None:
+                 compile_network=False, raw_labels: Optional[Path] = None, precision: Optional[str] = None,
+                 memory_format: Optional[str] = None) -> None:
         self.plans, self.configuration_name, self.fold = plans, configuration, fold
         self.config = plans["configurations"][configuration]
         self.dataset_json = dataset_json
         self.data_folder, self.model_folder = Path(data_folder), Path(model_folder)
         self.fold_folder = self.model_folder / f"fold_{fold}"
-        self.device, self.dist, self.compile_network = device, dist, compile_network
+        self.device, self.dist = device, dist
+        if compile_network:  # True: torch.compile's default mode; a string: that mode
+            self.compile_mode = "default" if compile_network is True else str(compile_network)
+        self.compile_network = self.compile_mode is not None
+        self.precision = precision or self.precision
+        self.memory_format = memory_format or self.memory_format
         self.raw_labels = raw_labels
         if fold == "all":
             cases = sorted({c for s in splits for c in s["train"] + s["val"]})
@@ -155,6 +166,11 @@ class BaseTrainer:
                    f"{len(self.val_cases)} validation cases; {self.num_epochs} epochs x {self.iterations} "
                    f"iterations, batch {self.global_batch_size} over {self.dist.world_size} process(es), "
                    f"device {self.device}, data on {self.data_location}")
+        self.print(f"device paths: {self.acceleration.describe()}")
+        for note in self.acceleration.notes:
+            self.print(note)
+        if self.acceleration.cuda_graphs and self.train_stream is not None:
+            self.print("CUDA graphs with streamed data: each batch is copied into the graph's static inputs")
 
     # ---- set-up -----------------------------------------------------------------------------------------
     def initialize(self) -> None:
@@ -163,18 +179,19 @@ class BaseTrainer:
         random.seed(self.seed)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed slice size: let cuDNN pick its fastest kernels
+        self.acceleration: Acceleration = resolve_acceleration(self.device, self.precision, self.memory_format,
+                                                               self.compile_mode, self.dist.enabled, self.batch_size)
         self.network = self.build_network().to(self.device)
         self.loss = self.build_loss().to(self.device)
-        if self.device.type == "cuda":
+        if self.acceleration.channels_last:  # the loss holds networks A and B
             self.network = self.network.to(memory_format=torch.channels_last)
+            self.loss = self.loss.to(memory_format=torch.channels_last)
         module = self.build_train_module()
         if self.dist.enabled:
             module = nn.parallel.DistributedDataParallel(
                 module, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None,
                 find_unused_parameters=self.find_unused_parameters())
-        if self.compile_network:
-            module = torch.compile(module)
-        self.train_module = module
+        self.train_module = compile_module(module, self.acceleration)
         self.optimizer = self.build_optimizer()
         self.scheduler = self.build_scheduler()
         self.augmentation = self.build_augmentation()
@@ -189,10 +206,13 @@ class BaseTrainer:
         (loss * self.rank_loss_weight).backward()
 
     def autocast(self):
-        """bf16 autocast on CUDA (losses compute in float32 themselves); nothing on the CPU."""
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """bf16 autocast when the acceleration says so (losses compute in float32 themselves), else nothing."""
+        return self.acceleration.autocast()
+
+    def step_begin(self) -> None:
+        """Called before each compiled train/validation step: CUDA graph trees may then reuse the last
+        step's output buffers (the loop keeps only detached copies)."""
+        mark_step_begin(self.acceleration)
 
     # ---- checkpoints ------------------------------------------------------------------------------------
     def checkpoint_state(self) -> dict:
@@ -325,6 +345,9 @@ class BaseTrainer:
         """Rank 0 predicts the fold's validation cases on their original grids (see final_validation)."""
         if not self.dist.is_main:
             return None
+        from isles_pipeline.trainers.final_validation import validate_cases  # SimpleITK: only when validating
+
+        ckpt.unwrap(self.network).eval()
         self.loss.eval()
         summary = validate_cases(self.final_validation_predictor(), self.data_folder, self.val_cases,
                                  self.fold_folder / "validation", save_probabilities,

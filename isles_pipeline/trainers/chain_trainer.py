@@ -13,7 +13,6 @@ from torch import nn
 
 from isles_pipeline.losses import ChainLoss
 from isles_pipeline.networks import IntegratedChain
-from isles_pipeline.inference.predictor import Predictor
 from isles_pipeline.trainers.base_trainer import BaseTrainer
 from isles_pipeline.trainers.checkpoint import unwrap
 from isles_pipeline.trainers.data import Batch
@@ -74,13 +73,14 @@ class ISLESChainTrainer(BaseTrainer):
 
     def _device_inputs(self, batch: Batch):
         frames, maps = batch.frames, batch.maps
-        if self.device.type == "cuda":
+        if self.acceleration.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
             maps = maps.contiguous(memory_format=torch.channels_last)
         return frames, maps, batch.target, batch.weight, batch.dwi if self.uses_dwi else None
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
+        self.step_begin()
         with self.autocast():
             terms, _ = self.train_module(*self._device_inputs(batch))
         self.backward(terms["total"])
@@ -88,6 +88,7 @@ class ISLESChainTrainer(BaseTrainer):
         return {k: v.detach() for k, v in terms.items()}
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        self.step_begin()
         with self.autocast():
             terms, logits = self.train_module(*self._device_inputs(batch))
         prediction = logits.argmax(dim=1) == 1
@@ -95,8 +96,12 @@ class ISLESChainTrainer(BaseTrainer):
         return {"loss": terms["total"].float(), "tp": (prediction & reference).sum().float(),
                 "fp": (prediction & ~reference).sum().float(), "fn": (~prediction & reference).sum().float()}
 
-    def final_validation_predictor(self) -> Predictor:
-        return Predictor.from_networks({self.fold: unwrap(self.network)}, self.config, self.device)
+    def final_validation_predictor(self):
+        """The fold's network as a one-fold ensemble, behind the trainer's own device paths."""
+        from isles_pipeline.inference.predictor import Predictor  # SimpleITK: only when validating
+
+        return Predictor.from_networks({self.fold: unwrap(self.network)}, self.config, self.device,
+                                       self.batch_size, self.acceleration)
 
     def checkpoint_state(self) -> dict:
         state = super().checkpoint_state()

@@ -13,6 +13,7 @@ from typing import Optional, Union
 import torch
 
 from isles_pipeline import devices
+from isles_pipeline.acceleration import AccelerationError, resolve_acceleration
 from isles_pipeline.inference.model_folder import model_folder
 from isles_pipeline.paths import find_dataset_folder, isles_preprocessed, isles_raw
 from isles_pipeline.planners.plans import get_configuration, load_plans
@@ -100,11 +101,13 @@ def prepare(dataset_id: int, fold, trainer_name, plans_name: str, configuration:
 
 
 def train_fold(setup: dict, device: torch.device, dist: ddp.DistContext, continue_training: bool,
-               only_validation: bool, save_probabilities: bool, compile_network: bool,
-               final_validation: bool = True) -> BaseTrainer:
+               only_validation: bool, save_probabilities: bool, compile_network: Union[bool, str],
+               final_validation: bool = True, precision: Optional[str] = None,
+               memory_format: Optional[str] = None) -> BaseTrainer:
     """Build, (resume,) train and validate one fold in this process."""
     kwargs = {k: v for k, v in setup.items() if k != "trainer_class"}
-    trainer = setup["trainer_class"](device=device, dist=dist, compile_network=compile_network, **kwargs)
+    trainer = setup["trainer_class"](device=device, dist=dist, compile_network=compile_network,
+                                     precision=precision, memory_format=memory_format, **kwargs)
     trainer.initialize()
     if only_validation:
         final = trainer.fold_folder / ckpt.FINAL
@@ -149,16 +152,24 @@ def _worker(rank: int, world_size: int, setup: dict, device_name: str, options: 
 def run_training(dataset_id: int, fold: Union[int, str], trainer_name: Union[str, type] = "ISLESChainTrainer",
                  plans_name: str = "ISLESPlans", configuration: str = "2d", device: str = "auto",
                  continue_training: bool = False, only_validation: bool = False, save_probabilities: bool = False,
-                 num_gpus: int = 1, compile_network: bool = False) -> Path:
+                 num_gpus: int = 1, compile_network: Union[bool, str] = False, precision: Optional[str] = None,
+                 memory_format: Optional[str] = None) -> Path:
     """Train (or, with only_validation, validate) one fold; returns the fold folder. Raises TrainingError
-    with one clear line on bad input. num_gpus > 1 spawns that many processes (gloo on the CPU)."""
+    with one clear line on bad input. num_gpus > 1 spawns that many processes (gloo on the CPU).
+
+    compile_network: False (eager), True or "default" (torch.compile), "reduce-overhead" (CUDA graphs);
+    precision "auto" | "bf16" | "fp32" and memory_format "auto" | "channels_last" | "contiguous" (None: the
+    trainer's own, "auto" unless a variant says otherwise); see isles_pipeline.acceleration."""
     setup = prepare(dataset_id, fold, trainer_name, plans_name, configuration)
     try:
         dev = devices.resolve_device(device)
-    except devices.DeviceError as error:
+        resolve_acceleration(dev, precision or "auto", memory_format or "auto",
+                             None if not compile_network else "default" if compile_network is True else compile_network)
+    except (devices.DeviceError, AccelerationError) as error:
         raise TrainingError(str(error)) from None
     options = {"continue_training": continue_training, "only_validation": only_validation,
-               "save_probabilities": save_probabilities, "compile_network": compile_network}
+               "save_probabilities": save_probabilities, "compile_network": compile_network,
+               "precision": precision, "memory_format": memory_format}
     fold_folder = setup["model_folder"] / f"fold_{setup['fold']}"
     if only_validation and not (fold_folder / ckpt.FINAL).is_file():
         raise TrainingError(f"--val needs {fold_folder / ckpt.FINAL}; train the fold first")
