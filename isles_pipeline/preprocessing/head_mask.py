@@ -10,7 +10,6 @@ fall below the threshold).
 from __future__ import annotations
 
 import numpy as np
-from acvl_utils.morphology.morphology_helper import remove_all_but_largest_component
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
@@ -19,6 +18,9 @@ DEFAULT_CLIP_MAX = 100.0  # HU: above soft tissue, below bone
 
 def head_mask(ct: np.ndarray, clip_max: float = DEFAULT_CLIP_MAX) -> np.ndarray:
     """Boolean (Z, Y, X) mask of the head in a CT volume (HU). Empty only for an image without contrast."""
+    # imported here: the GPU check imports this module on a machine that has only PyTorch and NumPy
+    from acvl_utils.morphology.morphology_helper import remove_all_but_largest_component
+
     ct = np.asarray(ct, dtype=np.float32)
     low = float(np.percentile(ct, 0.5))
     clipped = np.clip(ct, low, max(low, float(clip_max)))
