@@ -18,13 +18,29 @@ from isles_pipeline.preprocessing.errors import CaseError
 from .aif import ArterialInput, select_arterial_input
 from .baseline import baseline_frame_count
 from .deconvolution import CHUNK_VOXELS, METHODS, Deconvolver
-from .denoise import estimate_noise_sd, profile_bilateral
+from .denoise import estimate_noise_sd, masked_gaussian, profile_bilateral
 from .device import resolve_device
 from .maps import blood_volume, flow_and_tmax, time_to_peak, transit_time
 from .masks import BONE_HU, BONE_MARGIN_MM, CSF_HU, TissueMasks, _margin_structure, tissue_masks, vessel_mask
 from .timing import check_frame_times, resampling_matrix, uniform_grid
 
 MIN_FRAMES = 10
+DEFAULT_SMOOTHING_MM = 2.0
+VESSEL_PEAK_FACTOR = 4.0  # a parenchyma voxel peaking 4x above the median is a vessel: kept out of smoothing
+
+
+def _smooth_parenchyma(curves: np.ndarray, brain: np.ndarray, sigma_mm: float, spacing_zyx, device) -> None:
+    """Masked Gaussian of the (N, Z, Y, X) enhancement curves, in place, slice by slice; the mask is the
+    parenchyma without vessel-like voxels (their much higher curves would leak into their neighbours)."""
+    peak = curves.max(axis=0)
+    reference = float(np.median(peak[brain])) if brain.any() else 0.0
+    mask = brain & (peak <= VESSEL_PEAK_FACTOR * max(reference, 1e-6))
+    pixel_mm = (float(spacing_zyx[1]), float(spacing_zyx[2]))
+    for z in range(curves.shape[1]):
+        if mask[z].any():
+            smoothed = masked_gaussian(torch.as_tensor(curves[:, z], device=device),
+                                       torch.as_tensor(mask[z], device=device), sigma_mm, pixel_mm)
+            curves[:, z] = smoothed.cpu().numpy()
 
 
 @dataclass
@@ -66,12 +82,14 @@ def _head_curve(series: np.ndarray) -> np.ndarray:
 
 
 def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "osvd", device: str = "auto",
-                 denoise: bool = True, vof_correction: bool = True, mask_vessels: bool = True,
+                 denoise: bool = True, smoothing_mm: float = DEFAULT_SMOOTHING_MM, vof_correction: bool = True, mask_vessels: bool = True,
                  name: str = "series", **deconvolution_settings) -> PerfusionResult:
     """Perfusion maps of a (T, Z, Y, X) series in HU.
 
     frame_times_s: T acquisition times (s), strictly increasing (non-uniform allowed).
-    spacing_zyx: voxel size in mm (z, y, x), for the denoising kernel and the bone margin.
+    spacing_zyx: voxel size in mm (z, y, x), for the denoising kernels and the bone margin.
+    denoise: the profile bilateral filter on every frame, then (smoothing_mm > 0) a Gaussian of that SD
+    inside the parenchyma mask (see `denoise`), both in-plane only.
     method: osvd (default), bcsvd, ssvd, tikhonov (see `deconvolution`); device: auto, cpu, cuda.
     deconvolution_settings: `oscillation_index`, `truncation`, `tikhonov` of `Deconvolver`.
     Raises CaseError (one line: name and problem) for input that cannot give maps.
@@ -102,6 +120,8 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     curves -= baseline_image[None]
 
     masks = tissue_masks(baseline_image, spacing_zyx)
+    if denoise and smoothing_mm > 0:
+        _smooth_parenchyma(curves, masks.brain, smoothing_mm, spacing_zyx, torch_device)
     from scipy import ndimage  # local: only the AIF search region needs it here
 
     search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,
@@ -134,6 +154,6 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     valid = masks.valid
     for key in maps:
         maps[key] = np.where(valid, maps[key], 0.0).astype(np.float32)
-    settings = {"denoise": denoise, "vof_correction": vof_correction, "mask_vessels": mask_vessels,
+    settings = {"denoise": denoise, "smoothing_mm": smoothing_mm if denoise else 0.0, "vof_correction": vof_correction, "mask_vessels": mask_vessels,
                 "grid_step_s": step, "baseline_frames": baseline_count, **deconvolution_settings}
     return PerfusionResult(maps, masks, arterial, method, noise_sd, str(torch_device), settings)
