@@ -140,9 +140,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     for start in range(0, brain_index.size, CHUNK_VOXELS):
         index = brain_index[start: start + CHUNK_VOXELS]
         chunk = flat_curves[:, index]
-        residues, levels = deconvolver.solve(chunk)
-        bias = torch.as_tensor(deconvolver.peak_bias_s, device=levels.device)[levels]
-        cbf[index], tmax[index] = flow_and_tmax(residues, step, len(grid), bias)
+        cbf[index], tmax[index] = flow_and_tmax(deconvolver.residues(chunk), step, len(grid))
         cbv[index] = blood_volume(chunk, aif)
         ttp[index] = time_to_peak(chunk, grid)
     shape = masks.brain.shape

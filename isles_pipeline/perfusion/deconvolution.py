@@ -50,26 +50,13 @@ def oscillation_index(residue: torch.Tensor) -> torch.Tensor:
     return second.abs().sum(dim=0) / (residue.shape[0] * peak)
 
 
-def reference_curve(aif: np.ndarray, step_s: float, mtt_s: float = 4.0) -> np.ndarray:
-    """The tissue curve of a residue exp(-t / mtt_s) without delay (Tmax = 0): AIF conv R integrated on a
-    0.1 s grid (the AIF linearly interpolated), sampled on the uniform grid."""
-    times = np.arange(len(aif)) * step_s
-    fine_step = min(0.1, step_s / 4)
-    fine = np.arange(0.0, times[-1] + fine_step / 2, fine_step)
-    curve = np.convolve(np.interp(fine, times, aif), np.exp(-fine / mtt_s))[: len(fine)] * fine_step
-    return np.interp(times, fine, curve)
-
-
 @dataclass
 class Deconvolver:
     """The SVD of one AIF's convolution matrix, ready to deconvolve any number of curves.
 
     Build with `Deconvolver.for_aif(aif, step_s, method, device)`; `residues(curves)` takes (N, V)
     baseline-subtracted tissue curves on the AIF's uniform grid and returns (L, V) residues k in 1/s;
-    `solve(curves)` also returns each voxel's regularisation level and `peak_bias_s[level]`, the time by which
-    that level's smoothing moves the maximum of a residue that jumps at its delay (as every residue of
-    an undispersed bolus does): measured once per level on `reference_curve`, and subtracted from Tmax,
-    so that Tmax does not grow with the regularisation.
+    `solve(curves)` also returns each voxel's regularisation level (index into `level_filters()`).
     """
 
     method: str
@@ -81,7 +68,6 @@ class Deconvolver:
     oscillation_index: float = DEFAULT_OSCILLATION_INDEX
     truncation: float = DEFAULT_TRUNCATION
     tikhonov: float = DEFAULT_TIKHONOV
-    peak_bias_s: np.ndarray | None = None
 
     @classmethod
     def for_aif(cls, aif: np.ndarray, step_s: float, method: str = "osvd", device: torch.device | str = "cpu",
@@ -93,12 +79,7 @@ class Deconvolver:
         u, s, vt = np.linalg.svd(matrix)
         n = len(aif)
         as_tensor = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
-        deconvolver = cls(method, float(step_s), n, as_tensor(u.T[:, :n]), as_tensor(vt.T), as_tensor(s), **settings)
-        reference = as_tensor(reference_curve(aif, step_s)[:, None])
-        projected = deconvolver.u_t @ reference
-        peaks = [int(torch.argmax(deconvolver.v @ (f[:, None] * projected))) for f in deconvolver.level_filters()]
-        deconvolver.peak_bias_s = np.array([p if p < n else 0 for p in peaks], dtype=np.float32) * step_s
-        return deconvolver
+        return cls(method, float(step_s), n, as_tensor(u.T[:, :n]), as_tensor(vt.T), as_tensor(s), **settings)
 
     def _ranks(self) -> list[int]:
         smax = float(self.singular[0])
