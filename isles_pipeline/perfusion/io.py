@@ -9,14 +9,16 @@ with the ISLES identity-sform quirk resolved by `nifti_io.read_image`).
 from __future__ import annotations
 
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from isles_pipeline.dataset_conversion.nifti_io import _header, _quiet_itk, read_image, write_image
+from isles_pipeline.dataset_conversion.nifti_io import _raw_header, read_image, write_image
 from isles_pipeline.files import atomic_path, atomic_write_json
 from isles_pipeline.preprocessing.errors import CaseError
+from isles_pipeline.preprocessing.nifti_scan import count_non_finite
 
 from .compute import PerfusionResult
 from .maps import MAP_NAMES
@@ -47,12 +49,17 @@ def read_frame_times_csv(path: Path) -> np.ndarray:
 
 
 def header_frame_interval(path: Path) -> float:
-    """pixdim[4] of a NIfTI header in seconds (0.0 when absent)."""
-    with _quiet_itk():
-        header = _header(Path(path))
-    interval = float(header.get("pixdim[4]", "0") or 0)
-    units = int(float(header.get("xyzt_units", "0") or 0)) & 0x38
-    return interval * _TIME_UNIT_SCALE.get(units, 1.0)
+    """pixdim[4] of a NIfTI-1 header, in seconds (0.0 when absent or unreadable).
+
+    Read from the header bytes: ITK reports a zero pixdim[4] as a 1 s spacing, which would invent a timing.
+    """
+    raw = _raw_header(Path(path))
+    if len(raw) < 348:
+        return 0.0
+    endian = "<" if struct.unpack_from("<i", raw, 0)[0] == 348 else ">"
+    interval = struct.unpack_from(endian + "f", raw, 76 + 4 * 4)[0]
+    units = raw[123] & 0x38
+    return float(interval) * _TIME_UNIT_SCALE.get(units, 1.0)
 
 
 def read_series(path: Path, frame_times_csv: Path | None = None) -> tuple[np.ndarray, sitk.Image, np.ndarray]:
@@ -62,6 +69,9 @@ def read_series(path: Path, frame_times_csv: Path | None = None) -> tuple[np.nda
     if image.GetDimension() != 4:
         raise CaseError(str(path), f"expected a 4D CTP series, got a {image.GetDimension()}D image of size "
                                    f"{image.GetSize()}")
+    bad = count_non_finite(path)  # ITK reads NaN and infinity as 0: look at the stored values
+    if bad:
+        raise CaseError(str(path), f"{bad} NaN or infinite value(s) in the 4D CTP series")
     series = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
     if frame_times_csv is not None:
         times = read_frame_times_csv(frame_times_csv)
