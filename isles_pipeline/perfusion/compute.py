@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from isles_pipeline.preprocessing.errors import CaseError
+from isles_pipeline.preprocessing.temporal import global_curve
 
 from .aif import ArterialInput, select_arterial_input
 from .baseline import baseline_frame_count
@@ -72,13 +73,15 @@ def check_series(series: np.ndarray, name: str = "series") -> None:
             raise CaseError(name, "NaN or infinite values in the 4D CTP series")
 
 
-def _head_curve(series: np.ndarray) -> np.ndarray:
-    """Mean of each frame over soft tissue of the first frame (neither air, CSF nor bone)."""
-    first = np.asarray(series[0], dtype=np.float32)
-    mask = (first >= CSF_HU) & (first < BONE_HU)
+def _head_curve(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of each frame over soft tissue (neither air, CSF nor bone), and that mask. The mask comes from the
+    temporal mean: chosen on one frame, it would pick the voxels whose noise is high in that frame, and the
+    curve would carry a spike there."""
+    mean = np.stack([np.asarray(series[:, z], np.float32).mean(axis=0) for z in range(series.shape[1])])
+    mask = (mean >= CSF_HU) & (mean < BONE_HU)
     if not mask.any():
-        mask = np.ones_like(first, bool)
-    return np.array([float(np.asarray(series[t], np.float32)[mask].mean()) for t in range(series.shape[0])])
+        mask = np.ones_like(mean, bool)
+    return global_curve(series, mask), mask
 
 
 def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "osvd", device: str = "auto",
@@ -102,10 +105,10 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     grid = uniform_grid(times)
     step = float(grid[1] - grid[0])
     resample = resampling_matrix(times, grid)  # (N, T)
-    baseline_count = baseline_frame_count(resample @ _head_curve(series), step, name)
+    head_curve, soft = _head_curve(series)
+    baseline_count = baseline_frame_count(resample @ head_curve, step, name)
 
     raw_baseline = max(int(np.searchsorted(times, grid[baseline_count - 1], side="right")), 2)
-    soft = (np.asarray(series[0]) >= CSF_HU) & (np.asarray(series[0]) < BONE_HU)
     noise_sd = estimate_noise_sd(np.asarray(series[:raw_baseline], np.float32), soft)
 
     _, depth, height, width = series.shape
