@@ -30,12 +30,16 @@ DEFAULT_SMOOTHING_MM = 2.0
 VESSEL_PEAK_FACTOR = 4.0  # a parenchyma voxel peaking 4x above the median is a vessel: kept out of smoothing
 
 
-def _smooth_parenchyma(curves: np.ndarray, brain: np.ndarray, sigma_mm: float, spacing_zyx, device) -> None:
-    """Masked Gaussian of the (N, Z, Y, X) enhancement curves, in place, slice by slice; the mask is the
-    parenchyma without vessel-like voxels (their much higher curves would leak into their neighbours)."""
+def _vessel_like(curves: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """Voxels whose enhancement peaks VESSEL_PEAK_FACTOR times above the parenchyma's median peak."""
     peak = curves.max(axis=0)
     reference = float(np.median(peak[brain])) if brain.any() else 0.0
-    mask = brain & (peak <= VESSEL_PEAK_FACTOR * max(reference, 1e-6))
+    return peak > VESSEL_PEAK_FACTOR * max(reference, 1e-6)
+
+
+def _smooth_parenchyma(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, spacing_zyx, device) -> None:
+    """Masked Gaussian of the (N, Z, Y, X) enhancement curves, in place, slice by slice; the mask is the
+    parenchyma without vessel-like voxels (their much higher curves would leak into their neighbours)."""
     pixel_mm = (float(spacing_zyx[1]), float(spacing_zyx[2]))
     for z in range(curves.shape[1]):
         if mask[z].any():
@@ -123,8 +127,9 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     curves -= baseline_image[None]
 
     masks = tissue_masks(baseline_image, spacing_zyx)
+    vessel_like = _vessel_like(curves, masks.brain)
     if denoise and smoothing_mm > 0:
-        _smooth_parenchyma(curves, masks.brain, smoothing_mm, spacing_zyx, torch_device)
+        _smooth_parenchyma(curves, masks.brain & ~vessel_like, smoothing_mm, spacing_zyx, torch_device)
     from scipy import ndimage  # local: only the AIF search region needs it here
 
     search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,
@@ -151,7 +156,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
             "ttp": ttp.reshape(shape)}
     maps["mtt"] = transit_time(maps["cbv"], maps["cbf"])
     if mask_vessels:
-        masks.vessels = vessel_mask(maps["cbv"], masks.brain)
+        masks.vessels = vessel_mask(maps["cbv"], masks.brain, vessel_like)
     valid = masks.valid
     for key in maps:
         maps[key] = np.where(valid, maps[key], 0.0).astype(np.float32)

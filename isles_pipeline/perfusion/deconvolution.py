@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 METHODS = ("osvd", "bcsvd", "ssvd", "tikhonov")
-OSVD_THRESHOLDS = tuple(np.geomspace(0.002, 0.5, 16))  # fractions of the largest singular value
+OSVD_THRESHOLDS = tuple(np.geomspace(0.002, 0.5, 10))  # fractions of the largest singular value
 DEFAULT_OSCILLATION_INDEX = 0.095  # Wu et al. 2003
 DEFAULT_TRUNCATION = 0.1  # bcSVD / sSVD threshold, fraction of the largest singular value
 DEFAULT_TIKHONOV = 0.1  # lambda as a fraction of the largest singular value

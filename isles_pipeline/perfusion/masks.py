@@ -5,7 +5,7 @@ skull encloses in each slice (holes filled), or, in a slice where the skull ring
 tissue not connected to the slice border; CSF (and air) are below CSF_HU; a margin of BONE_MARGIN_MM around
 bone is dropped (partial volume and beam hardening). Vessels are recognised after deconvolution by their
 blood volume (CBV >= VESSEL_CBV, ml/100g: parenchyma stays below ~8, a voxel holding an artery or vein far
-above) and set to zero with the rest, as the ISLES maps show them.
+above) together with a curve peaking far above the parenchyma's, and set to zero with the rest.
 """
 from __future__ import annotations
 
@@ -67,5 +67,8 @@ def tissue_masks(baseline_hu: np.ndarray, spacing_zyx) -> TissueMasks:
     return TissueMasks(bone, inside, csf, brain)
 
 
-def vessel_mask(cbv: np.ndarray, brain: np.ndarray) -> np.ndarray:
-    return brain & (cbv >= VESSEL_CBV)
+def vessel_mask(cbv: np.ndarray, brain: np.ndarray, vessel_like: np.ndarray | None = None) -> np.ndarray:
+    """High blood volume, and (when given) a vessel-like curve: in noisy scans a parenchyma voxel can reach
+    the CBV threshold by noise alone, and removing those would bias every regional mean downwards."""
+    vessels = brain & (cbv >= VESSEL_CBV)
+    return vessels if vessel_like is None else vessels & vessel_like
