@@ -5,7 +5,7 @@
 
 Simulates `-n` phantom cases (or reads `-i` an existing phantom TRAINING folder with its `phantom_truth`),
 brings each case's 4D series to each total noise SD by adding the phantom's own spatially correlated noise
-(levels below a case's own noise are skipped), computes the maps and compares them with the true parameter
+(levels below a case's own noise are skipped; level 0 is the case as simulated), computes the maps and compares them with the true parameter
 maps: per tissue class (grey, white, penumbra, core: truth masks; grey and white without lesion) the mean
 estimate and the true mean over the voxels both call brain, the bias in %, Spearman's rho over all brain
 voxels, and the Dice of the core rule rCBF < 30 % inside Tmax > 6 s against the true core (rCBF relative to
@@ -78,8 +78,8 @@ def evaluate_case(case_dir: Path, truth_dir: Path, noise_levels, method: str, vo
     rows = []
     rng = np.random.default_rng(seed)
     for level in noise_levels:
-        if level < own_noise:
-            continue
+        if 0 < level < own_noise:
+            continue  # level 0: the case as simulated
         extra = float(np.sqrt(max(level**2 - own_noise**2, 0.0)))
         noisy = series + (extra * correlated_noise(rng, series.shape) * head[None] if extra > 0 else 0)
         result = compute_maps(noisy, np.arange(series.shape[0]) * spacing[3], spacing[2::-1], method=method,
