@@ -47,3 +47,31 @@ def test_compute_maps_flag_adds_computed_maps_for_every_case(small_phantom, tmp_
         read_image(result.dataset_folder / "mapsComputedTr" / "train_002_0001.nii.gz"))
     assert vendor.dtype == np.uint16 and computed.dtype == np.float32  # vendor channel kept as delivered
     assert computed.shape == vendor.shape and computed.max() > 0
+
+
+def test_predictor_computes_maps_for_a_case_without_them(small_phantom_testing, tmp_path, monkeypatch):
+    import torch
+    from predict_helpers import build_model, use_roots
+
+    from isles_pipeline.inference.case_inputs import find_input_cases, prepare_case
+    from isles_pipeline.inference.predictor import Predictor
+
+    use_roots(monkeypatch, tmp_path / "roots")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        predictor = Predictor.from_model_folder(build_model(tmp_path / "roots"), [0], device="cpu")
+        inputs = tmp_path / "in"
+        shutil.copytree(small_phantom_testing / "case_1", inputs / "case_1")
+        for folder in list((inputs / "case_1").glob("SMIR.Brain.XX.O.CT_*")):
+            if folder.name.split(".")[4] in ("CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax"):
+                shutil.rmtree(folder)
+        prepared = prepare_case(find_input_cases(inputs)[0], predictor.configuration)
+        with_vendor = prepare_case(find_input_cases(small_phantom_testing)[0], predictor.configuration)
+    finally:
+        torch.set_num_threads(threads)
+    data, reference = prepared.preprocessed.data, with_vendor.preprocessed.data
+    assert data.shape == reference.shape and np.isfinite(data).all()
+    assert not np.allclose(data, reference)  # the map channels come from our deconvolution, not the vendor's
+    mask = predictor.predict(data, prepared.properties).mask
+    assert mask.shape == predictor.predict(reference, with_vendor.properties).mask.shape

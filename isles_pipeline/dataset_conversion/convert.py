@@ -136,7 +136,7 @@ def _output_paths(folder: Path, split: str, raw_name: str) -> dict[str, Path]:
     return paths
 
 
-def _add_computed_maps(case: SourceCase, images: dict, compute_all: bool) -> str:
+def add_computed_maps(case: SourceCase, images: dict, compute_all: bool) -> str:
     """Vendor maps missing (all four: the layout refuses a partial set) -> computed ones in their place;
     with `compute_all` also computed ones beside the vendor's. Returns the map source of the channels."""
     from ..perfusion.pipeline import computed_map_images
@@ -167,7 +167,7 @@ def _convert_one(job) -> tuple[str, dict | None, str | None]:
     try:
         case = read_case_layout(folder, require_label=(split == "Tr"))
         images = load_case(case, split)
-        map_source = _add_computed_maps(case, images, compute_all)
+        map_source = add_computed_maps(case, images, compute_all)
     except (LayoutError, CaseConversionError, NiftiError) as error:
         for stale in paths.values():  # a case that is bad now must not leave an earlier conversion behind
             stale.unlink(missing_ok=True)
