@@ -26,7 +26,7 @@ from .masks import BONE_HU, BONE_MARGIN_MM, CSF_HU, TissueMasks, _margin_structu
 from .timing import check_frame_times, resampling_matrix, uniform_grid
 
 MIN_FRAMES = 10
-DEFAULT_SMOOTHING_MM = 2.0
+DEFAULT_SMOOTHING_MM = 4.0
 VESSEL_PEAK_FACTOR = 4.0  # a parenchyma voxel peaking 4x above the median is a vessel: kept out of smoothing
 
 
