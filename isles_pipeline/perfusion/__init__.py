@@ -24,8 +24,16 @@ The building blocks, each usable alone (all curves are (frames, voxels) arrays o
   `time_to_peak(curves, grid_s)`; constants RHO = 1.05 g/ml, K_H = 0.73.
 - `masks`: `tissue_masks(baseline_hu, spacing_zyx)` -> `TissueMasks`, `vessel_mask(cbv, brain)`.
 - `device`: `resolve_device("auto" | "cpu" | "cuda")`.
-- `io`: `read_series(path, frame_times_csv)` and `write_outputs(result, reference_image, out_dir)` (the
-  command `isles_perfusion_maps`).
+- `io`: `read_series(path, frame_times_csv)` and `write_outputs(result, image4d, out_dir)` (the command
+  `isles_perfusion_maps`).
+- `pipeline`: `computed_map_images(series_image)` -> {"CT_CBF": image, ...} on the series' grid (the
+  converter and the predictor use it for cases without vendor maps).
+
+Defaults and why: oSVD with Wu's oscillation-index limit 0.095 over 10 truncations (0.2 % to 50 % of the
+largest singular value); Wu's linear-AIF discretisation; profile bilateral (5 x 5) then a 4 mm Gaussian inside
+the parenchyma (CTP's noise is several HU per frame against 10 to 25 HU of tissue enhancement); VOF
+correction on (scales the AIF up to the VOF's area, never down); vessels (CBV >= 8 ml/100g with an
+arterial-size peak), CSF (< 20 HU), bone (>= 150 HU) and a 2 mm rim around bone are 0, as in ISLES maps.
 
 Input problems raise `isles_pipeline.preprocessing.errors.CaseError`, one line naming the series.
 """

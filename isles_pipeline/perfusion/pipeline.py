@@ -17,7 +17,6 @@ from .io import reference_3d
 from .timing import uniform_frame_times
 
 MAP_CHANNELS = {"CT_CBF": "cbf", "CT_CBV": "cbv", "CT_MTT": "mtt", "CT_Tmax": "tmax"}
-MAP_SOURCES = ("vendor", "computed", "both")
 
 
 def computed_map_images(series: sitk.Image, name: str = "series", method: str = "osvd",

@@ -50,7 +50,3 @@ def resampling_matrix(frame_times_s: np.ndarray, grid_s: np.ndarray) -> np.ndarr
     """(len(grid), T) matrix of linear interpolation in time from the frames onto the grid."""
     positions = np.interp(grid_s, frame_times_s, np.arange(len(frame_times_s), dtype=float))
     return interpolation_matrix(positions, len(frame_times_s))
-
-
-def is_uniform(frame_times_s: np.ndarray, grid_s: np.ndarray) -> bool:
-    return len(frame_times_s) == len(grid_s) and np.allclose(frame_times_s, grid_s, atol=1e-6)
