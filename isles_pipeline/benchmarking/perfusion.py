@@ -1,7 +1,10 @@
 """Speed and memory of `compute_maps` on a full-size series: 16 slices of 256 x 256, 50 frames.
 
     python -m isles_pipeline.benchmarking.perfusion [-device auto|cpu|cuda] [-method osvd] [-repeats 1]
-        [--no_denoise]
+        [--no_denoise] [-threads N]
+
+On a CPU shared with other jobs, torch's two OpenMP threads spin-wait on each other and CPU time balloons:
+`-threads 1` gives the figure a busy machine can reproduce.
 
 The series is a phantom slab (the project's simulator, 16 slices, 1 s frames), simulated before timing.
 Reported: wall time of each `compute_maps` call, CPU time, the peak resident memory of the process during the
@@ -67,7 +70,10 @@ def main(argv=None) -> int:
     parser.add_argument("-size", type=int, default=256)
     parser.add_argument("-frames", type=int, default=50)
     parser.add_argument("--no_denoise", action="store_true", help="time the deconvolution path alone")
+    parser.add_argument("-threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(json.dumps(run(args.device, args.method, args.repeats, args.slices, args.size, args.frames,
                          not args.no_denoise)))
     return 0

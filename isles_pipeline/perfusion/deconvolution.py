@@ -119,19 +119,27 @@ class Deconvolver:
 
     def _osvd(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Least regularised candidate truncation with O <= the limit, per voxel (most regularised if none).
-        The truncations are nested: each candidate adds the next singular components to the previous one."""
+
+        The truncations are nested: each candidate adds the next singular components to the previous one, and
+        so does its second difference (D V is precomputed), so a candidate costs a small product and three
+        passes (|second difference| summed, maximum); the chosen residue is rebuilt once at the end."""
         scaled = projected / self.singular.clamp_min(1e-30)[:, None]
-        residue = torch.zeros((self.v.shape[0], projected.shape[1]), dtype=projected.dtype, device=projected.device)
-        chosen = residue
+        second_v = self.v[2:] - 2 * self.v[1:-1] + self.v[:-2]  # D V, (L - 2, L)
+        length = self.v.shape[0]
+        residue = torch.zeros((length, projected.shape[1]), dtype=projected.dtype, device=projected.device)
+        second = torch.zeros((length - 2, projected.shape[1]), dtype=projected.dtype, device=projected.device)
         levels = torch.zeros(projected.shape[1], dtype=torch.long, device=projected.device)
+        ranks = self._ranks()
         previous = 0
-        for level, rank in enumerate(self._ranks()):
-            residue = residue + self.v[:, previous:rank] @ scaled[previous:rank]
+        for level, rank in enumerate(ranks):
+            block = scaled[previous:rank]
+            residue.addmm_(self.v[:, previous:rank], block)
+            second.addmm_(second_v[:, previous:rank], block)
             previous = rank
             if level == 0:
-                chosen = residue
                 continue
-            acceptable = oscillation_index(residue) <= self.oscillation_index
-            chosen = torch.where(acceptable[None, :], residue, chosen)
-            levels = torch.where(acceptable, level, levels)
-        return chosen, levels
+            index = second.abs().sum(dim=0) / (length * residue.amax(dim=0).clamp_min(1e-12))
+            levels = torch.where(index <= self.oscillation_index, level, levels)
+        chosen_rank = torch.as_tensor(ranks, device=projected.device)[levels]  # (V,)
+        keep = torch.arange(length, device=projected.device)[:, None] < chosen_rank[None, :]
+        return self.v @ torch.where(keep, scaled, torch.zeros_like(scaled)), levels
