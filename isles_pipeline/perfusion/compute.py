@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from isles_pipeline.preprocessing.errors import CaseError
 from isles_pipeline.preprocessing.temporal import global_curve
@@ -130,8 +131,6 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     vessel_like = _vessel_like(curves, masks.brain)
     if denoise and smoothing_mm > 0:
         _smooth_parenchyma(curves, masks.brain & ~vessel_like, smoothing_mm, spacing_zyx, torch_device)
-    from scipy import ndimage  # local: only the AIF search region needs it here
-
     search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,
                                                                                             BONE_MARGIN_MM))
     denoised_sd = noise_sd / (3.0 if denoise else 1.0)
