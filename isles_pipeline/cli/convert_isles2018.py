@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--patients", default=None,
                         help="CSV with columns case,patient[,slab]: which cases are slabs of one patient; it wins over the "
                              "SMIR metadata (e.g. to correct a grouping)")
+    parser.add_argument("--compute_maps", action="store_true",
+                        help="also compute CBF/CBV/MTT/Tmax from every case's 4D CTP (mapsComputedTr/Ts); cases "
+                             "without vendor maps get computed ones regardless")
     return parser
 
 
@@ -27,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = convert_isles2018(args.training_dir, args.testing_dir, args.dataset_id, args.name,
-                                   args.num_processes, args.patients)
+                                   args.num_processes, args.patients, compute_maps=args.compute_maps)
     except FileFormatError:
         raise
     except (FileNotFoundError, ValueError) as error:

@@ -5,10 +5,12 @@
         labelsTr/<case>.nii.gz              uint8 {0, 1}
         ctpTr/<case>.nii.gz                 4D CTP series (x, y, z, t), spacing[3] = frame interval (s)
         dwiTr/<case>.nii.gz                 MR_DWI when the download has it
+        mapsComputedTr/<case>_0001..0004    CBF, CBV, MTT, Tmax computed from the CTP (compute_maps=True)
         imagesTs/, ctpTs/, dwiTs/           the testing set likewise
         dataset.json                        nnU-Net keys + "cases" (patient, slab, SMIR ids, frame timing)
 
-Each case is read and checked whole before anything of it is written, so a bad case leaves no file; the
+A case without any vendor map gets maps computed from its 4D series (isles_pipeline.perfusion) in
+imagesTr; its record's "map_source" says which. Each case is read and checked whole before anything of it is written, so a bad case leaves no file; the
 other cases are still converted and the failures are returned (the CLI prints them and exits non-zero).
 """
 from __future__ import annotations
@@ -33,6 +35,7 @@ CHANNELS = ("CT", "CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax")
 CHANNEL_NAMES = {"0": "CT", "1": "CBF", "2": "CBV", "3": "MTT", "4": "Tmax"}
 MIN_FRAMES = 5
 SPLITS = {"Tr": ("imagesTr", "labelsTr", "ctpTr", "dwiTr", "train"), "Ts": ("imagesTs", "labelsTs", "ctpTs", "dwiTs", "test")}
+COMPUTED_MAPS_FOLDERS = {"Tr": "mapsComputedTr", "Ts": "mapsComputedTs"}
 
 
 class CaseConversionError(ValueError):
@@ -117,18 +120,43 @@ def _output_paths(folder: Path, split: str, raw_name: str) -> dict[str, Path]:
     paths["OT"] = folder / labels / f"{raw_name}.nii.gz"
     paths["CT_4DPWI"] = folder / ctp / f"{raw_name}.nii.gz"
     paths["MR_DWI"] = folder / dwi / f"{raw_name}.nii.gz"
+    for i, modality in enumerate(CHANNELS[1:], start=1):
+        paths[f"computed_{modality}"] = folder / COMPUTED_MAPS_FOLDERS[split] / f"{raw_name}_{i:04d}.nii.gz"
     return paths
+
+
+def add_computed_maps(case: SourceCase, images: dict, compute_all: bool) -> str:
+    """Vendor maps missing (all four: the layout refuses a partial set) -> computed ones in their place;
+    with `compute_all` also computed ones beside the vendor's. Returns the map source of the channels."""
+    from ..perfusion.pipeline import computed_map_images
+    from ..preprocessing.errors import CaseError
+
+    has_vendor = all(m in images for m in MAP_MODALITIES)
+    if has_vendor and not compute_all:
+        return "vendor"
+    try:
+        computed = computed_map_images(images["CT_4DPWI"], f"{case.folder.name}: {case.files['CT_4DPWI'].name}")
+    except CaseError as error:
+        raise CaseConversionError(f"perfusion maps: {error}") from None
+    for modality, image in computed.items():
+        image.CopyInformation(images["CT"])
+        if compute_all:
+            images[f"computed_{modality}"] = image
+        if not has_vendor:
+            images[modality] = image
+    return "vendor" if has_vendor else "computed"
 
 
 def _convert_one(job) -> tuple[str, dict | None, str | None]:
     """Worker: (source folder name, record or None, error line or None)."""
-    folder, split, dataset_folder = job
+    folder, split, dataset_folder, compute_all = job
     folder = Path(folder)
     raw_name = raw_case_name(split, int(folder.name.split("_")[1]))
     paths = _output_paths(Path(dataset_folder), split, raw_name)
     try:
         case = read_case_layout(folder, require_label=(split == "Tr"))
         images = load_case(case, split)
+        map_source = add_computed_maps(case, images, compute_all)
     except (LayoutError, CaseConversionError, NiftiError) as error:
         for stale in paths.values():  # a case that is bad now must not leave an earlier conversion behind
             stale.unlink(missing_ok=True)
@@ -149,6 +177,8 @@ def _convert_one(job) -> tuple[str, dict | None, str | None]:
         "num_frames": int(series.GetSize()[3]),
         "frame_interval_s": interval if interval > 0 else None,
         "has_dwi": "MR_DWI" in images,
+        "map_source": map_source,
+        "has_computed_maps": "computed_CT_CBF" in images,
         "has_label": "OT" in images,
         "metadata_patient": case.patient,
         "metadata_slab": case.slab,
@@ -158,7 +188,7 @@ def _convert_one(job) -> tuple[str, dict | None, str | None]:
 
 
 def _run(jobs, num_processes: int):
-    names = [Path(folder).name for folder, _, _ in jobs]
+    names = [Path(job[0]).name for job in jobs]
     outcomes = []
     for name, outcome, error in map_cases(_convert_one, [(n, (job,)) for n, job in zip(names, jobs)],
                                           num_processes, desc="converting"):
@@ -199,11 +229,14 @@ def _check_table_covers(table: dict, source: Path, folders: list[Path]) -> None:
 
 
 def convert_isles2018(training_dir, testing_dir=None, dataset_id: int = 18, name: str = "ISLES2018",
-                      num_processes: int = 1, patients_csv=None, output_root=None) -> ConversionResult:
+                      num_processes: int = 1, patients_csv=None, output_root=None,
+                      compute_maps: bool = False) -> ConversionResult:
     """Convert TRAINING (and optionally TESTING) into `<output_root or $ISLES_raw>/DatasetXXX_<name>`.
 
     `patients_csv` (case,patient[,slab]) decides the patients of every folder it covers, over the SMIR metadata:
     a table the user passes is never ignored (patients.py gives the order of trust).
+    compute_maps: also compute perfusion maps from every case's series (into mapsComputedTr/Ts); cases
+    without vendor maps get computed ones in any case.
     """
     dataset_folder = Path(output_root or isles_raw()) / dataset_folder_name(dataset_id, name)
     result = ConversionResult(dataset_folder=dataset_folder)
@@ -216,7 +249,7 @@ def convert_isles2018(training_dir, testing_dir=None, dataset_id: int = 18, name
             raise FileNotFoundError(f"{source}: no case_N folders found")
         if table is not None:
             _check_table_covers(table, source, folders)
-        jobs += [(str(f), split, str(dataset_folder)) for f in folders]
+        jobs += [(str(f), split, str(dataset_folder), compute_maps) for f in folders]
     dataset_folder.mkdir(parents=True, exist_ok=True)
     records: dict[str, dict] = {}
     for raw_name, record, error in _run(jobs, num_processes):

@@ -16,7 +16,7 @@ from .nifti_io import is_nifti
 CASE_FOLDER = re.compile(r"^case_(\d+)$")
 MODALITY_FOLDER = re.compile(r"^SMIR\.Brain\.XX\.O\.([A-Za-z0-9_]+)\.(\d+)$")
 PATIENT_IN_TEXT = re.compile(r"\b(Train|Test)_(\d+)(?:_([A-Z]))?\b")
-REQUIRED_MODALITIES = ("CT", "CT_4DPWI", "CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax")
+REQUIRED_MODALITIES = ("CT", "CT_4DPWI")  # the maps: all four, or none (then computed from the series)
 MAP_MODALITIES = ("CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax")
 SKIPPED_NAMES = ("__MACOSX",)
 
@@ -76,6 +76,9 @@ def read_case_layout(case: Path, require_label: bool) -> SourceCase:
         source.ids[modality] = smir_id
     required = REQUIRED_MODALITIES + (("OT",) if require_label else ())
     missing = [m for m in required if m not in source.files]
+    maps_missing = [m for m in MAP_MODALITIES if m not in source.files]
+    if len(maps_missing) < len(MAP_MODALITIES):
+        missing += maps_missing
     if missing:
         raise LayoutError(f"{case.name}: missing modality folder(s) {', '.join(missing)} "
                           f"(expected SMIR.Brain.XX.O.<MOD>.<id>/)")

@@ -10,6 +10,8 @@ Two layouts:
   folder has another name) and, when present, the dataset's `dataset.json` above it (channel order, frame
   timing, SMIR ids); `labels<split>/` beside it, when present, gives the truth drawn in overlays.
 Preprocessing is `preprocessing.case_preprocessor.preprocess_case`, the function training data went through.
+A case without perfusion maps (ISLES layout: no map folders; raw: no _0001.._0004 files) gets maps computed
+from its 4D series (`isles_pipeline.perfusion`), as the converter does.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from isles_pipeline.dataset_conversion.convert import CHANNEL_NAMES, load_case
+from isles_pipeline.dataset_conversion.convert import CHANNEL_NAMES, add_computed_maps, load_case
 from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
 from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image
 from isles_pipeline.files import read_json
@@ -103,13 +105,23 @@ def raw_input_files(case: InputCase) -> tuple[dict[str, Path], Path, Optional[Pa
 def _prepare_raw(case: InputCase, configuration: dict) -> PreparedCase:
     images, ctp, label = raw_input_files(case)
     info = dict(case.dataset.get("cases", {}).get(case.name, {}))
-    result = preprocess_case(images, ctp, configuration, case=case.name, case_info=info)
+    with tempfile.TemporaryDirectory(prefix=f"isles_predict_{case.name}_") as staging:
+        if not any(images[name].is_file() for name in RAW_CHANNELS if name != "CT") and ctp.is_file():
+            from isles_pipeline.perfusion.pipeline import computed_map_images
+
+            ct = read_image(images["CT"])
+            for modality, image in computed_map_images(read_image(ctp), f"{case.name}: {ctp.name}").items():
+                image.CopyInformation(ct)
+                images[ISLES_TO_RAW[modality]] = Path(staging) / f"{ISLES_TO_RAW[modality]}.nii"
+                write_image(image, images[ISLES_TO_RAW[modality]])
+        result = preprocess_case(images, ctp, configuration, case=case.name, case_info=info)
     return PreparedCase(case.name, result, _read_truth(label), result.properties.get("ct_mtt_id"))
 
 
 def _prepare_isles(case: InputCase, configuration: dict) -> PreparedCase:
     source = read_case_layout(case.path, require_label=False)
     images = load_case(source, "Ts")
+    add_computed_maps(source, images, compute_all=False)  # a case without maps: computed from its series
     truth = sitk.GetArrayFromImage(images["OT"]) > 0 if "OT" in images else None
     with tempfile.TemporaryDirectory(prefix=f"isles_predict_{case.name}_") as staging:
         staging = Path(staging)

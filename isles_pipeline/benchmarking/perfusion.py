@@ -1,0 +1,83 @@
+"""Speed and memory of `compute_maps` on a full-size series: 16 slices of 256 x 256, 50 frames.
+
+    python -m isles_pipeline.benchmarking.perfusion [-device auto|cpu|cuda] [-method osvd] [-repeats 1]
+        [--no_denoise] [-threads N]
+
+On a CPU shared with other jobs, torch's two OpenMP threads spin-wait on each other and CPU time balloons:
+`-threads 1` gives the figure a busy machine can reproduce.
+
+The series is a phantom slab (the project's simulator, 16 slices, 1 s frames), simulated before timing.
+Reported: wall time of each `compute_maps` call, CPU time, the peak resident memory of the process during the
+calls (`PeakMemory`) and the resident memory before them (the series itself, ~210 MB, is counted in both).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import time
+
+import numpy as np
+import torch
+
+from isles_pipeline.benchmarking.preprocess import PeakMemory
+from isles_pipeline.dataset_conversion.phantom.case import Patient, simulate_slab
+from isles_pipeline.perfusion import compute_maps
+
+
+def full_size_series(num_slices: int = 16, size: int = 256, frames: int = 50, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    patient = dataclasses.replace(Patient.draw(rng, 1, size), num_slices=num_slices, slice_mm=5.0)
+    case = simulate_slab(rng, patient, 0, frames, 1.0, size)
+    return case["series"], case["spacing_zyx"]
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(device: str = "auto", method: str = "osvd", repeats: int = 1, num_slices: int = 16, size: int = 256,
+        frames: int = 50, denoise: bool = True) -> dict:
+    series, spacing = full_size_series(num_slices, size, frames)
+    times = np.arange(series.shape[0], dtype=float)
+    with PeakMemory() as idle:
+        time.sleep(0.2)
+    walls, cpus = [], []
+    with PeakMemory() as memory:
+        for _ in range(repeats):
+            start, cpu = time.perf_counter(), _cpu_seconds()
+            result = compute_maps(series, times, spacing, method=method, device=device, denoise=denoise)
+            if result.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            walls.append(time.perf_counter() - start)
+            cpus.append(_cpu_seconds() - cpu)
+    return {
+        "series_shape_tzyx": list(series.shape), "method": method, "device": result.device, "denoise": denoise,
+        "torch_threads": torch.get_num_threads(), "wall_s": [round(w, 2) for w in walls],
+        "cpu_s": [round(c, 1) for c in cpus], "peak_rss_gb": round(memory.peak_bytes / 1e9, 3),
+        "rss_before_gb": round(idle.peak_bytes / 1e9, 3), "brain_voxels": int(result.masks.valid.sum()),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("-method", default="osvd")
+    parser.add_argument("-repeats", type=int, default=1)
+    parser.add_argument("-slices", type=int, default=16)
+    parser.add_argument("-size", type=int, default=256)
+    parser.add_argument("-frames", type=int, default=50)
+    parser.add_argument("--no_denoise", action="store_true", help="time the deconvolution path alone")
+    parser.add_argument("-threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(json.dumps(run(args.device, args.method, args.repeats, args.slices, args.size, args.frames,
+                         not args.no_denoise)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
