@@ -33,6 +33,7 @@ setup(
             "isles_evaluate=isles_pipeline.cli.evaluate:main",
             "isles_demo=isles_pipeline.cli.demo:main",
             "isles_benchmark=isles_pipeline.benchmarking.suite:main",
+            "isles_perfusion_maps=isles_pipeline.cli.perfusion_maps:main",
         ]
     },
 )

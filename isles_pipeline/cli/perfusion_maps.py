@@ -1,0 +1,53 @@
+"""isles_perfusion_maps: CBF, CBV, MTT, Tmax and TTP from a raw 4D CT perfusion series."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..dataset_conversion.nifti_io import NiftiError
+from ..perfusion import METHODS, compute_maps
+from ..perfusion.io import read_series, write_outputs
+from ..preprocessing.errors import CaseError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isles_perfusion_maps", description=__doc__)
+    parser.add_argument("-i", dest="input", required=True, type=Path, help="4D CTP series (.nii or .nii.gz), HU")
+    parser.add_argument("-o", dest="output", required=True, type=Path,
+                        help="output folder: cbf, cbv, mtt, tmax, ttp .nii.gz, aif.json, qc.png")
+    parser.add_argument("-method", default="osvd", choices=METHODS,
+                        help="deconvolution (default osvd: block-circulant SVD, oscillation-index threshold)")
+    parser.add_argument("-frame_times", type=Path, default=None,
+                        help="CSV of per-frame times in seconds (non-uniform protocols); default: the header's "
+                             "frame interval (pixdim[4])")
+    parser.add_argument("-device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--no_vof_correction", action="store_true",
+                        help="do not rescale the AIF's area to the venous output function's")
+    parser.add_argument("--no_denoise", action="store_true", help="skip the spatial denoising")
+    parser.add_argument("--no_qc", action="store_true", help="do not write qc.png")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        series, image, times = read_series(args.input, args.frame_times)
+        result = compute_maps(series, times, image.GetSpacing()[2::-1], method=args.method, device=args.device,
+                              denoise=not args.no_denoise, vof_correction=not args.no_vof_correction,
+                              name=str(args.input))
+    except (CaseError, NiftiError) as error:
+        print(f"isles_perfusion_maps: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:  # e.g. -device cuda without a GPU
+        print(f"isles_perfusion_maps: {args.input}: {error}", file=sys.stderr)
+        return 1
+    write_outputs(result, image, args.output, source=str(args.input), qc=not args.no_qc)
+    arterial = result.arterial
+    print(f"wrote cbf, cbv, mtt, tmax, ttp, aif.json{'' if args.no_qc else ', qc.png'} to {args.output} "
+          f"({result.method} on {result.device}; AIF peak {arterial.aif.max():.0f} HU, scale {arterial.scale:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

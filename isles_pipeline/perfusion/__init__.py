@@ -1,0 +1,40 @@
+"""Perfusion maps from a raw 4D CT perfusion series: CBF, CBV, MTT, Tmax, TTP, vendor-independent.
+
+One call does everything::
+
+    from isles_pipeline.perfusion import compute_maps
+    result = compute_maps(series_tzyx_hu, frame_times_s, spacing_zyx_mm, method="osvd", device="auto")
+    result.maps["cbf"]        # (Z, Y, X) float32, ml/100g/min; also cbv (ml/100g), mtt, tmax, ttp (s)
+    result.arterial           # ArterialInput: AIF, VOF, their voxels, the VOF scale, the grid
+    result.masks.valid        # where maps are defined (brain parenchyma without CSF, bone, vessels)
+
+The building blocks, each usable alone (all curves are (frames, voxels) arrays on one uniform grid):
+
+- `timing`: `uniform_frame_times(n, dt)`, `check_frame_times`, `uniform_grid(times)`,
+  `resampling_matrix(times, grid)` (linear interpolation in time as one matrix).
+- `baseline`: `baseline_frame_count(head_curve, step_s)` (pre-contrast window; CaseError when no bolus),
+  `subtract_baseline(curves, count)`, `arrival_index`, `full_width_half_maximum`.
+- `denoise`: `estimate_noise_sd`, `profile_bilateral(frames_tyx, noise_sd, pixel_mm)` (edge-preserving in
+  space, each frame filtered with weights shared by all frames: nothing is smoothed along time).
+- `aif`: `select_arterial_input(enhancement_nzyx, search_mask, grid_s, noise_sd)` -> `ArterialInput`.
+- `deconvolution`: `convolution_matrix(aif, step_s, circulant)`, `Deconvolver.for_aif(aif, step_s, method,
+  device)` then `.residues(curves)` -> (2N or N, V) residues k = (rho/kH) CBF R(t), in 1/s;
+  `oscillation_index`. Methods: osvd, bcsvd, ssvd (non-circulant, delay-sensitive), tikhonov.
+- `maps`: `flow_and_tmax(residues, step_s, n)`, `blood_volume(curves, aif)`, `transit_time(cbv, cbf)`,
+  `time_to_peak(curves, grid_s)`; constants RHO = 1.05 g/ml, K_H = 0.73.
+- `masks`: `tissue_masks(baseline_hu, spacing_zyx)` -> `TissueMasks`, `vessel_mask(cbv, brain)`.
+- `device`: `resolve_device("auto" | "cpu" | "cuda")`.
+- `io`: `read_series(path, frame_times_csv)` and `write_outputs(result, reference_image, out_dir)` (the
+  command `isles_perfusion_maps`).
+
+Input problems raise `isles_pipeline.preprocessing.errors.CaseError`, one line naming the series.
+"""
+from .aif import ArterialInput, select_arterial_input
+from .compute import MIN_FRAMES, PerfusionResult, check_series, compute_maps
+from .deconvolution import METHODS, Deconvolver, convolution_matrix, oscillation_index
+from .maps import K_H, MAP_NAMES, RHO
+
+__all__ = [
+    "ArterialInput", "Deconvolver", "K_H", "MAP_NAMES", "METHODS", "MIN_FRAMES", "PerfusionResult", "RHO",
+    "check_series", "compute_maps", "convolution_matrix", "oscillation_index", "select_arterial_input",
+]

@@ -1,0 +1,103 @@
+"""Automatic arterial input (AIF) and venous output (VOF) functions.
+
+AIF, the way clinical packages pick it (e.g. Mouridsen et al., MRM 2006; Kudo et al. 2013 describe the
+vendors' variants): among voxels of the search region (intracranial, away from bone so that partial volume
+with the skull and its beam hardening cannot mimic a bolus), keep the strongest enhancers (top
+`CANDIDATE_PERCENTILE` of peak enhancement), then the early ones (time to peak no later than the candidates'
+median: veins peak late), and rank these by peak / full width at half maximum (a narrow, high first
+pass). The AIF is the mean curve of the best `AIF_VOXELS`: averaging a few voxels limits noise, ranking
+by height limits partial volume.
+
+VOF: the largest-area curves that peak after the AIF (the venous sinus, wide and free of partial volume).
+A partial-volumed AIF is too small, which scales CBF and CBV up; a first pass conserves indicator mass, so
+the AIF's area should equal the VOF's: when the VOF's area is larger, the AIF is scaled up to it (never
+down: a small VOF is itself partial-volumed). Capped at `MAX_VOF_SCALE`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from isles_pipeline.preprocessing.errors import CaseError
+
+from .baseline import full_width_half_maximum
+
+CANDIDATE_PERCENTILE = 99.0
+AIF_VOXELS = 8
+VOF_VOXELS = 8
+MIN_AIF_TO_TISSUE = 3.0  # an arterial peak is several times the median tissue peak
+MIN_AIF_SNR = 10.0  # and far above the noise
+VOF_MIN_LAG_S = 2.0
+MAX_VOF_SCALE = 3.0
+
+
+@dataclass
+class ArterialInput:
+    """The AIF (and VOF) a deconvolution used, on the uniform grid; curves are enhancement in HU."""
+
+    grid_s: np.ndarray
+    aif: np.ndarray  # as measured (mean of the chosen voxels)
+    aif_voxels: np.ndarray  # (K, 3) z, y, x indices
+    vof: np.ndarray | None = None
+    vof_voxels: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), int))
+    scale: float = 1.0  # the AIF used is aif * scale (VOF area correction)
+    baseline_frames: int = 1
+
+    @property
+    def scaled_aif(self) -> np.ndarray:
+        return self.aif * self.scale
+
+    def to_json(self) -> dict:
+        round_list = lambda a: [round(float(x), 4) for x in a]
+        return {
+            "grid_s": round_list(self.grid_s),
+            "aif_hu": round_list(self.aif),
+            "aif_voxels_zyx": self.aif_voxels.tolist(),
+            "vof_hu": None if self.vof is None else round_list(self.vof),
+            "vof_voxels_zyx": self.vof_voxels.tolist(),
+            "aif_scale": float(self.scale),
+            "aif_peak_hu": float(self.aif.max()),
+            "aif_area_hu_s": float(self.aif.sum() * (self.grid_s[1] - self.grid_s[0])) if len(self.grid_s) > 1
+            else None,
+            "baseline_frames": int(self.baseline_frames),
+        }
+
+
+def select_arterial_input(enhancement: np.ndarray, search: np.ndarray, grid_s: np.ndarray, noise_sd: float,
+                          baseline_frames: int = 1, vof_correction: bool = True,
+                          name: str = "series") -> ArterialInput:
+    """Pick AIF and VOF from (N, Z, Y, X) baseline-subtracted curves inside the boolean `search` mask.
+
+    Raises CaseError when no voxel enhances like an artery.
+    """
+    positions = np.argwhere(search)
+    if len(positions) == 0:
+        raise CaseError(name, "no arterial voxel found (no intracranial soft tissue to search)")
+    curves = enhancement[:, search]  # (N, V)
+    peak = curves.max(axis=0)
+    time_to_peak = curves.argmax(axis=0)
+    step = float(grid_s[1] - grid_s[0]) if len(grid_s) > 1 else 1.0
+    tissue_peak = float(np.median(peak))
+    floor = max(MIN_AIF_TO_TISSUE * tissue_peak, MIN_AIF_SNR * noise_sd, 1e-6)
+    strong = np.flatnonzero((peak >= np.percentile(peak, CANDIDATE_PERCENTILE)) & (peak >= floor))
+    if strong.size == 0:
+        raise CaseError(name, f"no arterial voxel found: the strongest enhancement {peak.max():.3g} HU is not "
+                              f"above {floor:.3g} HU (3x the median tissue peak, 10x the noise)")
+    early = strong[time_to_peak[strong] <= np.median(time_to_peak[strong])]
+    width = np.maximum(full_width_half_maximum(curves[:, early]), 1)
+    best = early[np.argsort(-(peak[early] / width), kind="stable")[:AIF_VOXELS]]
+    aif = curves[:, best].mean(axis=1)
+    result = ArterialInput(np.asarray(grid_s, float), aif, positions[best], baseline_frames=baseline_frames)
+
+    aif_peak_time = int(np.argmax(aif))
+    late = strong[(time_to_peak[strong] - aif_peak_time) * step >= VOF_MIN_LAG_S]
+    if late.size:
+        area = curves[:, late].sum(axis=0)
+        venous = late[np.argsort(-area, kind="stable")[:VOF_VOXELS]]
+        result.vof = curves[:, venous].mean(axis=1)
+        result.vof_voxels = positions[venous]
+        if vof_correction:
+            ratio = float(result.vof.sum() / max(aif.sum(), 1e-12))
+            result.scale = float(np.clip(ratio, 1.0, MAX_VOF_SCALE))
+    return result

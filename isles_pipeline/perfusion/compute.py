@@ -1,0 +1,157 @@
+"""`compute_maps`: CBF, CBV, MTT, Tmax and TTP from a raw 4D CTP series, with the AIF/VOF it used.
+
+Steps (each a module of this package): check the input; frame times -> uniform grid (timing); spatial
+edge-preserving denoising per frame (denoise); baseline window from the head curve and baseline subtraction
+(baseline); brain/CSF/bone masks from the baseline image (masks); AIF and VOF (aif); one SVD of the AIF and
+the deconvolution of every brain voxel (deconvolution); the maps (maps); vessels removed (masks).
+The 4D series is visited slice by slice, so the peak memory stays near two copies of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from isles_pipeline.preprocessing.errors import CaseError
+
+from .aif import ArterialInput, select_arterial_input
+from .baseline import baseline_frame_count
+from .deconvolution import CHUNK_VOXELS, METHODS, Deconvolver
+from .denoise import estimate_noise_sd, masked_gaussian, profile_bilateral
+from .device import resolve_device
+from .maps import blood_volume, flow_and_tmax, time_to_peak, transit_time
+from .masks import BONE_HU, BONE_MARGIN_MM, CSF_HU, TissueMasks, _margin_structure, tissue_masks, vessel_mask
+from .timing import check_frame_times, resampling_matrix, uniform_grid
+
+MIN_FRAMES = 10
+DEFAULT_SMOOTHING_MM = 2.0
+VESSEL_PEAK_FACTOR = 4.0  # a parenchyma voxel peaking 4x above the median is a vessel: kept out of smoothing
+
+
+def _smooth_parenchyma(curves: np.ndarray, brain: np.ndarray, sigma_mm: float, spacing_zyx, device) -> None:
+    """Masked Gaussian of the (N, Z, Y, X) enhancement curves, in place, slice by slice; the mask is the
+    parenchyma without vessel-like voxels (their much higher curves would leak into their neighbours)."""
+    peak = curves.max(axis=0)
+    reference = float(np.median(peak[brain])) if brain.any() else 0.0
+    mask = brain & (peak <= VESSEL_PEAK_FACTOR * max(reference, 1e-6))
+    pixel_mm = (float(spacing_zyx[1]), float(spacing_zyx[2]))
+    for z in range(curves.shape[1]):
+        if mask[z].any():
+            smoothed = masked_gaussian(torch.as_tensor(curves[:, z], device=device),
+                                       torch.as_tensor(mask[z], device=device), sigma_mm, pixel_mm)
+            curves[:, z] = smoothed.cpu().numpy()
+
+
+@dataclass
+class PerfusionResult:
+    """Maps (Z, Y, X) float32 in ml/100g/min (cbf), ml/100g (cbv), s (mtt, tmax, ttp); 0 outside `masks.valid`."""
+
+    maps: dict[str, np.ndarray]
+    masks: TissueMasks
+    arterial: ArterialInput
+    method: str
+    noise_sd_hu: float
+    device: str
+    settings: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {"method": self.method, "device": self.device, "noise_sd_hu": round(self.noise_sd_hu, 3),
+                "brain_voxels": int(self.masks.valid.sum()), **self.settings}
+
+
+def check_series(series: np.ndarray, name: str = "series") -> None:
+    """CaseError for what cannot be deconvolved: not 4D, too few frames, non-finite values."""
+    if series.ndim != 4:
+        raise CaseError(name, f"expected a 4D CTP series (time, z, y, x), got {series.ndim}D of shape "
+                              f"{tuple(series.shape)}")
+    if series.shape[0] < MIN_FRAMES:
+        raise CaseError(name, f"{series.shape[0]} frames: at least {MIN_FRAMES} are needed to deconvolve")
+    for z in range(series.shape[1]):
+        if not np.isfinite(series[:, z]).all():
+            raise CaseError(name, "NaN or infinite values in the 4D CTP series")
+
+
+def _head_curve(series: np.ndarray) -> np.ndarray:
+    """Mean of each frame over soft tissue of the first frame (neither air, CSF nor bone)."""
+    first = np.asarray(series[0], dtype=np.float32)
+    mask = (first >= CSF_HU) & (first < BONE_HU)
+    if not mask.any():
+        mask = np.ones_like(first, bool)
+    return np.array([float(np.asarray(series[t], np.float32)[mask].mean()) for t in range(series.shape[0])])
+
+
+def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "osvd", device: str = "auto",
+                 denoise: bool = True, smoothing_mm: float = DEFAULT_SMOOTHING_MM, vof_correction: bool = True, mask_vessels: bool = True,
+                 name: str = "series", **deconvolution_settings) -> PerfusionResult:
+    """Perfusion maps of a (T, Z, Y, X) series in HU.
+
+    frame_times_s: T acquisition times (s), strictly increasing (non-uniform allowed).
+    spacing_zyx: voxel size in mm (z, y, x), for the denoising kernels and the bone margin.
+    denoise: the profile bilateral filter on every frame, then (smoothing_mm > 0) a Gaussian of that SD
+    inside the parenchyma mask (see `denoise`), both in-plane only.
+    method: osvd (default), bcsvd, ssvd, tikhonov (see `deconvolution`); device: auto, cpu, cuda.
+    deconvolution_settings: `oscillation_index`, `truncation`, `tikhonov` of `Deconvolver`.
+    Raises CaseError (one line: name and problem) for input that cannot give maps.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    check_series(series, name)
+    times = check_frame_times(frame_times_s, series.shape[0], name)
+    torch_device = resolve_device(device)
+    grid = uniform_grid(times)
+    step = float(grid[1] - grid[0])
+    resample = resampling_matrix(times, grid)  # (N, T)
+    baseline_count = baseline_frame_count(resample @ _head_curve(series), step, name)
+
+    raw_baseline = max(int(np.searchsorted(times, grid[baseline_count - 1], side="right")), 2)
+    soft = (np.asarray(series[0]) >= CSF_HU) & (np.asarray(series[0]) < BONE_HU)
+    noise_sd = estimate_noise_sd(np.asarray(series[:raw_baseline], np.float32), soft)
+
+    _, depth, height, width = series.shape
+    operator = torch.as_tensor(resample, dtype=torch.float32, device=torch_device)
+    curves = np.empty((len(grid), depth, height, width), np.float32)
+    for z in range(depth):
+        frames = torch.as_tensor(np.asarray(series[:, z], np.float32), device=torch_device)
+        if denoise:
+            frames = profile_bilateral(frames, noise_sd, (float(spacing_zyx[1]), float(spacing_zyx[2])))
+        curves[:, z] = (operator @ frames.reshape(frames.shape[0], -1)).reshape(-1, height, width).cpu().numpy()
+    baseline_image = curves[:baseline_count].mean(axis=0)
+    curves -= baseline_image[None]
+
+    masks = tissue_masks(baseline_image, spacing_zyx)
+    if denoise and smoothing_mm > 0:
+        _smooth_parenchyma(curves, masks.brain, smoothing_mm, spacing_zyx, torch_device)
+    from scipy import ndimage  # local: only the AIF search region needs it here
+
+    search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,
+                                                                                            BONE_MARGIN_MM))
+    denoised_sd = noise_sd / (3.0 if denoise else 1.0)
+    arterial = select_arterial_input(curves, search, grid, denoised_sd, baseline_count, vof_correction, name)
+    aif = arterial.scaled_aif
+
+    deconvolver = Deconvolver.for_aif(aif, step, method, torch_device, **deconvolution_settings)
+    brain_index = np.flatnonzero(masks.brain.ravel())
+    flat_curves = curves.reshape(len(grid), -1)
+    cbf = np.zeros(masks.brain.size, np.float32)
+    tmax = np.zeros(masks.brain.size, np.float32)
+    cbv = np.zeros(masks.brain.size, np.float32)
+    ttp = np.zeros(masks.brain.size, np.float32)
+    for start in range(0, brain_index.size, CHUNK_VOXELS):
+        index = brain_index[start: start + CHUNK_VOXELS]
+        chunk = flat_curves[:, index]
+        cbf[index], tmax[index] = flow_and_tmax(deconvolver.residues(chunk), step, len(grid))
+        cbv[index] = blood_volume(chunk, aif)
+        ttp[index] = time_to_peak(chunk, grid)
+    shape = masks.brain.shape
+    maps = {"cbf": cbf.reshape(shape), "cbv": cbv.reshape(shape), "tmax": tmax.reshape(shape),
+            "ttp": ttp.reshape(shape)}
+    maps["mtt"] = transit_time(maps["cbv"], maps["cbf"])
+    if mask_vessels:
+        masks.vessels = vessel_mask(maps["cbv"], masks.brain)
+    valid = masks.valid
+    for key in maps:
+        maps[key] = np.where(valid, maps[key], 0.0).astype(np.float32)
+    settings = {"denoise": denoise, "smoothing_mm": smoothing_mm if denoise else 0.0, "vof_correction": vof_correction, "mask_vessels": mask_vessels,
+                "grid_step_s": step, "baseline_frames": baseline_count, **deconvolution_settings}
+    return PerfusionResult(maps, masks, arterial, method, noise_sd, str(torch_device), settings)

@@ -1,0 +1,132 @@
+"""Files of `isles_perfusion_maps`: the 4D series and its frame times in, maps, aif.json and a QC picture out.
+
+Frame times come from a CSV (one time in seconds per frame, in order; commas or new lines; a non-numeric
+first line is a header) when given, else from the 4D header: pixdim[4] in the header's time unit (seconds
+when unset, as in ISLES 2018). A zero or absent interval is an error, never a default.
+Maps are written on the series' exact 3D grid (size, spacing, origin, direction of its first three axes,
+with the ISLES identity-sform quirk resolved by `nifti_io.read_image`).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from isles_pipeline.dataset_conversion.nifti_io import _header, _quiet_itk, read_image, write_image
+from isles_pipeline.files import atomic_path, atomic_write_json
+from isles_pipeline.preprocessing.errors import CaseError
+
+from .compute import PerfusionResult
+from .maps import MAP_NAMES
+from .timing import uniform_frame_times
+
+_TIME_UNIT_SCALE = {8: 1.0, 16: 1e-3, 24: 1e-6}  # NIfTI xyzt_units time bits: s, ms, us
+
+
+def read_frame_times_csv(path: Path) -> np.ndarray:
+    """Frame times (s) from a CSV; CaseError naming the file when it holds anything but numbers."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise CaseError(str(path), f"cannot read frame times ({error.strerror})") from None
+    fields = [f for f in re.split(r"[,;\s]+", text.strip()) if f]
+    values = []
+    for position, field in enumerate(fields):
+        try:
+            values.append(float(field))
+        except ValueError:
+            if position == 0 and not values:
+                continue  # a header such as "time_s"
+            raise CaseError(str(path), f"frame time {field!r} is not a number") from None
+    if not values:
+        raise CaseError(str(path), "no frame times in the file")
+    return np.array(values)
+
+
+def header_frame_interval(path: Path) -> float:
+    """pixdim[4] of a NIfTI header in seconds (0.0 when absent)."""
+    with _quiet_itk():
+        header = _header(Path(path))
+    interval = float(header.get("pixdim[4]", "0") or 0)
+    units = int(float(header.get("xyzt_units", "0") or 0)) & 0x38
+    return interval * _TIME_UNIT_SCALE.get(units, 1.0)
+
+
+def read_series(path: Path, frame_times_csv: Path | None = None) -> tuple[np.ndarray, sitk.Image, np.ndarray]:
+    """(T, Z, Y, X) float32 series, the 4D image (geometry), and the frame times in seconds."""
+    path = Path(path)
+    image = read_image(path)
+    if image.GetDimension() != 4:
+        raise CaseError(str(path), f"expected a 4D CTP series, got a {image.GetDimension()}D image of size "
+                                   f"{image.GetSize()}")
+    series = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    if frame_times_csv is not None:
+        times = read_frame_times_csv(frame_times_csv)
+    else:
+        times = uniform_frame_times(series.shape[0], header_frame_interval(path), str(path))
+    return series, image, times
+
+
+def reference_3d(image: sitk.Image) -> sitk.Image:
+    """An empty 3D image with the spatial geometry of a 4D one (its first three axes)."""
+    size = image.GetSize()[:3]
+    reference = sitk.Image(size, sitk.sitkFloat32)
+    reference.SetSpacing(image.GetSpacing()[:3])
+    reference.SetOrigin(image.GetOrigin()[:3])
+    direction = np.array(image.GetDirection()).reshape(4, 4)[:3, :3]
+    reference.SetDirection(tuple(direction.ravel()))
+    return reference
+
+
+def write_outputs(result: PerfusionResult, image4d: sitk.Image, out_dir: Path, source: str = "",
+                  qc: bool = True) -> list[Path]:
+    """cbf/cbv/mtt/tmax/ttp.nii.gz, aif.json and qc.png in `out_dir`, each written atomically."""
+    out_dir = Path(out_dir)
+    reference = reference_3d(image4d)
+    written = []
+    for name in MAP_NAMES:
+        map_image = sitk.GetImageFromArray(result.maps[name])
+        map_image.CopyInformation(reference)
+        write_image(map_image, out_dir / f"{name}.nii.gz")
+        written.append(out_dir / f"{name}.nii.gz")
+    units = {"cbf": "ml/100g/min", "cbv": "ml/100g", "mtt": "s", "tmax": "s", "ttp": "s from the first frame"}
+    atomic_write_json(out_dir / "aif.json", {"source": source, "units": units, **result.summary(),
+                                            **result.arterial.to_json()})
+    written.append(out_dir / "aif.json")
+    if qc:
+        write_qc_png(result, out_dir / "qc.png")
+        written.append(out_dir / "qc.png")
+    return written
+
+
+def write_qc_png(result: PerfusionResult, path: Path) -> None:
+    """AIF and VOF curves, and CBF, CBV, MTT, Tmax of the slice with the most brain, with the AIF voxels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arterial = result.arterial
+    z = int(np.argmax(result.masks.valid.sum(axis=(1, 2))))
+    figure, axes = plt.subplots(1, 5, figsize=(20, 4))
+    axes[0].plot(arterial.grid_s, arterial.scaled_aif, label=f"AIF (x{arterial.scale:.2f})")
+    if arterial.vof is not None:
+        axes[0].plot(arterial.grid_s, arterial.vof, label="VOF")
+    axes[0].set_xlabel("s")
+    axes[0].set_ylabel("enhancement (HU)")
+    axes[0].legend()
+    limits = {"cbf": (0, 80, "ml/100g/min"), "cbv": (0, 6, "ml/100g"), "mtt": (0, 15, "s"), "tmax": (0, 15, "s")}
+    for axis, (name, (low, high, unit)) in zip(axes[1:], limits.items()):
+        shown = axis.imshow(result.maps[name][z], vmin=low, vmax=high, cmap="jet" if name != "cbv" else "viridis")
+        on_slice = arterial.aif_voxels[arterial.aif_voxels[:, 0] == z]
+        axis.scatter(on_slice[:, 2], on_slice[:, 1], s=12, c="white", marker="x")
+        axis.set_title(f"{name} ({unit}), slice {z}")
+        axis.axis("off")
+        figure.colorbar(shown, ax=axis, fraction=0.046)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=80, format="png")
+    plt.close(figure)
