@@ -107,25 +107,32 @@ def simulate_slab(rng, patient: Patient, slab: int, size: int):
     head = labels != AIR
     noise_sd = frame_noise_hu(patient.mas, patient.slice_mm, patient.pixel_mm)
     motion = Motion.draw(rng, len(times))
-    series = np.empty((len(times),) + shape, np.float32)
+    series = np.full((len(times),) + shape, BACKGROUND_HU, np.float32)
+    # Only the head's bounding box (plus room for the motion) is simulated; outside it the air is constant.
+    margin = int(np.ceil(4.5 / patient.pixel_mm)) + 2
+    rows, cols = _bounding_box(head, margin)
+    box = (len(times), rows.stop - rows.start, cols.stop - cols.start)
     for z in range(shape[0]):  # slice by slice keeps the peak memory near one 4D array
-        enhancement = np.zeros((len(times),) + shape[1:], np.float32)
-        perfused = np.flatnonzero(cbf[z] > 0)
-        enhancement.reshape(len(times), -1)[:, perfused] = fraction[z].ravel()[perfused] * tissue_curves(
-            bolus, cbf[z].ravel()[perfused], cbv[z].ravel()[perfused], lesion.delay_s[z].ravel()[perfused],
-            lesion.dispersion_s[z].ravel()[perfused], times)
-        arterial = anatomy.artery[z] > 0
-        enhancement[:, arterial] = aif[:, None] * anatomy.artery[z][arterial]
-        enhancement[:, anatomy.vein[z]] = vof[:, None]
-        enhancement += baseline[z]
-        enhancement[:, ~head[z]] = BACKGROUND_HU
+        enhancement = np.zeros(box, np.float32)
+        cbf_z = cbf[z, rows, cols]
+        perfused = np.flatnonzero(cbf_z > 0)
+        enhancement.reshape(len(times), -1)[:, perfused] = fraction[z, rows, cols].ravel()[perfused] * tissue_curves(
+            bolus, cbf_z.ravel()[perfused], cbv[z, rows, cols].ravel()[perfused],
+            lesion.delay_s[z, rows, cols].ravel()[perfused], lesion.dispersion_s[z, rows, cols].ravel()[perfused],
+            times)
+        artery = anatomy.artery[z, rows, cols]
+        arterial = artery > 0
+        enhancement[:, arterial] = aif[:, None] * artery[arterial]
+        enhancement[:, anatomy.vein[z, rows, cols]] = vof[:, None]
+        enhancement += baseline[z, rows, cols]
+        enhancement[:, ~head[z, rows, cols]] = BACKGROUND_HU
         move(enhancement, motion, patient.pixel_mm, BACKGROUND_HU)
-        frames = correlated_noise(rng, (len(times),) + shape[1:])
+        frames = correlated_noise(rng, box)
         frames *= noise_sd
         frames += enhancement
         np.round(frames, out=frames)
         frames[enhancement == BACKGROUND_HU] = BACKGROUND_HU
-        series[:, z] = frames
+        series[:, z, rows, cols] = frames
     plain_noise = correlated_noise(rng, shape) * 3.0
     plain_ct = np.where(head, np.round(baseline + plain_noise), BACKGROUND_HU).astype(np.int32)
 
@@ -175,6 +182,13 @@ def simulate_slab(rng, patient: Patient, slab: int, size: int):
             "leukoaraiosis": patient.head.leukoaraiosis,
         },
     }
+
+
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """In-plane rows and columns holding `mask` in any slice, widened by `margin` voxels."""
+    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+    return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, mask.shape[1])),
+            slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, mask.shape[2])))
 
 
 def _dwi(rng, labels, lesion, spacing):

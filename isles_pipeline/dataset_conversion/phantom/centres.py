@@ -56,7 +56,8 @@ class Vendor:
     """How a perfusion package turns the series into maps (see vendor_maps.compute_vendor_maps)."""
 
     deconvolution: str  # "ssvd" (delay-sensitive), "bcsvd" or "osvd" (delay-insensitive)
-    svd_threshold: float  # truncation relative to the largest singular value (oSVD: its largest allowed)
+    svd_threshold: float  # sSVD / bcSVD truncation (Tikhonov: lambda), relative to the largest singular value
+    oscillation_index: float  # oSVD: the residue oscillation a voxel's truncation may reach (Wu et al. 2003)
     aif_choice: str  # "peak": highest-peak voxels; "early": earliest-arriving of the high-peak ones
     vof_scaling: bool  # rescale the AIF so its area equals the venous outflow's (partial-volume correction)
     smoothing_mm: float  # in-plane Gaussian sigma applied to every frame before deconvolution
@@ -80,18 +81,18 @@ class Centre:
 
 
 CENTRES = (
-    # A: wide-coverage 1 s protocol, delay-insensitive oSVD, moderate smoothing.
+    # A: wide-coverage 1 s protocol, delay-insensitive oSVD on a 128 matrix, moderate smoothing.
     Centre("A", Protocol(slice_counts=(8, 16), slice_count_probabilities=(0.5, 0.5), slice_mm=(5.0,),
                          pixel_mm=(0.85, 0.95), dense_interval_s=1.0, dense_duration_s=(60, 60),
                          sparse_interval_s=1.0, total_duration_s=(44, 60), mas=(100, 200)),
-           Vendor(deconvolution="osvd", svd_threshold=0.3, aif_choice="early", vof_scaling=True, smoothing_mm=3.0,
-                  matrix_step=1, tmax_definition="residue", cbf_unit_scale=1.0, cbv_unit_scale=10.0,
+           Vendor(deconvolution="osvd", svd_threshold=0.0, oscillation_index=0.035, aif_choice="early", vof_scaling=True, smoothing_mm=3.0,
+                  matrix_step=2, tmax_definition="residue", cbf_unit_scale=1.0, cbv_unit_scale=10.0,
                   hu_window=(15.0, 80.0), vessel_cbv_limit=10.0), 0.3),
     # B: a 4-row scanner's thick slabs, 1 s frames, delay-sensitive standard SVD, the highest noise.
     Centre("B", Protocol(slice_counts=(2, 4), slice_count_probabilities=(0.4, 0.6), slice_mm=(10.0, 12.0),
                          pixel_mm=(0.8, 0.9), dense_interval_s=1.0, dense_duration_s=(60, 60),
                          sparse_interval_s=1.0, total_duration_s=(42, 50), mas=(60, 120)),
-           Vendor(deconvolution="ssvd", svd_threshold=0.2, aif_choice="peak", vof_scaling=False, smoothing_mm=4.0,
+           Vendor(deconvolution="ssvd", svd_threshold=0.2, oscillation_index=0.0, aif_choice="peak", vof_scaling=False, smoothing_mm=4.0,
                   matrix_step=1, tmax_definition="residue", cbf_unit_scale=1.0, cbv_unit_scale=10.0,
                   hu_window=(12.0, 80.0), vessel_cbv_limit=12.0), 0.2),
     # C: an "adaptive" protocol, dense 1.5 s frames over the first pass then 3 s, block-circulant SVD on a
@@ -99,14 +100,15 @@ CENTRES = (
     Centre("C", Protocol(slice_counts=(8, 16, 22), slice_count_probabilities=(0.4, 0.4, 0.2), slice_mm=(5.0,),
                          pixel_mm=(0.9, 1.0), dense_interval_s=1.5, dense_duration_s=(28, 34),
                          sparse_interval_s=3.0, total_duration_s=(48, 63), mas=(80, 150)),
-           Vendor(deconvolution="bcsvd", svd_threshold=0.2, aif_choice="peak", vof_scaling=True, smoothing_mm=3.0,
+           Vendor(deconvolution="bcsvd", svd_threshold=0.2, oscillation_index=0.0, aif_choice="peak", vof_scaling=True, smoothing_mm=3.0,
                   matrix_step=2, tmax_definition="curve", cbf_unit_scale=1.0, cbv_unit_scale=100.0,
                   hu_window=(10.0, 80.0), vessel_cbv_limit=10.0), 0.25),
-    # D: 8 slices of 8 to 10 mm, long 1 s series, oSVD without VOF correction, light smoothing.
+    # D: 4 or 8 slices of 8 to 10 mm, long 1 s series, Tikhonov-regularised circulant deconvolution without
+    # VOF correction, light smoothing.
     Centre("D", Protocol(slice_counts=(4, 8), slice_count_probabilities=(0.4, 0.6), slice_mm=(8.0, 10.0),
                          pixel_mm=(0.8, 1.0), dense_interval_s=1.0, dense_duration_s=(60, 60),
                          sparse_interval_s=1.0, total_duration_s=(52, 63), mas=(120, 250)),
-           Vendor(deconvolution="osvd", svd_threshold=0.25, aif_choice="early", vof_scaling=False, smoothing_mm=2.5,
+           Vendor(deconvolution="tikhonov", svd_threshold=0.15, oscillation_index=0.0, aif_choice="early", vof_scaling=False, smoothing_mm=2.5,
                   matrix_step=1, tmax_definition="residue", cbf_unit_scale=1.0, cbv_unit_scale=10.0,
                   hu_window=(15.0, 80.0), vessel_cbv_limit=10.0), 0.25),
 )

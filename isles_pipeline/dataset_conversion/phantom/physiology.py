@@ -12,7 +12,7 @@ import numpy as np
 
 RHO = 1.05
 K_H = 0.73
-FINE_STEP_S = 0.1  # integration step; frames are sampled from this grid
+FINE_STEP_S = 0.25  # integration step (frame times are multiples of it); frames are sampled from this grid
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def tissue_curves(bolus: Bolus, cbf, cbv, delay_s, dispersion_s, frame_times_s: 
     The arterial input reaching a voxel is the AIF delayed by `delay_s` and dispersed by an exponential
     kernel of mean `dispersion_s` (the standard vascular transport model, e.g. Calamante et al., MRM 2000);
     the tissue then holds it with the residue exp(-t/MTT). Both convolutions are integrated by their exact
-    recursions for an input constant over a step of the fine grid (0.1 s), vectorised over voxels, with the
+    recursions for an input constant over a step of the fine grid (0.25 s), vectorised over voxels, with the
     AIF tabulated once and each voxel's delay rounded to a whole step, so a step costs one gather.
     """
     cbf = np.asarray(cbf, np.float64)

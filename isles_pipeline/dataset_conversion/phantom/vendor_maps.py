@@ -1,23 +1,31 @@
 """Perfusion maps computed from the simulated series the way a centre's vendor software would.
 
 DESIGN section 4: real maps hold no information their series lacks, so the phantom's maps are computed from
-its own 4D series (never the true parameters degraded). The vendor's habits (`centres.Vendor`) decide:
-in-plane smoothing, processing matrix, AIF choice (highest peak, or earliest of the high peaks) and its
-partial-volume rescaling to the venous outflow, delay-sensitive (sSVD) or delay-insensitive (bcSVD, oSVD)
-deconvolution with its truncation, the Tmax definition, the tissue and vessel masks, and the integer
-scaling of CBF and CBV in the ISLES 2018 dtypes (CBF, CBV uint16; MTT, Tmax float64).
+its own 4D series (never the true parameters degraded), with the perfusion engine's building blocks
+(`isles_pipeline.perfusion`: time grid, deconvolution, flow/Tmax/volume/transit formulas). What differs
+between vendors is their habits (`centres.Vendor`): motion-frame rejection, in-plane smoothing, processing
+matrix, the AIF choice and its venous partial-volume rescaling, delay-sensitive (sSVD) or delay-insensitive
+(bcSVD, oSVD) deconvolution and its regularisation, the Tmax definition, the tissue and vessel masks, and the
+integer scaling of CBF and CBV in the ISLES 2018 dtypes (CBF, CBV uint16; MTT, Tmax float64).
 
-Units before scaling: CBF ml/100g/min, CBV ml/100g, MTT and Tmax s.
+Units before scaling: CBF ml/100g/min, CBV ml/100g, MTT and Tmax s. The vendor works on the scanner's own
+frames (non-uniform for centre C), before the series is resampled to 1 s for the ISLES file.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
 
+from isles_pipeline.perfusion.deconvolution import Deconvolver
+from isles_pipeline.perfusion.maps import blood_volume, flow_and_tmax, transit_time
+from isles_pipeline.perfusion.timing import resampling_matrix, uniform_grid
+
 from .centres import Vendor
-from .deconvolution import deconvolve, RHO_OVER_KH
 
 HEAD_HU_LIMIT = 150.0  # baseline above this is bone
+MOTION_JUMP_HU = 3.0  # a frame whose mean head density leaves its neighbours' median by more has moved
+MOTION_WINDOW = 11  # frames in that median: longer than any motion episode
+AIF_VOXELS = 5
 
 
 def baseline_frames(curve: np.ndarray) -> int:
@@ -30,15 +38,14 @@ def baseline_frames(curve: np.ndarray) -> int:
 def reject_moved_frames(series: np.ndarray, head_curve: np.ndarray) -> np.ndarray:
     """Frames whose mean head density jumps away from its neighbours' (motion) replaced by interpolation in
     time between the nearest good frames, as perfusion packages drop corrupted frames."""
-    smooth = ndimage.median_filter(head_curve, size=5, mode="nearest")
-    bad = np.abs(head_curve - smooth) > 2.5
+    smooth = ndimage.median_filter(head_curve, size=MOTION_WINDOW, mode="nearest")
+    bad = np.abs(head_curve - smooth) > MOTION_JUMP_HU
     if not bad.any() or bad.all():
         return series
     good = np.flatnonzero(~bad)
     series = series.copy()
     for t in np.flatnonzero(bad):
-        after = good[good > t]
-        before = good[good < t]
+        before, after = good[good < t], good[good > t]
         if len(before) and len(after):
             w = (t - before[-1]) / (after[0] - before[-1])
             series[t] = (1 - w) * series[before[-1]] + w * series[after[0]]
@@ -47,105 +54,107 @@ def reject_moved_frames(series: np.ndarray, head_curve: np.ndarray) -> np.ndarra
     return series
 
 
-def _uniform(series: np.ndarray, times_s: np.ndarray, step_s: float) -> tuple[np.ndarray, np.ndarray]:
-    grid = np.arange(0.0, float(times_s[-1]) + 1e-6, step_s)
-    if len(grid) == len(times_s) and np.allclose(grid, times_s):
-        return series, grid
-    upper = np.clip(np.searchsorted(times_s, grid, side="right"), 1, len(times_s) - 1)
-    lower = upper - 1
-    w = ((grid - times_s[lower]) / (times_s[upper] - times_s[lower]))[:, None].astype(np.float32)
-    return series[lower] * (1 - w) + series[upper] * w, grid
-
-
-def _pick(curves: np.ndarray, score: np.ndarray, count: int) -> np.ndarray:
-    chosen = np.argsort(score)[-count:]
-    return curves[:, chosen].mean(axis=1)
+def _mean_of_best(curves: np.ndarray, score: np.ndarray) -> np.ndarray:
+    return curves[:, np.argsort(score)[-AIF_VOXELS:]].mean(axis=1)
 
 
 def select_input_functions(curves: np.ndarray, times_s: np.ndarray, choice: str) -> tuple[np.ndarray, np.ndarray]:
-    """(AIF, VOF) from concentration curves (T, N): the vendor's arterial choice and the venous outflow.
+    """(AIF, VOF) from enhancement curves (T, N): the vendor's arterial choice and the venous outflow.
 
-    "peak": the voxels with the highest peaks; "early": among voxels peaking above half the highest peak,
-    those peaking earliest (an artery rather than a vein, the usual automatic rule). The VOF is the voxels
-    with the largest area under the curve among those peaking well after the artery (the venous sinus).
+    Only plausible bolus curves compete (a quiet start, no deep undershoot, a peak in the first 60 % of the
+    scan rising over more than one frame, a fall after it): motion at a bone edge makes spikes and steps.
+    "peak": the highest peaks; "early": among curves peaking above half the highest peak, the earliest.
+    VOF: the largest areas among curves peaking well after the arterial peak (the venous sinus).
     """
     peak = curves.max(axis=0)
-    # A plausible bolus curve: a quiet start, no deep undershoot, a peak in the first 60 % of the scan and a
-    # fall after it (motion at a bone edge makes spikes and steps that would otherwise win).
-    peak_time = times_s[np.argmax(curves, axis=0)]
+    top = np.argmax(curves, axis=0)
+    columns = np.arange(curves.shape[1])
     plausible = ((curves.min(axis=0) > -0.15 * peak) & (np.abs(curves[:2]).max(axis=0) < 0.15 * peak)
-                 & (peak_time < 0.6 * times_s[-1]) & (curves[-1] < 0.6 * peak)
-                 & (curves[np.maximum(np.argmax(curves, axis=0) - 2, 0), np.arange(curves.shape[1])] > 0.1 * peak))
-    if plausible.sum() >= 5:
-        curves, peak = curves[:, plausible], peak[plausible]
+                 & (times_s[top] < 0.6 * times_s[-1]) & (curves[-1] < 0.6 * peak)
+                 & (curves[np.maximum(top - 2, 0), columns] > 0.1 * peak)
+                 & (curves[np.maximum(top - 1, 0), columns] > 0.4 * peak)
+                 & (curves[np.minimum(top + 1, len(curves) - 1), columns] > 0.4 * peak))
+    if plausible.sum() >= AIF_VOXELS:
+        curves, peak, top = curves[:, plausible], peak[plausible], top[plausible]
+    time_to_peak = times_s[top]
+    late = time_to_peak > time_to_peak[np.argmax(peak)] + 2.0
     area = curves.sum(axis=0)
-    time_to_peak = times_s[np.argmax(curves, axis=0)]
-    arterial_peak_time = time_to_peak[np.argmax(peak)]
-    late = time_to_peak > arterial_peak_time + 2.0
-    vof = _pick(curves[:, late], area[late], 5) if late.sum() >= 5 else _pick(curves, area, 5)
+    vof = _mean_of_best(curves[:, late], area[late]) if late.sum() >= AIF_VOXELS else _mean_of_best(curves, area)
     if choice == "early":
         strong = np.flatnonzero(peak > 0.5 * peak.max())
-        score = -time_to_peak[strong] + 1e-3 * peak[strong] / peak.max()
-        aif = _pick(curves[:, strong], score, 5)
+        aif = _mean_of_best(curves[:, strong], -time_to_peak[strong] + 1e-3 * peak[strong] / peak.max())
     else:
-        aif = _pick(curves, peak, 5)
+        aif = _mean_of_best(curves, peak)
     return aif, vof
+
+
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+    if not len(rows):
+        return slice(0, mask.shape[1]), slice(0, mask.shape[2])
+    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+            slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
 
 
 def compute_vendor_maps(series: np.ndarray, times_s: np.ndarray, vendor: Vendor, pixel_mm: float) -> dict:
     """CT_CBF, CT_CBV, CT_MTT, CT_Tmax from a series (T, Z, Y, X) in HU acquired at `times_s`."""
-    shape = series.shape[1:]
-    step = np.diff(times_s).min()
-    head_curve = series[:, series[0] > 0].mean(axis=1) if (series[0] > 0).any() else series.mean(axis=(1, 2, 3))
+    full_shape = series.shape[1:]
+    head = (series[0] > -10) & (series[0] < HEAD_HU_LIMIT)
+    rows, cols = _bounding_box(head, 2)
+    series = series[:, :, rows, cols]  # only the head is processed (a view: nothing copied yet)
+    soft = head[:, rows, cols]
+    head_curve = series[:, soft].mean(axis=1) if soft.any() else series.mean(axis=(1, 2, 3))
     series = reject_moved_frames(series, head_curve)
+    head_curve = series[:, soft].mean(axis=1) if soft.any() else series.mean(axis=(1, 2, 3))
     first = baseline_frames(head_curve)
     baseline = series[:first].mean(axis=0)
     tissue = (baseline > vendor.hu_window[0]) & (baseline < vendor.hu_window[1])
-    head = (baseline > -10) & (baseline < HEAD_HU_LIMIT)
-    sigma = vendor.smoothing_mm / pixel_mm
-    k = vendor.matrix_step
-    ny, nx = shape[1] // k, shape[2] // k
-
-    def prepare(frame: np.ndarray) -> np.ndarray:  # smooth, then the vendor's processing matrix
-        if sigma > 0:
-            frame = ndimage.gaussian_filter(frame, (0, sigma, sigma), truncate=2.5)
-        if k > 1:
-            frame = frame[:, : ny * k, : nx * k].reshape(shape[0], ny, k, nx, k).mean(axis=(2, 4))
-        return frame
-
-    # Enhancement curves; the AIF and VOF are sought over the whole head at full resolution (lightly smoothed).
+    search = (baseline > -10) & (baseline < HEAD_HU_LIMIT)
     enhancement = series - baseline
-    candidates = np.flatnonzero(head.ravel())
-    raw = enhancement.reshape(len(times_s), -1)[:, candidates]
-    aif, vof = select_input_functions(raw, times_s, vendor.aif_choice)
+
+    # The AIF and VOF are sought over the whole head at full resolution, on the vendor's time grid.
+    grid = uniform_grid(np.asarray(times_s, float))
+    step = float(grid[1] - grid[0])
+    to_grid = resampling_matrix(np.asarray(times_s, float), grid).astype(np.float32)
+    candidates = enhancement[:, search]
+    aif, vof = select_input_functions(to_grid @ candidates, grid, vendor.aif_choice)
+    del candidates
     if vendor.vof_scaling and aif.sum() > 0:
         aif = aif * max(vof.sum() / aif.sum(), 1.0)  # partial volume only ever lowers the arterial peak
-    smoothed = np.stack([prepare(enhancement[t]) for t in range(len(times_s))])
-    mask = prepare(tissue.astype(np.float32)) > 0.5
-    curves = smoothed.reshape(len(times_s), -1)[:, mask.ravel()]
-    curves, grid = _uniform(curves, times_s, step)
-    aif_uniform, _ = _uniform(aif[:, None], times_s, step)
-    residue = deconvolve(curves, aif_uniform[:, 0], step, vendor.deconvolution, vendor.svd_threshold)
 
-    cbf = residue.max(axis=0) / RHO_OVER_KH * 6000.0
-    area_ratio = curves.sum(axis=0) / max(float(aif_uniform.sum()), 1e-6)
-    cbv = np.clip(area_ratio / RHO_OVER_KH * 100.0, 0, None)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mtt = np.where(cbf > 0.5, 60.0 * cbv / np.maximum(cbf, 0.5), 0.0)
-    if vendor.tmax_definition == "curve":
-        tmax = grid[np.argmax(curves, axis=0)] - grid[int(np.argmax(aif_uniform[:, 0]))]
+    k = vendor.matrix_step
+    shape = enhancement.shape[1:]
+    ny, nx = shape[1] // k, shape[2] // k
+    if k > 1:  # the processing matrix first (2 x 2 block means), then the smoothing on it
+        enhancement = enhancement[:, :, : ny * k, : nx * k].reshape(len(times_s), shape[0], ny, k, nx, k).mean(axis=(3, 5))
+        tissue_processed = tissue[:, : ny * k, : nx * k].reshape(shape[0], ny, k, nx, k).mean(axis=(2, 4)) > 0.5
     else:
-        tmax = grid[np.argmax(residue[: len(grid)], axis=0)]
-    tmax = np.clip(tmax, 0, None)
+        tissue_processed = tissue
+    sigma = vendor.smoothing_mm / (pixel_mm * k)
+    if sigma > 0:
+        enhancement = ndimage.gaussian_filter(enhancement, (0, 0, sigma, sigma), truncate=2.5)
+    curves = to_grid @ enhancement[:, tissue_processed]
+    del enhancement
+    settings = {"osvd": {"oscillation_index": vendor.oscillation_index},
+                "tikhonov": {"tikhonov": vendor.svd_threshold}}.get(vendor.deconvolution,
+                                                                      {"truncation": vendor.svd_threshold})
+    deconvolver = Deconvolver.for_aif(aif, step, vendor.deconvolution, "cpu", **settings)
+    cbf, tmax = flow_and_tmax(deconvolver.residues(curves), step, len(grid))
+    cbv = blood_volume(curves, aif)
+    mtt = transit_time(cbv, cbf)
+    if vendor.tmax_definition == "curve":  # tissue time to peak minus the AIF's
+        tmax = np.clip(grid[np.argmax(curves, axis=0)] - grid[int(np.argmax(aif))], 0, None)
     vessel = cbv > vendor.vessel_cbv_limit
     maps = {}
     for name, values in (("cbf", cbf), ("cbv", cbv), ("mtt", np.clip(mtt, 0, 30)), ("tmax", tmax)):
-        full = np.zeros(mask.shape, np.float64)
-        full[mask] = np.where(vessel, 0.0, values)
-        if k > 1:
-            full = np.repeat(np.repeat(full, k, axis=1), k, axis=2)
-            full = np.pad(full, ((0, 0), (0, shape[1] - full.shape[1]), (0, shape[2] - full.shape[2])))
-        maps[name] = full * tissue
+        processed = np.zeros(tissue_processed.shape, np.float64)
+        processed[tissue_processed] = np.where(vessel, 0.0, values)
+        if k > 1:  # back to the image matrix by linear interpolation, as the vendor's viewer shows it
+            processed = ndimage.zoom(processed, (1, shape[1] / ny, shape[2] / nx), order=1, grid_mode=True,
+                                     mode="nearest")
+        out = np.zeros(full_shape, np.float64)
+        out[:, rows, cols] = processed[:, : shape[1], : shape[2]] * tissue
+        maps[name] = out
     return {
         "CT_CBF": np.round(np.clip(maps["cbf"] * vendor.cbf_unit_scale, 0, 65535)).astype(np.uint16),
         "CT_CBV": np.round(np.clip(maps["cbv"] * vendor.cbv_unit_scale, 0, 65535)).astype(np.uint16),
