@@ -175,3 +175,34 @@ def test_dwi_grades_the_lesion_and_shows_old_infarcts(small_phantom):
     normal = dwi[:, 10:18].mean()
     assert dwi[:, 25:30].mean() > dwi[:, 20:25].mean() > normal  # graded by damage
     assert dwi[:, :8].mean() > normal  # T2 shine-through of an old infarct, not labelled
+
+
+def _case_arrays(phantom, name):
+    case = phantom / name
+    truth_dir = phantom / "phantom_truth" / name
+    arrays = {m: read_array(next(case.glob(f"SMIR.Brain.XX.O.{m}.*/*.nii")))[0] for m in ("CT_Tmax", "CT_CBF")}
+    for mask in ("core", "penumbra", "tissue_labels"):
+        arrays[mask] = read_array(truth_dir / f"{mask}.nii.gz")[0]
+    return arrays, read_json(truth_dir / "truth.json")
+
+
+def test_hypoperfused_tissue_has_tmax_above_six_seconds_and_normal_tissue_below(phantom):
+    checked = 0
+    for case in sorted(phantom.glob("case_*")):
+        arrays, _ = _case_arrays(phantom, case.name)
+        core, penumbra = arrays["core"].astype(bool), arrays["penumbra"].astype(bool)
+        measured = arrays["CT_CBF"] > 0
+        normal = (arrays["tissue_labels"] == 3) & ~penumbra & ~core & measured
+        assert np.median(arrays["CT_Tmax"][normal]) < 6.0, case.name
+        if (core & measured).sum() >= 200:
+            assert np.median(arrays["CT_Tmax"][core & measured]) > 6.0, case.name
+            checked += 1
+    assert checked >= 5
+
+
+def test_the_arterial_input_arrives_when_the_truth_says(phantom):
+    for case in phantom.glob("case_*"):
+        truth = read_json(phantom / "phantom_truth" / case.name / "truth.json")
+        aif, times = np.array(truth["aif"]), np.array(truth["frame_times_s"])
+        first_rise = times[np.argmax(aif > 0.01 * aif.max())]
+        assert abs(first_rise - truth["aif_arrival_s"]) <= 1.6

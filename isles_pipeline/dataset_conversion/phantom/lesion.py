@@ -114,7 +114,7 @@ def build_lesion(rng, stroke: Stroke, anatomy: Anatomy, coords, spacing_zyx) -> 
         border = ndimage.distance_transform_edt(~healthy, sampling=(1e4,) + tuple(spacing_zyx[1:]))
         # Collaterals reach `reach_mm` into the territory at the penumbral flow level; deeper, flow falls to
         # the floor over a few millimetres (the core). Lenticulostriate end arteries get no collaterals.
-        reach_mm = (10.0 + 45.0 * c) * BRANCH_REACH[stroke.kind]  # a branch leaves less room
+        reach_mm = (15.0 + 50.0 * c) * BRANCH_REACH[stroke.kind]  # a branch leaves less room
         floor, collateral_flow = 0.03 + 0.1 * c, 0.5 + 0.35 * c
         inside = 1.0 / (1.0 + np.exp(-(reach_mm - border) / 5.0))
         supplied = (floor + (collateral_flow - floor) * inside) * (1 + 0.12 * heterogeneity)

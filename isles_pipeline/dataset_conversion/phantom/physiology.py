@@ -35,7 +35,7 @@ class Bolus:
             arrival_s=float(rng.uniform(12, 20) if late else rng.uniform(4, 11)),
             alpha=float(rng.uniform(2.6, 3.4)),
             beta_s=float(rng.uniform(1.3, 2.0)),
-            peak_hu=float(rng.uniform(120, 250) if weak else rng.uniform(250, 500)),
+            peak_hu=float(rng.uniform(150, 250) if weak else rng.uniform(300, 500)),
             recirculation_delay_s=float(rng.uniform(10, 14)),
             recirculation_fraction=float(rng.uniform(0.08, 0.18)),
         )
