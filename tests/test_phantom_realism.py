@@ -13,7 +13,7 @@ from isles_pipeline.dataset_conversion.phantom import generate_phantom
 from isles_pipeline.dataset_conversion.phantom.anatomy import build_anatomy, physical_grid
 from isles_pipeline.dataset_conversion.phantom.generator import plan_cases
 from isles_pipeline.dataset_conversion.phantom.lesion import INTERVAL_LOG_MEAN, INTERVAL_LOG_SD, Stroke, build_lesion
-from isles_pipeline.dataset_conversion.phantom.report import phantom_report
+from isles_pipeline.dataset_conversion.phantom.report import measure_case, phantom_report
 from isles_pipeline.files import read_json
 
 NUM_CASES = 20
@@ -28,7 +28,7 @@ def phantom(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(phantom):
-    return phantom_report(phantom, own_maps=True, num_processes=2)
+    return phantom_report(phantom, own_maps=False, num_processes=2)
 
 
 def test_lesion_volumes_match_isles_2018(report):
@@ -47,13 +47,15 @@ def test_threshold_baseline_scores_like_the_challenge_baseline(report):
     assert 8.0 <= summary["threshold_abs_volume_diff_ml_lesion_cases"] <= 25.0, summary
 
 
-def test_own_deconvolution_recovers_the_truth_at_least_as_well_as_the_delivered_maps(report):
-    """The maps are computed from the series, so they cannot know more than the series does."""
-    summary = report["summary"]
+def test_own_deconvolution_recovers_the_truth_at_least_as_well_as_the_delivered_maps(phantom, report):
+    """The maps are computed from the series, so they cannot know more than the series does: the project's
+    own deconvolution of the written series (on 8 cases, for time) does at least as well."""
+    cases = [measure_case(str(phantom), f"case_{i}", True) for i in range(1, 9)]
     for name in ("cbf", "tmax"):
-        own, delivered = summary[f"median_own_{name}_spearman"], summary[f"median_delivered_{name}_spearman"]
+        own = np.median([c[f"own_{name}_spearman"] for c in cases])
+        delivered = np.median([c[f"delivered_{name}_spearman"] for c in cases])
         assert own >= delivered - 0.02, (name, own, delivered)
-    assert 0.2 <= summary["median_delivered_cbf_spearman"] <= 0.9  # informative, not the truth
+    assert 0.2 <= report["summary"]["median_delivered_cbf_spearman"] <= 0.9  # informative, not the truth
 
 
 def test_centres_differ_and_are_only_in_the_truth(phantom, report):
@@ -85,8 +87,9 @@ def test_delivered_maps_are_a_function_of_the_series_alone(phantom):
         series, image = read_array(next(case.glob("SMIR.Brain.XX.O.CT_4DPWI.*/*.nii")))
         maps = compute_vendor_maps(series, np.array(truth["frame_times_s"]), centre_by_name(truth["centre"]["name"]).vendor,
                                    image.GetSpacing()[0])
-        for modality, array in maps.items():
-            np.testing.assert_array_equal(array, read_array(next(case.glob(f"SMIR.Brain.XX.O.{modality}.*/*.nii")))[0])
+        for modality, array in maps.items():  # equal up to float32 rounding (BLAS threads differ)
+            delivered = read_array(next(case.glob(f"SMIR.Brain.XX.O.{modality}.*/*.nii")))[0].astype(float)
+            assert np.mean(np.abs(array - delivered) > 1e-3 * (1 + np.abs(delivered))) < 0.001, modality
         checked += 1
         if checked == 2:
             break
@@ -106,11 +109,11 @@ def test_non_uniform_protocol_is_resampled_to_one_second_frames(phantom):
     assert found, "no case of the non-uniform centre in 20 cases"
 
 
-def test_report_command_prints_the_table(phantom, capsys, tmp_path):
-    assert report_cli.main([str(phantom), "--no-own-maps", "-o", str(tmp_path / "r.json")]) == 0
+def test_report_command_prints_the_table(small_phantom, capsys, tmp_path):
+    assert report_cli.main([str(small_phantom), "--no-own-maps", "-o", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "threshold baseline over lesion cases: Dice" in out and "lesion volume ml" in out
-    assert read_json(tmp_path / "r.json")["summary"]["cases"] == NUM_CASES
+    assert read_json(tmp_path / "r.json")["summary"]["cases"] == 6
     assert report_cli.main([str(tmp_path)]) == 1
     assert "no phantom_truth" in capsys.readouterr().err
 
@@ -205,4 +208,4 @@ def test_the_arterial_input_arrives_when_the_truth_says(phantom):
         truth = read_json(phantom / "phantom_truth" / case.name / "truth.json")
         aif, times = np.array(truth["aif"]), np.array(truth["frame_times_s"])
         first_rise = times[np.argmax(aif > 0.01 * aif.max())]
-        assert abs(first_rise - truth["aif_arrival_s"]) <= 1.6
+        assert abs(first_rise - truth["aif_arrival_s"]) <= np.diff(times)[:20].max() + 0.5

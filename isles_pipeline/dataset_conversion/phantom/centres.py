@@ -62,7 +62,7 @@ class Vendor:
     vof_scaling: bool  # rescale the AIF so its area equals the venous outflow's (partial-volume correction)
     smoothing_mm: float  # in-plane Gaussian sigma applied to every frame before deconvolution
     matrix_step: int  # 1: full matrix; 2: the map is computed on 2 x 2 blocks (a 128 matrix) and expanded
-    tmax_definition: str  # "residue": time to the residue's peak; "curve": tissue-curve peak minus AIF peak
+    tmax_definition: str  # "residue": the residue's peak, interpolated between samples; "frame": on the grid
     cbf_unit_scale: float  # stored CBF = ml/100g/min times this (uint16)
     cbv_unit_scale: float  # stored CBV = ml/100g times this (uint16)
     hu_window: tuple[float, float]  # baseline HU kept as tissue (CSF and bone outside)
@@ -96,12 +96,12 @@ CENTRES = (
                   matrix_step=1, tmax_definition="residue", cbf_unit_scale=1.0, cbv_unit_scale=10.0,
                   hu_window=(12.0, 80.0), vessel_cbv_limit=12.0), 0.2),
     # C: an "adaptive" protocol, dense 1.5 s frames over the first pass then 3 s, block-circulant SVD on a
-    # 128 matrix, Tmax read from the curves, CBV stored in 0.01 ml/100g.
+    # 128 matrix, Tmax in whole grid steps, CBV stored in 0.01 ml/100g.
     Centre("C", Protocol(slice_counts=(8, 16, 22), slice_count_probabilities=(0.4, 0.4, 0.2), slice_mm=(5.0,),
                          pixel_mm=(0.9, 1.0), dense_interval_s=1.5, dense_duration_s=(28, 34),
                          sparse_interval_s=3.0, total_duration_s=(48, 63), mas=(80, 150)),
            Vendor(deconvolution="bcsvd", svd_threshold=0.2, oscillation_index=0.0, aif_choice="peak", vof_scaling=True, smoothing_mm=3.0,
-                  matrix_step=2, tmax_definition="curve", cbf_unit_scale=1.0, cbv_unit_scale=100.0,
+                  matrix_step=2, tmax_definition="frame", cbf_unit_scale=1.0, cbv_unit_scale=100.0,
                   hu_window=(10.0, 80.0), vessel_cbv_limit=10.0), 0.25),
     # D: 4 or 8 slices of 8 to 10 mm, long 1 s series, Tikhonov-regularised circulant deconvolution without
     # VOF correction, light smoothing.

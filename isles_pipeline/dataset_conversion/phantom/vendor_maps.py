@@ -139,11 +139,14 @@ def compute_vendor_maps(series: np.ndarray, times_s: np.ndarray, vendor: Vendor,
                 "tikhonov": {"tikhonov": vendor.svd_threshold}}.get(vendor.deconvolution,
                                                                       {"truncation": vendor.svd_threshold})
     deconvolver = Deconvolver.for_aif(aif, step, vendor.deconvolution, "cpu", **settings)
-    cbf, tmax = flow_and_tmax(deconvolver.residues(curves), step, len(grid))
+    residues = deconvolver.residues(curves)
+    cbf, tmax = flow_and_tmax(residues, step, len(grid))
+    if vendor.tmax_definition == "frame":  # the residue's largest sample, on the grid: whole steps only
+        position = residues[: len(grid)].argmax(dim=0).cpu().numpy()
+        tmax = (position * step).astype(np.float32)
+    del residues
     cbv = blood_volume(curves, aif)
     mtt = transit_time(cbv, cbf)
-    if vendor.tmax_definition == "curve":  # tissue time to peak minus the AIF's
-        tmax = np.clip(grid[np.argmax(curves, axis=0)] - grid[int(np.argmax(aif))], 0, None)
     vessel = cbv > vendor.vessel_cbv_limit
     maps = {}
     for name, values in (("cbf", cbf), ("cbv", cbv), ("mtt", np.clip(mtt, 0, 30)), ("tmax", tmax)):
