@@ -22,6 +22,7 @@ setup(
     entry_points={
         "console_scripts": [
             "isles_generate_phantom=isles_pipeline.cli.generate_phantom:main",
+            "isles_phantom_report=isles_pipeline.cli.phantom_report:main",
             "isles_convert_isles2018=isles_pipeline.cli.convert_isles2018:main",
             "isles_convert_isles2024=isles_pipeline.cli.convert_isles2024:main",
             "isles_plan_and_preprocess=isles_pipeline.cli.plan_and_preprocess:main",

@@ -1,5 +1,5 @@
-"""The phantom writes exactly the ISLES 2018 layout, and its physics makes a task that is neither trivial
-nor hopeless for a perfusion threshold."""
+"""The phantom writes exactly the ISLES 2018 layout (dtypes, header quirk, names), deterministically for a seed.
+Its physics and calibration are tested in test_phantom_realism.py."""
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +12,6 @@ import pytest
 
 from isles_pipeline.dataset_conversion.nifti_io import read_array
 from isles_pipeline.dataset_conversion.phantom import generate_phantom
-from isles_pipeline.evaluation.threshold_baseline import threshold_core
 
 DTYPES = {"CT": np.int32, "CT_4DPWI": np.float32, "CT_CBF": np.uint16, "CT_CBV": np.uint16,
           "CT_MTT": np.float64, "CT_Tmax": np.float64, "OT": np.uint8, "MR_DWI": np.float32}
@@ -76,56 +75,3 @@ def test_deterministic_for_a_seed_whatever_the_process_count(tmp_path):
     generate_phantom(tmp_path / "c", num_cases=3, seed=12, size=32)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
-
-
-@pytest.fixture(scope="module")
-def twenty_cases(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("physics")
-    generate_phantom(folder, num_cases=20, seed=0, size=128, num_processes=2)
-    cases = []
-    for i in range(1, 21):
-        found = {m: read_array(p)[0] for m, (_, p) in _modalities(folder / f"case_{i}").items()}
-        truth_dir = folder / "phantom_truth" / f"case_{i}"
-        found["labels"] = read_array(truth_dir / "tissue_labels.nii.gz")[0]
-        found["core"] = read_array(truth_dir / "core.nii.gz")[0].astype(bool)
-        found["penumbra"] = read_array(truth_dir / "penumbra.nii.gz")[0].astype(bool)
-        found["truth"] = json.loads((truth_dir / "truth.json").read_text())
-        cases.append(found)
-    return cases
-
-
-def test_grey_matter_enhancement_is_that_of_real_ctp(twenty_cases):
-    grey = 3  # anatomy.GREY
-    for case in twenty_cases:
-        curve = case["CT_4DPWI"][:, case["labels"] == grey].mean(axis=1)
-        enhancement = curve.max() - curve[:3].mean()
-        assert 10 <= enhancement <= 60, enhancement
-
-
-def test_hypoperfused_tissue_has_tmax_above_six_seconds(twenty_cases):
-    with_lesion = [c for c in twenty_cases if c["core"].any()]
-    assert len(with_lesion) >= 12
-    for case in with_lesion:
-        assert np.median(case["CT_Tmax"][case["core"]]) > 6.0
-        assert np.median(case["CT_Tmax"][case["penumbra"]]) > 6.0
-        normal = (case["labels"] == 3) & ~case["penumbra"]
-        assert np.median(case["CT_Tmax"][normal]) < 3.0
-
-
-def test_the_arterial_input_arrives_when_the_truth_says(twenty_cases):
-    for case in twenty_cases:
-        aif = np.array(case["truth"]["aif"])
-        first_rise = np.argmax(aif > 0.01 * aif.max())
-        assert abs(first_rise - case["truth"]["aif_arrival_s"]) <= 1.5
-
-
-def test_threshold_baseline_is_neither_trivial_nor_hopeless(twenty_cases):
-    dices = []
-    for case in twenty_cases:
-        predicted = threshold_core(case["CT_CBF"], case["CT_Tmax"])
-        reference = case["OT"].astype(bool)
-        total = predicted.sum() + reference.sum()
-        dices.append(1.0 if total == 0 else 2 * (predicted & reference).sum() / total)
-    assert 0.15 <= np.mean(dices) <= 0.5, dices
-    # the label is the DWI lesion, not the perfusion core
-    assert any((c["OT"].astype(bool) != c["core"]).sum() > 0.2 * max(c["core"].sum(), 1) for c in twenty_cases)

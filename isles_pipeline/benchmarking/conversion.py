@@ -4,6 +4,9 @@
 
 Generates `-n` TRAINING cases at 256 x 256 into a work folder, then converts them to the raw format, each
 step timed separately with the peak resident memory of the whole process tree (see `PeakMemory`).
+Generation includes everything a case costs: the physics, the noise, and each centre's vendor software
+deconvolving the series into its maps. Wall time moves with other load on the machine; the CPU seconds
+(this process and its workers) and the load averages before and after say how much.
 """
 from __future__ import annotations
 
@@ -51,8 +54,9 @@ def run(work: Path, num_cases: int = 94, num_processes: int = 2, size: int = 256
         lambda: convert_isles2018(training, num_processes=num_processes, output_root=work / "raw"))
     return {
         "num_cases": num_cases, "size": size, "num_processes": num_processes, "cpu_count": os.cpu_count(),
-        "load_average_before": round(load_before, 2),
-        "generate_s": generate_s, "generate_cpu_s": generate_cpu_s, "generate_peak_rss_gb": generate_gb, "phantom_on_disk_gb": _size_gb(training),
+        "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
+        "generate_s": generate_s, "generate_cpu_s": generate_cpu_s,
+        "generate_cpu_s_per_case": round(generate_cpu_s / max(num_cases, 1), 2), "generate_peak_rss_gb": generate_gb, "phantom_on_disk_gb": _size_gb(training),
         "convert_s": convert_s, "convert_cpu_s": convert_cpu_s, "convert_peak_rss_gb": convert_gb, "raw_on_disk_gb": _size_gb(work / "raw"),
         "converted": len(result.converted), "failed": len(result.failures),
     }

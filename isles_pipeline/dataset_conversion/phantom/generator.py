@@ -26,7 +26,6 @@ class CaseSpec:
     patient: Patient
     slab_index: int
     first_id: int
-    num_frames: int
     seed: tuple[int, ...]
 
 
@@ -51,7 +50,6 @@ def plan_cases(num_cases: int, split: str, seed: int, size: int, with_dwi: bool)
         rng = np.random.default_rng([seed, code, patient_number])
         num_slabs = min(2 if rng.random() < 0.4 else 1, num_cases - len(specs))
         patient = Patient.draw(rng, num_slabs, size)
-        num_frames = int(rng.integers(43, 65))  # one protocol per patient, as for the two slabs of a real one
         for slab_index in range(num_slabs):
             specs.append(
                 CaseSpec(
@@ -61,7 +59,6 @@ def plan_cases(num_cases: int, split: str, seed: int, size: int, with_dwi: bool)
                     patient=patient,
                     slab_index=slab_index,
                     first_id=next_id,
-                    num_frames=num_frames,
                     seed=(seed, code, patient_number, slab_index + 1),
                 )
             )
@@ -90,7 +87,7 @@ def patient_label(split: str, spec: CaseSpec) -> str:
 def _write_case(args) -> str:
     out_dir, split, spec, size, with_dwi = args
     rng = np.random.default_rng(list(spec.seed))
-    case = simulate_slab(rng, spec.patient, spec.slab_index, spec.num_frames, 1.0, size)
+    case = simulate_slab(rng, spec.patient, spec.slab_index, size)
     spacing = case["spacing_zyx"]
     case_dir = Path(out_dir) / f"case_{spec.case_number}"
     arrays = {"CT": case["ct"], "CT_4DPWI": case["series"], **case["maps"], "OT": case["ot"], "MR_DWI": case["dwi"]}

@@ -1,11 +1,17 @@
-"""The stroke: a perfusion core inside a penumbra, and a DWI lesion that is not exactly the core.
+"""The stroke: an occlusion, the hypoperfusion it causes, the CTP core, and the later DWI lesion (the OT).
 
-Per DESIGN section 4 the ground truth (OT) is the DWI lesion: its boundary is perturbed, part of the
-perfusion core may be spared on DWI and part of the DWI lesion may be invisible on perfusion, so that a
-perfusion threshold scores a Dice near the challenge's 0.30 and the task is neither trivial nor hopeless.
-In ISLES 2018 the DWI followed the CTP by up to a few hours, so the infarct also grows from the core into
-the penumbra: `growth_mm` is how far, a learnable relation between the maps and the label that a
-threshold cannot capture.
+ISLES 2018 holds acute anterior-circulation large-vessel occlusions (Hakim et al., Stroke 2021). Here:
+- The occlusion site (ICA terminus, M1, one M2 division, A2) sets the affected territory.
+- Collateral status c (0 poor .. 1 good) sets how much flow reaches the territory from its borders
+  (leptomeningeal collaterals enter from neighbouring territories, so the deep centre is worst off, and the
+  lenticulostriate basal ganglia have none), the bolus delay and dispersion, and how fast the core grows.
+- Residual flow fraction q (relative CBF): core at CTP where q < 0.3 (the rCBF < 30 % rule that the
+  threshold baseline applies to the maps), penumbra where the delay exceeds 6 s.
+- The DWI lesion, imaged an unobserved interval after the CTP, is tissue whose flow is below a threshold
+  that rises with that interval, faster with poor collaterals (after the flow-duration thresholds of
+  Jones et al., J Neurosurg 1981), modulated by an unobserved vulnerability field. Some patients reperfuse
+  after the CTP: their DWI lesion is smaller than the CTP core. Some carry emboli elsewhere, visible on
+  perfusion or not. MR is registered to CT within a few millimetres.
 """
 from __future__ import annotations
 
@@ -14,93 +20,138 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .anatomy import ACA, DEEP_GREY, MCA, OLD_INFARCT, Anatomy
 from .fields import smooth_field, voxel_sigma
+
+# CTP-to-MRI interval in ISLES 2018: median 36 min, IQR 25-79 (Hakim et al. 2021). A log-normal fitted to
+# those three quantiles by least squares in log space: mu = mean(ln 25, ln 36, ln 79) = 3.724, sigma =
+# (ln 79 - ln 25) / (2 x 0.6745) = 0.853; its quantiles are 23, 41 and 74 min.
+INTERVAL_LOG_MEAN, INTERVAL_LOG_SD = 3.724, 0.853
+CORE_RCBF = 0.30
+OCCLUSIONS = ("ICA", "M1", "M2", "A2")
+OCCLUSION_PROBABILITIES = (0.12, 0.38, 0.42, 0.08)
+# How far collaterals reach, relative: a branch occlusion leaves a smaller territory for them to cross.
+BRANCH_REACH = {"ICA": 1.0, "M1": 0.8, "M2": 0.45, "A2": 0.45, "none": 1.0}
 
 
 @dataclass(frozen=True)
 class Stroke:
-    """Per-patient lesion geometry (mm, head coordinates) and severity."""
+    """Per-patient stroke parameters (mm in head coordinates, times in minutes)."""
 
-    kind: str  # "none", "small" or "territorial"
-    centre: tuple[float, float, float]  # x, y, z
-    penumbra_radii: tuple[float, float, float]
-    core_fraction: float
-    core_offset: tuple[float, float]
-    spared_fraction: float
-    invisible_blob: bool
-    growth_mm: float
+    kind: str  # "none" or the occlusion site
+    side: float  # -1 or +1 (sign of x)
+    collaterals: float  # 0 poor .. 1 good
+    m2_division: float  # M2: the y (mm) that splits the MCA territory; which half is the sign
+    m2_upper: bool
+    interval_min: float  # CTP to MRI, unobserved
+    reperfused: bool
+    emboli: tuple[tuple[float, float, float, float, bool], ...]  # (x, y, z, radius mm, visible on CTP)
     misregistration_mm: tuple[float, float]
 
     @staticmethod
     def draw(rng: np.random.Generator, z_range_mm: tuple[float, float]) -> "Stroke":
-        kind = rng.choice(["none", "small", "territorial"], p=[0.04, 0.16, 0.8])
-        side = rng.choice([-1.0, 1.0])
-        z = float(rng.uniform(*z_range_mm))
-        if kind == "small":
-            radii = tuple(float(v) for v in rng.uniform([7, 7, 6], [13, 13, 12]))
-            centre = (side * float(rng.uniform(15, 40)), float(rng.uniform(-40, 40)), z)
-        else:
-            radii = tuple(float(v) for v in rng.uniform([18, 22, 15], [32, 40, 35]))
-            centre = (side * float(rng.uniform(28, 42)), float(rng.uniform(-15, 25)), z)
+        kind = "none" if rng.random() < 0.05 else str(rng.choice(OCCLUSIONS, p=OCCLUSION_PROBABILITIES))
+        side = float(rng.choice([-1.0, 1.0]))
+        emboli = []
+        if kind != "none" and rng.random() < 0.25:  # multifocal emboli, mostly in the same hemisphere
+            for _ in range(int(rng.integers(1, 5))):
+                s = side if rng.random() < 0.8 else -side
+                emboli.append((float(s * rng.uniform(20, 55)), float(rng.uniform(-50, 50)),
+                               float(rng.uniform(*z_range_mm)), float(rng.uniform(2.5, 7)), bool(rng.random() < 0.5)))
         return Stroke(
-            kind=str(kind),
-            centre=centre,
-            penumbra_radii=radii,
-            core_fraction=float(rng.uniform(0.35, 0.7)),
-            core_offset=(float(rng.uniform(-0.25, 0.25)), float(rng.uniform(-0.25, 0.25))),
-            spared_fraction=float(rng.uniform(0.0, 0.45)) if rng.random() < 0.8 else 0.0,
-            invisible_blob=bool(rng.random() < 0.5),
-            growth_mm=float(rng.uniform(5.0, 22.0)),
-            misregistration_mm=(float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3))),
+            kind=kind,
+            side=side,
+            collaterals=float(rng.beta(3.0, 2.0)),
+            m2_division=float(rng.uniform(-10, 15)),
+            m2_upper=bool(rng.random() < 0.5),
+            interval_min=float(np.clip(rng.lognormal(INTERVAL_LOG_MEAN, INTERVAL_LOG_SD), 8, 400)),
+            reperfused=bool(rng.random() < 0.12),
+            emboli=tuple(emboli),
+            misregistration_mm=(float(rng.uniform(-2.5, 2.5)), float(rng.uniform(-2.5, 2.5))),
         )
 
 
-def _blob(rng, x, y, z, centre, radii, roughness, spacing_zyx) -> np.ndarray:
-    distance = np.sqrt(
-        ((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((z - centre[2]) / radii[2]) ** 2
-    )
-    return distance + roughness * smooth_field(rng, x.shape, voxel_sigma(6, spacing_zyx)) < 1
+@dataclass
+class Lesion:
+    flow_fraction: np.ndarray  # q: relative CBF (1 normal)
+    volume_fraction: np.ndarray  # relative CBV
+    delay_s: np.ndarray  # extra bolus arrival delay
+    dispersion_s: np.ndarray  # mean transit of the vascular dispersion kernel
+    core: np.ndarray  # bool, q < 0.3 at CTP
+    penumbra: np.ndarray  # bool, delay > 6 s outside the core
+    dwi: np.ndarray  # bool, the OT
+    damage: np.ndarray  # float32 0..1, how far below its infarction threshold (DWI brightness)
 
 
-def _signed_distance_mm(mask: np.ndarray, spacing_zyx) -> np.ndarray:
-    """Negative inside, positive outside (mm)."""
-    if not mask.any():
-        return np.full(mask.shape, 1e3, np.float32)
-    outside = ndimage.distance_transform_edt(~mask, sampling=spacing_zyx)
-    inside = ndimage.distance_transform_edt(mask, sampling=spacing_zyx)
-    return (outside - inside).astype(np.float32)
+def affected_territory(stroke: Stroke, anatomy: Anatomy, y_mm: np.ndarray) -> np.ndarray:
+    own_side = anatomy.hemisphere == stroke.side
+    t = anatomy.territory
+    if stroke.kind == "ICA":
+        return own_side & ((t == MCA) | (t == ACA))
+    if stroke.kind == "M1":
+        return own_side & (t == MCA)
+    if stroke.kind == "M2":
+        upper = y_mm > stroke.m2_division
+        return own_side & (t == MCA) & (upper if stroke.m2_upper else ~upper) & (anatomy.labels != DEEP_GREY)
+    if stroke.kind == "A2":
+        return own_side & (t == ACA)
+    return np.zeros(t.shape, bool)
 
 
-def build_lesion(rng, stroke: Stroke, coords, brain: np.ndarray, spacing_zyx):
-    """Masks (penumbra, core, dwi_lesion) restricted to brain tissue for one slab."""
+def build_lesion(rng, stroke: Stroke, anatomy: Anatomy, coords, spacing_zyx) -> Lesion:
     z, y, x = coords
-    empty = np.zeros(brain.shape, bool)
-    if stroke.kind == "none":
-        return empty, empty.copy(), empty.copy()
-    radii = np.array(stroke.penumbra_radii)
-    penumbra = _blob(rng, x, y, z, stroke.centre, radii, 0.18, spacing_zyx) & brain
-    core_centre = (
-        stroke.centre[0] + stroke.core_offset[0] * radii[0],
-        stroke.centre[1] + stroke.core_offset[1] * radii[1],
-        stroke.centre[2],
-    )
-    core = _blob(rng, x, y, z, core_centre, radii * stroke.core_fraction, 0.25, spacing_zyx) & penumbra
+    shape = anatomy.labels.shape
+    parenchyma = anatomy.labels >= 3
+    c = stroke.collaterals
+    q = np.ones(shape, np.float32)
+    delay = np.clip(0.6 + 0.4 * smooth_field(rng, shape, voxel_sigma(15, spacing_zyx)), 0, 1.5).astype(np.float32)
+    dispersion = np.full(shape, 0.5, np.float32)
+    territory = affected_territory(stroke, anatomy, y) & parenchyma
+    heterogeneity = smooth_field(rng, shape, voxel_sigma(5, spacing_zyx))
+    if territory.any():
+        # distance (mm, in-plane) from the healthy brain, whence the collaterals come
+        healthy = parenchyma & ~territory
+        border = ndimage.distance_transform_edt(~healthy, sampling=(1e4,) + tuple(spacing_zyx[1:]))
+        # Collaterals reach `reach_mm` into the territory at the penumbral flow level; deeper, flow falls to
+        # the floor over a few millimetres (the core). Lenticulostriate end arteries get no collaterals.
+        reach_mm = (15.0 + 50.0 * c) * BRANCH_REACH[stroke.kind]  # a branch leaves less room
+        floor, collateral_flow = 0.03 + 0.1 * c, 0.5 + 0.35 * c
+        inside = 1.0 / (1.0 + np.exp(-(reach_mm - border) / 5.0))
+        supplied = (floor + (collateral_flow - floor) * inside) * (1 + 0.12 * heterogeneity)
+        if stroke.kind in ("ICA", "M1"):
+            supplied = np.where(anatomy.labels == DEEP_GREY, supplied * 0.45, supplied)
+        q = np.where(territory, np.clip(supplied, 0.02, 1.0), q).astype(np.float32)
+        arrival = (2.5 + 7.0 * (1 - c)) * (0.6 + (1 - q))
+        delay = np.where(territory, delay + arrival, delay).astype(np.float32)
+        dispersion = np.where(territory, 0.5 + (1.0 + 3.0 * (1 - c)) * (1 - q), dispersion).astype(np.float32)
+    emboli_dwi = np.zeros(shape, bool)
+    for ex, ey, ez, radius, visible in stroke.emboli:
+        rough = 0.3 * smooth_field(rng, shape, voxel_sigma(3, spacing_zyx))
+        blob = (np.sqrt((x - ex) ** 2 + (y - ey) ** 2 + (z - ez) ** 2) / radius + rough < 1) & parenchyma
+        emboli_dwi |= blob
+        if visible:
+            q = np.where(blob, np.minimum(q, rng.uniform(0.1, 0.35)), q).astype(np.float32)
+            delay = np.where(blob, np.maximum(delay, rng.uniform(4, 9)), delay).astype(np.float32)
+    q = np.where(anatomy.labels == OLD_INFARCT, 1.0, q).astype(np.float32)  # its own low flow is anatomy
+    # Autoregulation keeps or raises CBV in moderately hypoperfused tissue; it collapses in the core.
+    volume = np.clip(0.35 + 1.8 * q, 0, 1.2 + 0.1 * c).astype(np.float32)
+    volume = np.where(q >= 0.999, 1.0, volume).astype(np.float32)
 
-    # DWI lesion: the core grown into the penumbra, with a perturbed boundary ...
-    roughness_mm = 2.5 * smooth_field(rng, brain.shape, voxel_sigma(4, spacing_zyx))
-    core_distance = _signed_distance_mm(core, spacing_zyx)
-    dwi = (core_distance + roughness_mm < stroke.growth_mm) & (penumbra | (core_distance < 2.0)) & brain
-    # ... part of the perfusion core spared (reperfused or not yet diffusion-restricted) ...
-    if stroke.spared_fraction > 0 and core.any():
-        spared_radii = radii * stroke.core_fraction * stroke.spared_fraction * 1.6
-        edge = (stroke.centre[0] + np.sign(stroke.centre[0]) * 0.3 * radii[0], core_centre[1], core_centre[2])
-        dwi &= ~_blob(rng, x, y, z, edge, spared_radii, 0.2, spacing_zyx)
-    # ... and a part that perfusion does not show (a second embolic territory, small and reperfused).
-    if stroke.invisible_blob:
-        offset = rng.uniform(-1, 1, size=2) * radii[:2] * 0.8
-        centre = (stroke.centre[0] + offset[0], stroke.centre[1] + offset[1], stroke.centre[2])
-        dwi |= _blob(rng, x, y, z, centre, radii * rng.uniform(0.15, 0.3), 0.2, spacing_zyx) & brain
-    # MR and CT are registered with an error of a few millimetres in-plane.
-    shift_voxels = (0.0, stroke.misregistration_mm[1] / spacing_zyx[1], stroke.misregistration_mm[0] / spacing_zyx[2])
-    dwi = (ndimage.shift(dwi.astype(np.float32), shift_voxels, order=1) > 0.5) & brain
-    return penumbra, core, dwi
+    core = territory & (q < CORE_RCBF)
+    penumbra = territory & (delay > 6.0) & ~core
+    # Infarction threshold at the MRI: rises from 0.3 with the interval, faster with poor collaterals.
+    minutes = stroke.interval_min
+    time_constant = 40 + 200 * c
+    threshold = CORE_RCBF + 0.22 * (1 - np.exp(-minutes / time_constant))
+    if stroke.reperfused:
+        threshold = CORE_RCBF - float(rng.uniform(0.06, 0.15))
+    vulnerability = 0.06 * smooth_field(rng, shape, voxel_sigma(4, spacing_zyx))
+    margin = threshold - (q + vulnerability)
+    dwi = territory & (margin > 0)
+    dwi |= emboli_dwi
+    damage = np.clip(margin / 0.25, 0, 1).astype(np.float32)
+    damage = np.where(emboli_dwi & (damage == 0), 0.5, damage).astype(np.float32)
+    shift = (0.0, stroke.misregistration_mm[1] / spacing_zyx[1], stroke.misregistration_mm[0] / spacing_zyx[2])
+    dwi = (ndimage.shift(dwi.astype(np.float32), shift, order=1) > 0.5) & parenchyma
+    damage = ndimage.shift(damage, shift, order=1) * dwi
+    return Lesion(q, volume, delay, dispersion, core, penumbra, dwi, damage.astype(np.float32))

@@ -1,46 +1,166 @@
-"""Perfusion maps as a vendor's deconvolution software would deliver them.
+"""Perfusion maps computed from the simulated series the way a centre's vendor software would.
 
-Deconvolution of noisy curves blurs the maps, adds noise that grows with the scan noise, underestimates
-flow when the bolus arrives late (delay-sensitive SVD), lengthens Tmax by dispersion, and masks out CSF
-and the skull. The ISLES 2018 dtypes: CBF and CBV uint16, MTT and Tmax float64.
-Phantom units: CBF in ml/100g/min, CBV in 0.1 ml/100g (x10, so that uint16 keeps a decimal), MTT and
-Tmax in seconds.
+DESIGN section 4: real maps hold no information their series lacks, so the phantom's maps are computed from
+its own 4D series (never the true parameters degraded), with the perfusion engine's building blocks
+(`isles_pipeline.perfusion`: time grid, deconvolution, flow/Tmax/volume/transit formulas). What differs
+between vendors is their habits (`centres.Vendor`): motion-frame rejection, in-plane smoothing, processing
+matrix, the AIF choice and its venous partial-volume rescaling, delay-sensitive (sSVD) or delay-insensitive
+(bcSVD, oSVD) deconvolution and its regularisation, the Tmax definition, the tissue and vessel masks, and the
+integer scaling of CBF and CBV in the ISLES 2018 dtypes (CBF, CBV uint16; MTT, Tmax float64).
+
+Units before scaling: CBF ml/100g/min, CBV ml/100g, MTT and Tmax s. The vendor works on the scanner's own
+frames (non-uniform for centre C), before the series is resampled to 1 s for the ISLES file.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
 
-from .fields import smooth_field, voxel_sigma
+from isles_pipeline.perfusion.deconvolution import Deconvolver
+from isles_pipeline.perfusion.maps import blood_volume, flow_and_tmax, transit_time
+from isles_pipeline.perfusion.timing import resampling_matrix, uniform_grid
 
-CBV_STORAGE_SCALE = 10.0
+from .centres import Vendor
+
+HEAD_HU_LIMIT = 150.0  # baseline above this is bone
+MOTION_JUMP_HU = 3.0  # a frame whose mean head density leaves its neighbours' median by more has moved
+MOTION_WINDOW = 11  # frames in that median: longer than any motion episode
+AIF_VOXELS = 5
 
 
-def degrade_maps(rng, truth: dict[str, np.ndarray], tissue: np.ndarray, vessels: np.ndarray,
-                 noise_sd_hu: float, spacing_zyx) -> dict[str, np.ndarray]:
-    """Vendor-like CBF, CBV, MTT, Tmax from the true parameter maps."""
-    blur = voxel_sigma(1.6, spacing_zyx)
-    relative_noise = 0.08 + 0.015 * noise_sd_hu  # 15 % at 5 HU scan noise, 45 % at 25 HU
+def baseline_frames(curve: np.ndarray) -> int:
+    """How many leading frames precede the bolus: those before the mean curve rises by 10 % of its peak."""
+    rise = curve - curve[:2].mean()
+    first = int(np.argmax(rise > 0.1 * max(rise.max(), 1e-6)))
+    return int(np.clip(first, 2, len(curve) // 3))
 
-    def noisy(values):
-        texture = smooth_field(rng, tissue.shape, voxel_sigma(1.0, spacing_zyx))
-        return ndimage.gaussian_filter(values, blur) * (1 + relative_noise * texture)
 
-    delay_bias = np.clip(1 - 0.025 * truth["delay"], 0.6, 1)
-    cbf = noisy(truth["cbf"] * delay_bias)
-    cbv = noisy(truth["cbv"])
-    cbf = np.where(vessels, 120 + 60 * rng.random(tissue.shape), cbf)
-    cbv = np.where(vessels, 15 + 20 * rng.random(tissue.shape), cbv)
-    cbf = np.clip(cbf, 0, None) * tissue
-    cbv = np.clip(cbv, 0, None) * tissue
-    mtt = np.where(cbf > 0.5, 60.0 * cbv / np.maximum(cbf, 0.5), 0.0)
-    mtt = np.clip(mtt, 0, 30) * tissue
-    dispersion = 0.08 * truth["delay"]  # a late bolus is also a dispersed one
-    tmax = ndimage.gaussian_filter(truth["tmax"], blur) + dispersion
-    tmax = np.clip(tmax + (0.4 + 0.03 * noise_sd_hu) * smooth_field(rng, tissue.shape, blur), 0, None) * tissue
+def reject_moved_frames(series: np.ndarray, head_curve: np.ndarray) -> np.ndarray:
+    """Frames whose mean head density jumps away from its neighbours' (motion) replaced by interpolation in
+    time between the nearest good frames, as perfusion packages drop corrupted frames."""
+    smooth = ndimage.median_filter(head_curve, size=MOTION_WINDOW, mode="nearest")
+    bad = np.abs(head_curve - smooth) > MOTION_JUMP_HU
+    if not bad.any() or bad.all():
+        return series
+    good = np.flatnonzero(~bad)
+    series = series.copy()
+    for t in np.flatnonzero(bad):
+        before, after = good[good < t], good[good > t]
+        if len(before) and len(after):
+            w = (t - before[-1]) / (after[0] - before[-1])
+            series[t] = (1 - w) * series[before[-1]] + w * series[after[0]]
+        else:
+            series[t] = series[before[-1] if len(before) else after[0]]
+    return series
+
+
+def _mean_of_best(curves: np.ndarray, score: np.ndarray) -> np.ndarray:
+    return curves[:, np.argsort(score)[-AIF_VOXELS:]].mean(axis=1)
+
+
+def select_input_functions(curves: np.ndarray, times_s: np.ndarray, choice: str) -> tuple[np.ndarray, np.ndarray]:
+    """(AIF, VOF) from enhancement curves (T, N): the vendor's arterial choice and the venous outflow.
+
+    Only plausible bolus curves compete (a quiet start, no deep undershoot, a peak in the first 60 % of the
+    scan rising over more than one frame, a fall after it): motion at a bone edge makes spikes and steps.
+    "peak": the highest peaks; "early": among curves peaking above half the highest peak, the earliest.
+    VOF: the largest areas among curves peaking well after the arterial peak (the venous sinus).
+    """
+    peak = curves.max(axis=0)
+    top = np.argmax(curves, axis=0)
+    columns = np.arange(curves.shape[1])
+    plausible = ((curves.min(axis=0) > -0.15 * peak) & (np.abs(curves[:2]).max(axis=0) < 0.15 * peak)
+                 & (times_s[top] < 0.6 * times_s[-1]) & (curves[-1] < 0.6 * peak)
+                 & (curves[np.maximum(top - 2, 0), columns] > 0.1 * peak)
+                 & (curves[np.maximum(top - 1, 0), columns] > 0.4 * peak)
+                 & (curves[np.minimum(top + 1, len(curves) - 1), columns] > 0.4 * peak))
+    if plausible.sum() >= AIF_VOXELS:
+        curves, peak, top = curves[:, plausible], peak[plausible], top[plausible]
+    time_to_peak = times_s[top]
+    late = time_to_peak > time_to_peak[np.argmax(peak)] + 2.0
+    area = curves.sum(axis=0)
+    vof = _mean_of_best(curves[:, late], area[late]) if late.sum() >= AIF_VOXELS else _mean_of_best(curves, area)
+    if choice == "early":
+        strong = np.flatnonzero(peak > 0.5 * peak.max())
+        aif = _mean_of_best(curves[:, strong], -time_to_peak[strong] + 1e-3 * peak[strong] / peak.max())
+    else:
+        aif = _mean_of_best(curves, peak)
+    return aif, vof
+
+
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+    if not len(rows):
+        return slice(0, mask.shape[1]), slice(0, mask.shape[2])
+    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+            slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+
+
+def compute_vendor_maps(series: np.ndarray, times_s: np.ndarray, vendor: Vendor, pixel_mm: float) -> dict:
+    """CT_CBF, CT_CBV, CT_MTT, CT_Tmax from a series (T, Z, Y, X) in HU acquired at `times_s`."""
+    full_shape = series.shape[1:]
+    head = (series[0] > -10) & (series[0] < HEAD_HU_LIMIT)
+    rows, cols = _bounding_box(head, 2)
+    series = series[:, :, rows, cols]  # only the head is processed (a view: nothing copied yet)
+    soft = head[:, rows, cols]
+    head_curve = series[:, soft].mean(axis=1) if soft.any() else series.mean(axis=(1, 2, 3))
+    series = reject_moved_frames(series, head_curve)
+    head_curve = series[:, soft].mean(axis=1) if soft.any() else series.mean(axis=(1, 2, 3))
+    first = baseline_frames(head_curve)
+    baseline = series[:first].mean(axis=0)
+    tissue = (baseline > vendor.hu_window[0]) & (baseline < vendor.hu_window[1])
+    search = (baseline > -10) & (baseline < HEAD_HU_LIMIT)
+    enhancement = series - baseline
+
+    # The AIF and VOF are sought over the whole head at full resolution, on the vendor's time grid.
+    grid = uniform_grid(np.asarray(times_s, float))
+    step = float(grid[1] - grid[0])
+    to_grid = resampling_matrix(np.asarray(times_s, float), grid).astype(np.float32)
+    candidates = enhancement[:, search]
+    aif, vof = select_input_functions(to_grid @ candidates, grid, vendor.aif_choice)
+    del candidates
+    if vendor.vof_scaling and aif.sum() > 0:
+        aif = aif * max(vof.sum() / aif.sum(), 1.0)  # partial volume only ever lowers the arterial peak
+
+    k = vendor.matrix_step
+    shape = enhancement.shape[1:]
+    ny, nx = shape[1] // k, shape[2] // k
+    if k > 1:  # the processing matrix first (2 x 2 block means), then the smoothing on it
+        enhancement = enhancement[:, :, : ny * k, : nx * k].reshape(len(times_s), shape[0], ny, k, nx, k).mean(axis=(3, 5))
+        tissue_processed = tissue[:, : ny * k, : nx * k].reshape(shape[0], ny, k, nx, k).mean(axis=(2, 4)) > 0.5
+    else:
+        tissue_processed = tissue
+    sigma = vendor.smoothing_mm / (pixel_mm * k)
+    if sigma > 0:
+        enhancement = ndimage.gaussian_filter(enhancement, (0, 0, sigma, sigma), truncate=2.5)
+    curves = to_grid @ enhancement[:, tissue_processed]
+    del enhancement
+    settings = {"osvd": {"oscillation_index": vendor.oscillation_index},
+                "tikhonov": {"tikhonov": vendor.svd_threshold}}.get(vendor.deconvolution,
+                                                                      {"truncation": vendor.svd_threshold})
+    deconvolver = Deconvolver.for_aif(aif, step, vendor.deconvolution, "cpu", **settings)
+    residues = deconvolver.residues(curves)
+    cbf, tmax = flow_and_tmax(residues, step, len(grid))
+    if vendor.tmax_definition == "frame":  # the residue's largest sample, on the grid: whole steps only
+        position = residues[: len(grid)].argmax(dim=0).cpu().numpy()
+        tmax = (position * step).astype(np.float32)
+    del residues
+    cbv = blood_volume(curves, aif)
+    mtt = transit_time(cbv, cbf)
+    vessel = cbv > vendor.vessel_cbv_limit
+    maps = {}
+    for name, values in (("cbf", cbf), ("cbv", cbv), ("mtt", np.clip(mtt, 0, 30)), ("tmax", tmax)):
+        processed = np.zeros(tissue_processed.shape, np.float64)
+        processed[tissue_processed] = np.where(vessel, 0.0, values)
+        if k > 1:  # back to the image matrix by linear interpolation, as the vendor's viewer shows it
+            processed = ndimage.zoom(processed, (1, shape[1] / ny, shape[2] / nx), order=1, grid_mode=True,
+                                     mode="nearest")
+        out = np.zeros(full_shape, np.float64)
+        out[:, rows, cols] = processed[:, : shape[1], : shape[2]] * tissue
+        maps[name] = out
     return {
-        "CT_CBF": np.round(cbf).astype(np.uint16),
-        "CT_CBV": np.round(cbv * CBV_STORAGE_SCALE).astype(np.uint16),
-        "CT_MTT": mtt.astype(np.float64),
-        "CT_Tmax": tmax.astype(np.float64),
+        "CT_CBF": np.round(np.clip(maps["cbf"] * vendor.cbf_unit_scale, 0, 65535)).astype(np.uint16),
+        "CT_CBV": np.round(np.clip(maps["cbv"] * vendor.cbv_unit_scale, 0, 65535)).astype(np.uint16),
+        "CT_MTT": maps["mtt"].astype(np.float64),
+        "CT_Tmax": maps["tmax"].astype(np.float64),
     }
