@@ -93,10 +93,14 @@ def masked_gaussian(curves: torch.Tensor, mask: torch.Tensor, sigma_mm: float,
     The separable Gaussian (zero outside the slice) is two band-matrix products, B_y @ f @ B_x^T."""
     if sigma_mm <= 0 or not bool(mask.any()):
         return curves
-    weight = mask.to(curves.dtype)
-    stack = torch.cat([curves * weight, weight[None]], dim=0)  # (N + 1, Y, X)
-    rows = _band_matrix(curves.shape[1], _gaussian_taps(sigma_mm / pixel_mm[0], curves.device, curves.dtype))
-    columns = _band_matrix(curves.shape[2], _gaussian_taps(sigma_mm / pixel_mm[1], curves.device, curves.dtype))
+    # only the mask's bounding box matters: the weighted input is 0 outside it, the output is kept only inside
+    ys, xs = (torch.nonzero(mask.any(dim=axis)).flatten() for axis in (1, 0))
+    box = (slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
+    inner, weight = curves[:, box[0], box[1]], mask[box].to(curves.dtype)
+    stack = torch.cat([inner * weight, weight[None]], dim=0)  # (N + 1, y, x)
+    rows = _band_matrix(stack.shape[1], _gaussian_taps(sigma_mm / pixel_mm[0], curves.device, curves.dtype))
+    columns = _band_matrix(stack.shape[2], _gaussian_taps(sigma_mm / pixel_mm[1], curves.device, curves.dtype))
     stack = torch.matmul(torch.matmul(rows, stack), columns.T)
-    smoothed = stack[:-1] / stack[-1].clamp_min(1e-6)
-    return torch.where(mask[None], smoothed, curves)
+    smoothed = curves.clone()
+    smoothed[:, box[0], box[1]] = torch.where(mask[box][None], stack[:-1] / stack[-1].clamp_min(1e-6), inner)
+    return smoothed
