@@ -19,7 +19,9 @@ def _parser(description: str, planner: bool = False, plans_name: bool = False, v
     parser.add_argument("-np", type=int, default=2, help="worker processes (default 2)")
     if planner:
         parser.add_argument("-pl", default="ISLESPlanner",
-                            help="planner class name (ISLESPlanner, ISLESSmallPlanner, or package.module.Class)")
+                            help="planner class name (ISLESPlanner, ISLESSmallPlanner; ISLESPlanner_computedMaps or "
+                                 "ISLESPlanner_bothMaps for our computed perfusion maps instead of or beside the "
+                                 "vendor's: convert with --compute_maps first; or package.module.Class)")
     if plans_name:
         parser.add_argument("-plans_name", default="ISLESPlans", help="plans to preprocess with (default ISLESPlans)")
     if verify:

@@ -11,7 +11,9 @@ Two layouts:
   timing, SMIR ids); `labels<split>/` beside it, when present, gives the truth drawn in overlays.
 Preprocessing is `preprocessing.case_preprocessor.preprocess_case`, the function training data went through.
 A case without perfusion maps (ISLES layout: no map folders; raw: no _0001.._0004 files) gets maps computed
-from its 4D series (`isles_pipeline.perfusion`), as the converter does.
+from its 4D series (`isles_pipeline.perfusion`), as the converter does. Plans on computed maps (map source
+"computed" or "both") get them from `mapsComputed<split>/` beside a raw images folder when the converter made
+them (`--compute_maps`), else computed from the case's series.
 """
 from __future__ import annotations
 
@@ -28,9 +30,12 @@ from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders
 from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image
 from isles_pipeline.files import read_json
 from isles_pipeline.preprocessing.case_preprocessor import PreprocessedCase, preprocess_case
-from isles_pipeline.preprocessing.raw_dataset import RAW_CHANNELS, channel_indices
+from isles_pipeline.preprocessing.raw_dataset import (COMPUTED_CHANNELS, COMPUTED_SUFFIX, RAW_CHANNELS,
+                                                      channel_indices, computed_map_paths)
 
 ISLES_TO_RAW = {"CT": "CT", "CT_CBF": "CBF", "CT_CBV": "CBV", "CT_MTT": "MTT", "CT_Tmax": "Tmax"}
+# Plans whose map source is "computed" or "both" (planners.isles_planner) read these channels.
+ISLES_TO_COMPUTED = {m: f"{name}{COMPUTED_SUFFIX}" for m, name in ISLES_TO_RAW.items() if m != "CT"}
 
 
 @dataclass(frozen=True)
@@ -102,18 +107,38 @@ def raw_input_files(case: InputCase) -> tuple[dict[str, Path], Path, Optional[Pa
     return images, ctp, label if label.is_file() else None
 
 
+def _computed_channels(configuration: dict) -> list[str]:
+    return [name for name in configuration["map_channels"] if name in COMPUTED_CHANNELS]
+
+
+def _stage(images: dict, computed: dict[str, sitk.Image], reference: sitk.Image, staging: Path,
+           names: dict[str, str]) -> None:
+    """Write computed map images (by ISLES modality) as `names[modality]` channels on the CT's grid."""
+    for modality, image in computed.items():
+        image.CopyInformation(reference)
+        images[names[modality]] = staging / f"{names[modality]}.nii"
+        write_image(image, images[names[modality]])
+
+
 def _prepare_raw(case: InputCase, configuration: dict) -> PreparedCase:
     images, ctp, label = raw_input_files(case)
     info = dict(case.dataset.get("cases", {}).get(case.name, {}))
+    needs_computed = bool(_computed_channels(configuration))
+    stored = computed_map_paths(case.path.parent / f"mapsComputed{case.split}", case.name, case.dataset)
+    if needs_computed and all(path.is_file() for path in stored.values()):
+        images.update(stored)  # the converter's --compute_maps already made them
+        needs_computed = False
+    no_vendor = not any(images[name].is_file() for name in RAW_CHANNELS if name != "CT")
     with tempfile.TemporaryDirectory(prefix=f"isles_predict_{case.name}_") as staging:
-        if not any(images[name].is_file() for name in RAW_CHANNELS if name != "CT") and ctp.is_file():
+        if (no_vendor or needs_computed) and ctp.is_file():
             from isles_pipeline.perfusion.pipeline import computed_map_images
 
             ct = read_image(images["CT"])
-            for modality, image in computed_map_images(read_image(ctp), f"{case.name}: {ctp.name}").items():
-                image.CopyInformation(ct)
-                images[ISLES_TO_RAW[modality]] = Path(staging) / f"{ISLES_TO_RAW[modality]}.nii"
-                write_image(image, images[ISLES_TO_RAW[modality]])
+            computed = computed_map_images(read_image(ctp), f"{case.name}: {ctp.name}")
+            if needs_computed:
+                _stage(images, computed, ct, Path(staging), ISLES_TO_COMPUTED)
+            if no_vendor:
+                _stage(images, computed, ct, Path(staging), ISLES_TO_RAW)
         result = preprocess_case(images, ctp, configuration, case=case.name, case_info=info)
     return PreparedCase(case.name, result, _read_truth(label), result.properties.get("ct_mtt_id"))
 
@@ -121,19 +146,21 @@ def _prepare_raw(case: InputCase, configuration: dict) -> PreparedCase:
 def _prepare_isles(case: InputCase, configuration: dict) -> PreparedCase:
     source = read_case_layout(case.path, require_label=False)
     images = load_case(source, "Ts")
-    add_computed_maps(source, images, compute_all=False)  # a case without maps: computed from its series
+    # a case without maps: computed from its series; plans on computed maps: computed for every case
+    add_computed_maps(source, images, compute_all=bool(_computed_channels(configuration)))
     truth = sitk.GetArrayFromImage(images["OT"]) > 0 if "OT" in images else None
     with tempfile.TemporaryDirectory(prefix=f"isles_predict_{case.name}_") as staging:
         staging = Path(staging)
-        paths = {ISLES_TO_RAW[m]: staging / f"{ISLES_TO_RAW[m]}.nii" for m in ISLES_TO_RAW}
-        for modality, raw_name in ISLES_TO_RAW.items():
-            write_image(images[modality], paths[raw_name])
+        names = {**ISLES_TO_RAW, **{f"computed_{m}": name for m, name in ISLES_TO_COMPUTED.items()}}
+        paths = {names[m]: staging / f"{names[m]}.nii" for m in names if m in images}
+        for modality, raw_name in names.items():
+            if modality in images:
+                write_image(images[modality], paths[raw_name])
         ctp = staging / "CTP.nii"
         write_image(images["CT_4DPWI"], ctp)
         del images
         info = {"source_ids": dict(source.ids)}  # the frame interval is in the staged series' header
-        result = preprocess_case({k: paths[k] for k in RAW_CHANNELS}, ctp, configuration, case=case.name,
-                                 case_info=info)
+        result = preprocess_case(paths, ctp, configuration, case=case.name, case_info=info)
     return PreparedCase(case.name, result, truth, source.ids.get("CT_MTT"))
 
 

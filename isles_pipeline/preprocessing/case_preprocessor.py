@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from isles_pipeline.preprocessing.errors import CaseError
 from isles_pipeline.preprocessing.head_mask import head_mask
 from isles_pipeline.preprocessing.image_io import read_3d, read_ctp
 from isles_pipeline.preprocessing.normalization import normalize
-from isles_pipeline.preprocessing.raw_dataset import RAW_CHANNELS, RawCase
+from isles_pipeline.preprocessing.raw_dataset import COMPUTED_CHANNELS, RAW_CHANNELS, RawCase
 from isles_pipeline.preprocessing.resampling import resample_in_plane, resample_label, resampled_geometry
 from isles_pipeline.preprocessing.temporal import TemporalParameters, preprocess_series
 from isles_pipeline.preprocessing.weight_map import sdf_weight_map
@@ -61,18 +61,27 @@ def _check_label(label: np.ndarray, case: str) -> np.ndarray:
     return label.astype(np.uint8)
 
 
-def read_case_inputs(images: Mapping[str, Path], label: Optional[Path], dwi: Optional[Path], case: str):
-    """The 3D maps (by channel name), the CT grid, the label and the DWI, all checked against the CT grid."""
-    missing = [name for name in RAW_CHANNELS if name not in images]
+def read_case_inputs(images: Mapping[str, Path], label: Optional[Path], dwi: Optional[Path], case: str,
+                     map_names: Sequence[str] = RAW_CHANNELS[1:]):
+    """The CT and the 3D maps `map_names` (by channel name: the vendor's CBF ... Tmax and/or the computed
+    CBF_computed ...), the CT grid, the label and the DWI, all checked against the CT grid."""
+    missing = [name for name in ("CT", *map_names) if name not in images]
     if missing:
-        raise CaseError(case, f"no file given for channel(s) {missing}")
+        hint = (" (the plans use computed maps: convert the dataset with --compute_maps)"
+                if set(missing) & set(COMPUTED_CHANNELS) else "")
+        raise CaseError(case, f"no file given for channel(s) {missing}{hint}")
     ct, geometry = read_3d(images["CT"], case, "CT")
     maps = {"CT": ct}
-    for name in RAW_CHANNELS[1:]:
+    for name in map_names:
         maps[name] = read_3d(images[name], case, name, geometry)[0]
     seg = _check_label(read_3d(label, case, "label", geometry)[0], case) if label is not None else None
     dwi_array = read_3d(dwi, case, "DWI", geometry)[0] if dwi is not None else None
     return maps, geometry, seg, dwi_array
+
+
+def planned_map_files(configuration: dict) -> list[str]:
+    """The 3D map files (besides CT, always read for the head mask) the plans' map channels come from."""
+    return [name for name in configuration["map_channels"] if name in RAW_CHANNELS[1:] + COMPUTED_CHANNELS]
 
 
 def _stack_channels(sources: dict, configuration: dict, mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -90,10 +99,10 @@ def _stack_channels(sources: dict, configuration: dict, mask: np.ndarray) -> tup
 def preprocess_case(images: Mapping[str, Path], ctp: Path, configuration: dict, label: Optional[Path] = None,
                     dwi: Optional[Path] = None, case: str = "case",
                     case_info: Optional[dict] = None) -> PreprocessedCase:
-    """Preprocess one case given its files (`images` maps CT, CBF, CBV, MTT, Tmax to paths; `case_info` is
-    its dataset.json["cases"] entry, optional). Raises CaseError naming the case on bad input."""
+    """Preprocess one case given its files (`images` maps CT and the planned maps, CBF, CBV, MTT, Tmax and/or
+    CBF_computed ..., to paths; `case_info` is its dataset.json["cases"] entry, optional). Raises CaseError naming the case on bad input."""
     case_info = dict(case_info or {})
-    maps, geometry, seg, dwi_array = read_case_inputs(images, label, dwi, case)
+    maps, geometry, seg, dwi_array = read_case_inputs(images, label, dwi, case, planned_map_files(configuration))
     series = read_ctp(ctp, case, geometry, case_info.get("frame_interval_s"))
     frames, original_geometry, crop, outside = series.frames, geometry, None, {}
     if configuration.get("ctp_coverage_crop"):  # ISLES 2024: only the slices the CTP covers (coverage.py)

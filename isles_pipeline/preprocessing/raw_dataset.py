@@ -13,13 +13,30 @@ from isles_pipeline.files import read_json
 
 # The five 3D channels of imagesTr, by the names dataset.json's channel_names gives them.
 RAW_CHANNELS = ("CT", "CBF", "CBV", "MTT", "Tmax")
+# The converter's `--compute_maps` writes our own CBF, CBV, MTT, Tmax (isles_pipeline.perfusion) for every case
+# into mapsComputed<split>/ with the vendor channels' file indices; plans name those channels "<map>_computed".
+COMPUTED_SUFFIX = "_computed"
+COMPUTED_CHANNELS = tuple(f"{name}{COMPUTED_SUFFIX}" for name in RAW_CHANNELS[1:])
+
+
+def computed_maps_folder(raw_dataset_folder: Path, split: str = "Tr") -> Path:
+    """Where the converter's `--compute_maps` puts a split's computed maps (mapsComputedTr/Ts)."""
+    return Path(raw_dataset_folder) / f"mapsComputed{split}"
+
+
+def computed_map_paths(folder: Path, name: str, dataset: dict) -> dict[str, Path]:
+    """{"CBF_computed": folder/<name>_0001<ending>, ...}: the computed maps of one case in `folder`."""
+    ending = dataset.get("file_ending", ".nii.gz")
+    indices = channel_indices(dataset)
+    return {f"{ch}{COMPUTED_SUFFIX}": Path(folder) / f"{name}_{indices[ch]:04d}{ending}" for ch in RAW_CHANNELS[1:]}
 DATASET_JSON_KEYS = ("channel_names", "labels", "numTraining", "file_ending")
 
 
 @dataclass(frozen=True)
 class RawCase:
     """The files of one case. `label` and `dwi` are None where the dataset has none; `info` is the case's
-    entry of dataset.json["cases"] ({} if absent)."""
+    entry of dataset.json["cases"] ({} if absent). `images` also holds the computed maps ("CBF_computed" ...)
+    when the dataset has a mapsComputed<split> folder (the files may be absent: reading says so)."""
 
     name: str
     images: dict[str, Path]
@@ -60,6 +77,8 @@ def raw_case(raw_dataset_folder: Path, name: str, dataset: dict, split: str = "T
     ending = dataset.get("file_ending", ".nii.gz")
     indices = channel_indices(dataset)
     images = {ch: folder / f"images{split}" / f"{name}_{indices[ch]:04d}{ending}" for ch in RAW_CHANNELS}
+    if computed_maps_folder(folder, split).is_dir():
+        images.update(computed_map_paths(computed_maps_folder(folder, split), name, dataset))
     label = folder / f"labels{split}" / f"{name}{ending}"
     dwi = folder / f"dwi{split}" / f"{name}{ending}"
     info = dict(dataset.get("cases", {}).get(name, {}))
