@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from isles_pipeline.benchmarking.flops import chain_gflops, forward_gflops, full_networks
 from isles_pipeline.losses import segmentor_terms
 from isles_pipeline.networks import (AttentionUNet, FeatureNetwork, IntegratedChain, SqueezeExcitation,
                                      SwitchNorm2d, UNet, preset)
@@ -16,23 +16,6 @@ SMALL = preset("small")["chain"]
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
-def full_networks():
-    """The seed's full configuration on the meta device: shapes and FLOPs without computing anything."""
-    with torch.device("meta"):
-        return {
-            "extractor": (UNet(11, 1, base_channels=32), 11),
-            "generator": (UNet(7, 1, base_channels=64), 7),
-            "segmentor": (AttentionUNet(1, 2, base_channels=64), 1),
-        }
-
-
-def forward_gflops(net: nn.Module, channels: int, size: int = 256) -> float:
-    x = torch.empty(1, channels, size, size, device="meta")
-    with FlopCounterMode(display=False) as counter:
-        net(x)
-    return counter.get_total_flops() / 1e9
 
 
 def test_full_configuration_shapes_at_256():
@@ -52,12 +35,7 @@ def test_forward_flops_per_network_match_the_design(name, expected):
 
 
 def test_forward_flops_of_the_full_chain_at_256():
-    with torch.device("meta"):
-        chain = IntegratedChain()
-        frames, maps = torch.empty(1, 11, 256, 256), torch.empty(1, 6, 256, 256)
-    with FlopCounterMode(display=False) as counter:
-        chain(frames, maps)
-    assert counter.get_total_flops() / 1e9 == pytest.approx(217.0, rel=0.05)
+    assert chain_gflops() == pytest.approx(217.0, rel=0.05)
 
 
 @pytest.mark.parametrize("size", [(256, 256), (32, 48)])
