@@ -99,7 +99,10 @@ def _write_subject(args) -> str:
     rng = np.random.default_rng([seed, 24, number])
     patient = Patient.draw(rng, 1, size)
     patient = replace(patient, num_slices=patient.num_slices + 2 * coverage_margin)
-    case = simulate_slab(rng, patient, 0, num_frames, 1.0, size)
+    if num_frames is not None:  # a fixed count of 1 s frames (tests), instead of the centre's protocol
+        patient = replace(patient, frame_times_s=tuple(float(t) for t in range(num_frames)))
+    case = simulate_slab(rng, patient, 0, size)
+    num_frames = int(case["series"].shape[0])
     spacing, direction = case["spacing_zyx"], _direction(oblique)
     z = case["ct"].shape[0]
     outside = np.ones(z, bool)
@@ -147,16 +150,15 @@ def write_isles2024_phantom(out_dir, num_cases: int = 10, seed: int = 0, size: i
                             num_frames: int | None = None, coverage_margin: int = 2, oblique: bool = False,
                             with_cta: bool = True, progress: bool = False) -> list[str]:
     """Simulate `num_cases` subjects into `out_dir` in the ISLES 2024 layout; returns the subject names.
-    `num_frames` None draws 43 to 64 per subject, as the ISLES 2018 phantom does."""
+    `num_frames` None takes each subject's simulated centre protocol, as the ISLES 2018 phantom does."""
     if size < 32 or size % 16:
         raise ValueError(f"size must be a multiple of 16 and at least 32, got {size}")
     if num_cases < 1 or coverage_margin < 0:
         raise ValueError("need at least one case and a coverage margin >= 0")
     jobs = []
     for number in range(1, num_cases + 1):
-        frames = num_frames or int(np.random.default_rng([seed, 24, number, 0]).integers(43, 65))
         jobs.append((subject_name(number),
-                     ((str(out_dir), number, seed, size, frames, coverage_margin, oblique, with_cta),)))
+                     ((str(out_dir), number, seed, size, num_frames, coverage_margin, oblique, with_cta),)))
     written, failures = [], []
     for subject, _, error in map_cases(_write_subject, jobs, num_processes, desc="phantom cases", progress=progress):
         (failures if error else written).append(error or subject)
