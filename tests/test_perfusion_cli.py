@@ -22,7 +22,7 @@ def synthetic_head(frames=40, arteries=True, flat=False, uniform=False):
     base = np.where(radius < 18, 1400.0, -23.0)
     base[radius < 16] = 30.0
     times = np.arange(frames, dtype=float)
-    tissue = tissue_curves(BOLUS, [50.0], [4.0], [1.0], times)[:, 0]
+    tissue = tissue_curves(BOLUS, [50.0], [4.0], [1.0], [0.0], times)[:, 0]
     series = np.repeat(np.repeat(base[None, None], frames, 0), 2, 1).astype(np.float32)
     if not flat:
         series[:, :, radius < 16] += (tissue if not uniform else BOLUS(times))[:, None, None]
