@@ -28,8 +28,9 @@ from isles_pipeline.perfusion import compute_maps
 
 def full_size_series(num_slices: int = 16, size: int = 256, frames: int = 50, seed: int = 0):
     rng = np.random.default_rng(seed)
-    patient = dataclasses.replace(Patient.draw(rng, 1, size), num_slices=num_slices, slice_mm=5.0)
-    case = simulate_slab(rng, patient, 0, frames, 1.0, size)
+    patient = dataclasses.replace(Patient.draw(rng, 1, size), num_slices=num_slices, slice_mm=5.0,
+                                  frame_times_s=tuple(float(t) for t in range(frames)))
+    case = simulate_slab(rng, patient, 0, size)
     return case["series"], case["spacing_zyx"]
 
 
