@@ -102,8 +102,10 @@ def test_uneven_split_step_equals_the_one_process_step(tiny_roots, monkeypatch, 
     largest_step = 0.0
     for key, before in initial.items():
         single, ddp = weights[1][key] - before, weights[2][key] - before
-        # float32 weights below 1 are rounded to < 2.5e-7 after the step: the step agrees to 1e-4 or to that
-        torch.testing.assert_close(ddp, single, rtol=1e-3, atol=1e-4 * float(single.abs().max()) + 2.5e-7,
+        # The step agrees to 1e-3 of the tensor's largest step, or to 1e-6: a few float32 roundings of weights near
+        # 1 (batch-2 + batch-1 against batch-3 summation orders). Without the rank weighting the steps differ by
+        # up to 32x, far outside this.
+        torch.testing.assert_close(ddp, single, rtol=1e-3, atol=1e-3 * float(single.abs().max()) + 1e-6,
                                    msg=lambda m, key=key: f"{key}: {m}")
         largest_step = max(largest_step, float(single.abs().max()))
     assert largest_step > 1e-2  # the step was large against the tolerance
