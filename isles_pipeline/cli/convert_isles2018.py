@@ -6,7 +6,7 @@ import sys
 
 from ..dataset_conversion.convert import convert_isles2018
 from ..files import FileFormatError
-from .errors import reports_file_errors
+from .errors import report_failures, reports_file_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,12 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: {split} patient ids guessed from consecutive cases with the same acquisition "
                   f"(no SMIR metadata, no --patients table); check dataset.json", file=sys.stderr)
     print(f"converted {len(result.converted)} case(s) into {result.dataset_folder}")
-    if result.failures:
-        print(f"{len(result.failures)} case(s) failed:", file=sys.stderr)
-        for line in result.failures:
-            print(f"  {line}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(result.failures)
 
 
 if __name__ == "__main__":

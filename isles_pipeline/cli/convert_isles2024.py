@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from ..dataset_conversion.isles2024_convert import NOTE_SUMMARIES, convert_isles2024, summarize_notes
-from ..files import read_json
+from ..files import FileFormatError, read_json
+from .errors import report_failures, reports_file_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,23 +23,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_file_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = convert_isles2024(args.training_dir, args.dataset_id, args.name, args.num_processes,
                                    args.frame_interval_s)
+    except FileFormatError:
+        raise
     except (FileNotFoundError, ValueError) as error:
         print(f"isles_convert_isles2024: {error}", file=sys.stderr)
         return 2
     print(f"converted {len(result.converted)} case(s) into {result.dataset_folder}")
     for kind, count in summarize_notes(read_json(result.dataset_folder / "dataset.json")).items():
         print(f"note: {count} case(s): {NOTE_SUMMARIES.get(kind, kind)} (see dataset.json cases.*.notes)")
-    if result.failures:
-        print(f"{len(result.failures)} case(s) failed:", file=sys.stderr)
-        for line in result.failures:
-            print(f"  {line}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(result.failures)
 
 
 if __name__ == "__main__":

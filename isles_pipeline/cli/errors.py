@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from isles_pipeline.files import FileFormatError
 
@@ -29,3 +29,14 @@ def reports_file_errors(main: Main) -> Main:
             return 1
 
     return wrapped
+
+
+def report_failures(failures: Iterable[str]) -> int:
+    """A batch command's ending: each failed case's one line on stderr under their count; exit 1 if any, else 0."""
+    failures = list(failures)
+    if not failures:
+        return 0
+    print(f"{len(failures)} case(s) failed:", file=sys.stderr)
+    for line in failures:
+        print(f"  {line}", file=sys.stderr)
+    return 1

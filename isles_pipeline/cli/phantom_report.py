@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..dataset_conversion.phantom.report import format_report, phantom_report
 from ..files import atomic_write_json
+from .errors import reports_file_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_file_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

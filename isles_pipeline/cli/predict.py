@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from isles_pipeline.cli.errors import reports_file_errors
+from isles_pipeline.cli.errors import report_failures, reports_file_errors
 from isles_pipeline.files import FileFormatError
 from isles_pipeline.inference.model_folder import DEFAULT_CONFIGURATION, DEFAULT_PLANS, DEFAULT_TRAINER
 
@@ -61,12 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"isles_predict: {error}", file=sys.stderr)
         return 1
     print(f"{len(report.written)} case(s) written to {args.o}")
-    if report.failures:
-        print(f"{len(report.failures)} case(s) failed:", file=sys.stderr)
-        for line in report.failures.values():
-            print(f"  {line}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(report.failures.values())
 
 
 if __name__ == "__main__":
