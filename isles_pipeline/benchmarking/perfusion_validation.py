@@ -14,6 +14,7 @@ the median CBF where Tmax < 4 s), also for the same rule on the TRUE maps, the r
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -138,6 +139,9 @@ def main(argv=None) -> int:
             generate_phantom(phantom, num_cases=args.num_cases, seed=args.seed, size=args.size)
         rows = []
         cases = sorted((p for p in phantom.glob("case_*") if p.is_dir()), key=lambda p: int(p.name.split("_")[1]))
+        if not cases:
+            print(f"perfusion_validation: {phantom}: no phantom case folders (case_N) to validate on", file=sys.stderr)
+            return 1
         for case in cases[: args.num_cases]:
             rows += evaluate_case(case, phantom / "phantom_truth" / case.name, args.noise, args.method,
                                   not args.no_vof_correction, args.seed)
