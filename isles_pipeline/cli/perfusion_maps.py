@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no_vof_correction", action="store_true",
                         help="do not rescale the AIF's area to the venous output function's")
     parser.add_argument("--no_denoise", action="store_true", help="skip the spatial denoising")
+    parser.add_argument("--motion_correction", action="store_true",
+                        help="register every frame to the first (one rigid in-plane transform per frame, on bone)")
     parser.add_argument("--no_qc", action="store_true", help="do not write qc.png")
     return parser
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         series, image, times = read_series(args.input, args.frame_times)
         result = compute_maps(series, times, image.GetSpacing()[2::-1], method=args.method, device=args.device,
                               denoise=not args.no_denoise, vof_correction=not args.no_vof_correction,
-                              name=str(args.input))
+                              motion_correction=args.motion_correction, name=str(args.input))
     except (CaseError, NiftiError) as error:
         print(f"isles_perfusion_maps: {error}", file=sys.stderr)
         return 1

@@ -22,6 +22,8 @@ The building blocks, each usable alone (all curves are (frames, voxels) arrays o
   `oscillation_index`. Methods: osvd, bcsvd, ssvd (non-circulant, delay-sensitive), tikhonov.
 - `maps`: `flow_and_tmax(residues, step_s, n)`, `blood_volume(curves, aif)`, `transit_time(cbv, cbf)`,
   `time_to_peak(curves, grid_s)`; constants RHO = 1.05 g/ml, K_H = 0.73.
+- `motion`: `correct_motion(series, spacing_zyx)` -> (series registered to frame 0, `FrameMotion`): one rigid
+  in-plane transform per frame, estimated on bone (`compute_maps(..., motion_correction=True)`).
 - `masks`: `tissue_masks(baseline_hu, spacing_zyx)` -> `TissueMasks`, `vessel_mask(cbv, brain)`.
 - `device`: `resolve_device("auto" | "cpu" | "cuda")`.
 - `io`: `read_series(path, frame_times_csv)` and `write_outputs(result, image4d, out_dir)` (the command
