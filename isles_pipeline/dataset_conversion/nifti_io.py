@@ -69,13 +69,13 @@ def _header(path: Path) -> dict[str, str]:
     reader.SetFileName(str(path))
     reader.ReadImageInformation()
     header = {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
-    raw = _raw_header(path)
+    raw = raw_header(path)
     if len(raw) >= 80 and struct.unpack_from("<i", raw, 0)[0] == 348:
         header["qfac"] = "-1" if struct.unpack_from("<f", raw, 76)[0] < 0 else "1"
     return header
 
 
-def _raw_header(path: Path) -> bytes:
+def raw_header(path: Path) -> bytes:
     """The first 352 bytes of a .nii or .nii.gz file (b"" when a gzip stream cannot even start)."""
     path = Path(path)
     with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as handle:
@@ -191,7 +191,7 @@ def check_complete(path: Path) -> None:
     """
     path = Path(path)
     compressed = path.name.endswith(".gz")
-    raw = _raw_header(path)
+    raw = raw_header(path)
     if compressed and not raw:
         raise NiftiError(path, "cannot read NIfTI (corrupt gzip stream)")
     if len(raw) < 348 or struct.unpack_from("<i", raw, 0)[0] != 348:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from isles_pipeline.dataset_conversion.nifti_io import _raw_header, read_image, write_image
+from isles_pipeline.dataset_conversion.nifti_io import raw_header, read_image, write_image
+from isles_pipeline.dataset_conversion.nifti_stream import TIME_UNIT_SECONDS
 from isles_pipeline.files import atomic_path, atomic_write_json
 from isles_pipeline.preprocessing.errors import CaseError
 from isles_pipeline.preprocessing.nifti_scan import count_non_finite
@@ -24,7 +25,6 @@ from .compute import PerfusionResult
 from .maps import MAP_NAMES
 from .timing import uniform_frame_times
 
-_TIME_UNIT_SCALE = {8: 1.0, 16: 1e-3, 24: 1e-6}  # NIfTI xyzt_units time bits: s, ms, us
 
 
 def read_frame_times_csv(path: Path) -> np.ndarray:
@@ -53,13 +53,13 @@ def header_frame_interval(path: Path) -> float:
 
     Read from the header bytes: ITK reports a zero pixdim[4] as a 1 s spacing, which would invent a timing.
     """
-    raw = _raw_header(Path(path))
+    raw = raw_header(Path(path))
     if len(raw) < 348:
         return 0.0
     endian = "<" if struct.unpack_from("<i", raw, 0)[0] == 348 else ">"
     interval = struct.unpack_from(endian + "f", raw, 76 + 4 * 4)[0]
     units = raw[123] & 0x38
-    return float(interval) * _TIME_UNIT_SCALE.get(units, 1.0)
+    return float(interval) * TIME_UNIT_SECONDS.get(units, 1.0)
 
 
 def read_series(path: Path, frame_times_csv: Path | None = None) -> tuple[np.ndarray, sitk.Image, np.ndarray]:
