@@ -20,7 +20,7 @@ from isles_pipeline.preprocessing.temporal import global_curve
 from .aif import ArterialInput, select_arterial_input
 from .baseline import baseline_frame_count
 from .deconvolution import CHUNK_VOXELS, METHODS, Deconvolver
-from .denoise import estimate_noise_sd, masked_gaussian, profile_bilateral
+from .denoise import estimate_noise_sd, masked_gaussian, profile_bilateral_inside
 from .device import resolve_device
 from .maps import blood_volume, flow_and_tmax, time_to_peak, transit_time
 from .masks import BONE_HU, BONE_MARGIN_MM, CSF_HU, TissueMasks, _margin_structure, tissue_masks, vessel_mask
@@ -31,9 +31,8 @@ DEFAULT_SMOOTHING_MM = 4.0
 VESSEL_PEAK_FACTOR = 4.0  # a parenchyma voxel peaking 4x above the median is a vessel: kept out of smoothing
 
 
-def _vessel_like(curves: np.ndarray, brain: np.ndarray) -> np.ndarray:
-    """Voxels whose enhancement peaks VESSEL_PEAK_FACTOR times above the parenchyma's median peak."""
-    peak = curves.max(axis=0)
+def _vessel_like(peak: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """Voxels whose enhancement `peak` is VESSEL_PEAK_FACTOR times above the parenchyma's median peak."""
     reference = float(np.median(peak[brain])) if brain.any() else 0.0
     return peak > VESSEL_PEAK_FACTOR * max(reference, 1e-6)
 
@@ -78,15 +77,16 @@ def check_series(series: np.ndarray, name: str = "series") -> None:
             raise CaseError(name, "NaN or infinite values in the 4D CTP series")
 
 
-def _head_curve(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of each frame over soft tissue (neither air, CSF nor bone), and that mask. The mask comes from the
-    temporal mean: chosen on one frame, it would pick the voxels whose noise is high in that frame, and the
-    curve would carry a spike there."""
+def _head_curve(series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of each frame over soft tissue (neither air, CSF nor bone), that mask, and the head (soft tissue
+    and bone). The masks come from the temporal mean: chosen on one frame, the mask would pick the voxels
+    whose noise is high in that frame, and the curve would carry a spike there."""
     mean = np.stack([np.asarray(series[:, z], np.float32).mean(axis=0) for z in range(series.shape[1])])
-    mask = (mean >= CSF_HU) & (mean < BONE_HU)
+    head = mean >= CSF_HU
+    mask = head & (mean < BONE_HU)
     if not mask.any():
         mask = np.ones_like(mean, bool)
-    return global_curve(series, mask), mask
+    return global_curve(series, mask), mask, head
 
 
 def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "osvd", device: str = "auto",
@@ -119,25 +119,34 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     grid = uniform_grid(times)
     step = float(grid[1] - grid[0])
     resample = resampling_matrix(times, grid)  # (N, T)
-    head_curve, soft = _head_curve(series)
+    head_curve, soft, head = _head_curve(series)
     baseline_count = baseline_frame_count(resample @ head_curve, step, name)
 
     raw_baseline = max(int(np.searchsorted(times, grid[baseline_count - 1], side="right")), 2)
     noise_sd = estimate_noise_sd(np.asarray(series[:raw_baseline], np.float32), soft)
 
     _, depth, height, width = series.shape
-    operator = torch.as_tensor(resample, dtype=torch.float32, device=torch_device)
+    # uniform frames on the grid already (the usual protocol): no resampling product
+    operator = None if resample.shape[0] == resample.shape[1] and np.allclose(resample, np.eye(len(grid))) \
+        else torch.as_tensor(resample, dtype=torch.float32, device=torch_device)
+    pixel_mm = (float(spacing_zyx[1]), float(spacing_zyx[2]))
     curves = np.empty((len(grid), depth, height, width), np.float32)
-    for z in range(depth):
+    baseline_image = np.empty((depth, height, width), np.float32)
+    peak = np.empty((depth, height, width), np.float32)
+    for z in range(depth):  # denoise, resample, subtract the baseline: one slice in memory at a time
         frames = torch.as_tensor(np.asarray(series[:, z], np.float32), device=torch_device)
-        if denoise:
-            frames = profile_bilateral(frames, noise_sd, (float(spacing_zyx[1]), float(spacing_zyx[2])))
-        curves[:, z] = (operator @ frames.reshape(frames.shape[0], -1)).reshape(-1, height, width).cpu().numpy()
-    baseline_image = curves[:baseline_count].mean(axis=0)
-    curves -= baseline_image[None]
+        if denoise:  # the air around the head is left as it is
+            frames = profile_bilateral_inside(frames, head[z], noise_sd, pixel_mm)
+        frames = frames.reshape(frames.shape[0], -1)
+        slice_curves = frames if operator is None else operator @ frames
+        slice_baseline = slice_curves[:baseline_count].mean(dim=0)
+        enhancement = slice_curves - slice_baseline
+        curves[:, z] = enhancement.reshape(-1, height, width).cpu().numpy()
+        baseline_image[z] = slice_baseline.reshape(height, width).cpu().numpy()
+        peak[z] = enhancement.amax(dim=0).reshape(height, width).cpu().numpy()
 
     masks = tissue_masks(baseline_image, spacing_zyx)
-    vessel_like = _vessel_like(curves, masks.brain)
+    vessel_like = _vessel_like(peak, masks.brain)
     if denoise and smoothing_mm > 0:
         _smooth_parenchyma(curves, masks.brain & ~vessel_like, smoothing_mm, spacing_zyx, torch_device)
     search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,

@@ -14,6 +14,7 @@ import torch
 DEFAULT_RADIUS_PX = 2
 DEFAULT_SPATIAL_SIGMA_MM = 1.5
 PROFILE_BLOCK_FRAMES = 4  # profiles are compared as means of blocks of 4 frames: 4x less work, less noise
+CACHE_BLOCK_FRAMES = 4  # on a CPU the weighted sums run over 4 frames at a time, which stay in cache (1.3x)
 
 
 def estimate_noise_sd(baseline_frames: np.ndarray, mask: np.ndarray) -> float:
@@ -48,7 +49,7 @@ def profile_bilateral(frames: torch.Tensor, noise_sd: float, pixel_mm: tuple[flo
     profiles = frames[:usable].reshape(usable // block, block, height, width).mean(dim=1)
     noise_only = 2.0 * noise_sd**2 / block * profiles.shape[0]
     range_denominator = 2.0 * range_scale * noise_only
-    total = frames.clone()
+    pairs = []  # (slices of x, slices of x + offset, weight of the pair)
     weight_sum = torch.ones((height, width), dtype=frames.dtype, device=frames.device)
     for dy in range(0, radius_px + 1):
         for dx in range(-radius_px, radius_px + 1):
@@ -60,12 +61,45 @@ def profile_bilateral(frames: torch.Tensor, noise_sd: float, pixel_mm: tuple[flo
             (ys, yn), (xs, xn) = _pair_slices(dy, height), _pair_slices(dx, width)
             distance = (profiles[:, ys, xs] - profiles[:, yn, xn]).square_().sum(dim=0)  # 10x vector_norm's speed
             weight = torch.exp(-distance / range_denominator - spatial)
-            here, there = frames[:, ys, xs], frames[:, yn, xn]
-            total[:, ys, xs].addcmul_(there, weight)
-            total[:, yn, xn].addcmul_(here, weight)
             weight_sum[ys, xs] += weight
             weight_sum[yn, xn] += weight
+            pairs.append(((ys, xs), (yn, xn), weight))
+    total = frames.clone()
+    step = count if frames.is_cuda else CACHE_BLOCK_FRAMES
+    for start in range(0, count, step):
+        source, target = frames[start: start + step], total[start: start + step]
+        for (ys, xs), (yn, xn), weight in pairs:
+            target[:, ys, xs].addcmul_(source[:, yn, xn], weight)
+            target[:, yn, xn].addcmul_(source[:, ys, xs], weight)
     return total.div_(weight_sum)
+
+
+def bounding_box(mask: torch.Tensor | np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
+    """(rows, columns) slices of a 2D mask's bounding box grown by `margin` pixels (clipped to the image);
+    None for an empty mask."""
+    mask = torch.as_tensor(mask)
+    rows, columns = (torch.nonzero(mask.any(dim=axis)).flatten() for axis in (1, 0))
+    if rows.numel() == 0:
+        return None
+    return tuple(slice(max(int(index[0]) - margin, 0), min(int(index[-1]) + 1 + margin, size))
+                 for index, size in zip((rows, columns), mask.shape))
+
+
+def profile_bilateral_inside(frames: torch.Tensor, region: torch.Tensor | np.ndarray, noise_sd: float,
+                             pixel_mm: tuple[float, float], radius_px: int = DEFAULT_RADIUS_PX,
+                             **settings) -> torch.Tensor:
+    """`profile_bilateral` on the bounding box of `region` (Y, X) only, grown by the filter's radius so that
+    every voxel of the region gets exactly the whole-slice result; voxels outside the box are returned
+    unfiltered. The region is the head: the air around it (a third of a CT slice) needs no filtering."""
+    box = bounding_box(region, radius_px)
+    if box is None:
+        return frames.clone()
+    if box[0].stop - box[0].start == frames.shape[1] and box[1].stop - box[1].start == frames.shape[2]:
+        return profile_bilateral(frames, noise_sd, pixel_mm, radius_px, **settings)
+    filtered = frames.clone()
+    filtered[:, box[0], box[1]] = profile_bilateral(frames[:, box[0], box[1]], noise_sd, pixel_mm, radius_px,
+                                                    **settings)
+    return filtered
 
 
 def _gaussian_taps(sigma_px: float, device, dtype) -> torch.Tensor:
@@ -94,8 +128,7 @@ def masked_gaussian(curves: torch.Tensor, mask: torch.Tensor, sigma_mm: float,
     if sigma_mm <= 0 or not bool(mask.any()):
         return curves
     # only the mask's bounding box matters: the weighted input is 0 outside it, the output is kept only inside
-    ys, xs = (torch.nonzero(mask.any(dim=axis)).flatten() for axis in (1, 0))
-    box = (slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
+    box = bounding_box(mask)
     inner, weight = curves[:, box[0], box[1]], mask[box].to(curves.dtype)
     stack = torch.cat([inner * weight, weight[None]], dim=0)  # (N + 1, y, x)
     rows = _band_matrix(stack.shape[1], _gaussian_taps(sigma_mm / pixel_mm[0], curves.device, curves.dtype))
