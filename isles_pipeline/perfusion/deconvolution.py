@@ -118,37 +118,46 @@ class Deconvolver:
         ranks = self._ranks() if self.method == "osvd" else None
         filters = self.level_filters()[0][:, None] if self.method != "osvd" else None
         chunk = CHUNK_VOXELS if curves.is_cuda else SOLVE_CHUNK_VOXELS  # a GPU wants large launches
+        length = self.v.shape[0]
+        # the oSVD's work arrays, allocated once: a fresh 3 MB array per step cost as much as the step
+        work = [torch.empty((rows, min(chunk, curves.shape[1])), dtype=torch.float32, device=self.v.device)
+                for rows in (length, length - 2, length - 2)] if ranks is not None else None
         for start in range(0, curves.shape[1], chunk):
             stop = start + chunk
             projected = self.u_t @ curves[:, start:stop]  # U^T c
             if ranks is not None:
-                out[:, start:stop], levels[start:stop] = self._osvd(projected, ranks)
+                out[:, start:stop], levels[start:stop] = self._osvd(projected, ranks, work)
             else:
                 out[:, start:stop] = self.v @ (filters * projected)
         return out, levels
 
-    def _osvd(self, projected: torch.Tensor, ranks: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _osvd(self, projected: torch.Tensor, ranks: list[int],
+              work: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Least regularised candidate truncation with O <= the limit, per voxel (most regularised if none).
 
         The truncations are nested: each candidate adds the next singular components to the previous one, and
         so does its second difference (D V is precomputed), so a candidate costs a small product and three
-        passes (|second difference| summed, maximum); the chosen residue is rebuilt once at the end."""
-        scaled = projected / self.singular.clamp_min(1e-30)[:, None]
-        second_v = self.second_v
+        passes (|second difference| summed, maximum); the chosen residue is rebuilt once at the end.
+        `work`: (L, >= V), (L - 2, >= V) twice, overwritten."""
+        scaled = projected.div_(self.singular.clamp_min(1e-30)[:, None])  # U^T c / s, in place
+        count = projected.shape[1]
         length = self.v.shape[0]
-        residue = torch.zeros((length, projected.shape[1]), dtype=projected.dtype, device=projected.device)
-        second = torch.zeros((length - 2, projected.shape[1]), dtype=projected.dtype, device=projected.device)
-        levels = torch.zeros(projected.shape[1], dtype=torch.long, device=projected.device)
+        residue, second, magnitude = (array[:, :count] for array in work)
+        residue.zero_()
+        second.zero_()
+        limit = self.oscillation_index * length
+        levels = torch.zeros(count, dtype=torch.long, device=projected.device)
         previous = 0
         for level, rank in enumerate(ranks):
             block = scaled[previous:rank]
             residue.addmm_(self.v[:, previous:rank], block)
-            second.addmm_(second_v[:, previous:rank], block)
+            second.addmm_(self.second_v[:, previous:rank], block)
             previous = rank
             if level == 0:
                 continue
-            index = second.abs().sum(dim=0) / (length * residue.amax(dim=0).clamp_min(1e-12))
-            levels = torch.where(index <= self.oscillation_index, level, levels)
+            # O = sum |D k| / (L max k) <= the limit, without a division
+            smooth = torch.abs(second, out=magnitude).sum(dim=0) <= limit * residue.amax(dim=0).clamp_min(1e-12)
+            levels.masked_fill_(smooth, level)
         chosen_rank = torch.as_tensor(ranks, device=projected.device)[levels]  # (V,)
         drop = torch.arange(length, device=projected.device)[:, None] >= chosen_rank[None, :]
         return self.v @ scaled.masked_fill_(drop, 0.0), levels

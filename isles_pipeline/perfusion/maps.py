@@ -41,24 +41,28 @@ def _window_weights(length: int, upsample: int, half_width: int, dtype: torch.dt
     return kernel[lags % (length * upsample)].to(dtype=dtype, device=device)
 
 
-def _interpolated_argmax(residues: torch.Tensor, upsample: int, half_width: int) -> torch.Tensor:
-    """(V,) position (in samples, [0, L)) of the maximum of each column's trigonometric interpolant on a grid
-    `upsample` times finer, sought near the largest sample only: each column is rolled to start at its largest
-    sample (a window of the column repeated twice), and the fine points there are one small matrix product.
-    The same positions as upsampling the whole curve except where the interpolant peaks more than
-    `half_width` samples away from the largest sample (two almost equal peaks), at a fifth of the cost."""
+def _peak_and_position(residues: torch.Tensor, upsample: int,
+                       half_width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(V,) largest sample of each column and (V,) position (in samples, [0, L)) of the maximum of the
+    column's trigonometric interpolant on a grid `upsample` times finer, sought near the largest sample only:
+    each column is rolled to start at its largest sample (a window of the column repeated twice), and the fine
+    points there are one small matrix product. The same positions as upsampling the whole curve except where
+    the interpolant peaks more than `half_width` samples away from the largest sample (two almost equal
+    peaks: 80 of 330 000 brain voxels of the benchmark series), at a fifth of the cost."""
     length = residues.shape[0]
     half_width = min(half_width, length // 2)
     weights = _window_weights(length, upsample, half_width, residues.dtype, residues.device)
-    position = torch.empty(residues.shape[1], dtype=residues.dtype, device=residues.device)
+    peak = torch.empty(residues.shape[1], dtype=residues.dtype, device=residues.device)
+    position = torch.empty_like(peak)
     for start in range(0, residues.shape[1], TMAX_CHUNK_VOXELS):
         chunk = residues[:, start: start + TMAX_CHUNK_VOXELS]
-        coarse = chunk.argmax(dim=0)
+        values, coarse = chunk.max(dim=0)
         twice = torch.cat([chunk, chunk]).T  # (V, 2L): row v from coarse[v] on is column v rolled
         rolled = twice.unfold(1, length, 1)[torch.arange(chunk.shape[1], device=chunk.device), coarse]
         offset = (rolled @ weights).argmax(dim=1) - upsample * half_width
+        peak[start: start + chunk.shape[1]] = values
         position[start: start + chunk.shape[1]] = coarse + offset.to(residues.dtype) / upsample
-    return torch.remainder(position, length)
+    return peak, torch.remainder(position, length)
 
 
 def flow_and_tmax(residues: torch.Tensor, step_s: float, num_frames: int,
@@ -69,9 +73,8 @@ def flow_and_tmax(residues: torch.Tensor, step_s: float, num_frames: int,
     signal a circulant solution is), sampled `upsample` times finer than the grid (the zero-padded spectrum)
     within TMAX_SEARCH_SAMPLES of the largest sample: a frame-quantised Tmax would be as coarse as the frames.
     """
-    peak = residues.amax(dim=0)
     length = residues.shape[0]
-    position = _interpolated_argmax(residues, upsample, TMAX_SEARCH_SAMPLES)
+    peak, position = _peak_and_position(residues, upsample, TMAX_SEARCH_SAMPLES)
     position = torch.where(position >= min(num_frames, length), position - length, position)
     tmax = (position.clamp_min(0) * step_s).cpu().numpy()
     cbf = (K_H / RHO * ML_PER_G_PER_S_TO_ML_PER_100G_PER_MIN * peak.clamp_min(0)).cpu().numpy()
