@@ -43,9 +43,11 @@ def _smooth_parenchyma(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, sp
     pixel_mm = (float(spacing_zyx[1]), float(spacing_zyx[2]))
     for z in range(curves.shape[1]):
         if mask[z].any():
-            smoothed = masked_gaussian(torch.as_tensor(curves[:, z], device=device),
-                                       torch.as_tensor(mask[z], device=device), sigma_mm, pixel_mm)
-            curves[:, z] = smoothed.cpu().numpy()
+            stored = torch.from_numpy(curves[:, z])  # a view: on the CPU the smoothing writes into `curves`
+            work = stored.to(device)
+            masked_gaussian(work, torch.as_tensor(mask[z], device=device), sigma_mm, pixel_mm, in_place=True)
+            if work is not stored:
+                stored.copy_(work.cpu())
 
 
 @dataclass
@@ -134,9 +136,10 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     baseline_image = np.empty((depth, height, width), np.float32)
     peak = np.empty((depth, height, width), np.float32)
     for z in range(depth):  # denoise, resample, subtract the baseline: one slice in memory at a time
-        frames = torch.as_tensor(np.asarray(series[:, z], np.float32), device=torch_device)
+        # our own contiguous copy of the slice (a view of `series` would be read strided by every step)
+        frames = torch.as_tensor(np.ascontiguousarray(series[:, z], dtype=np.float32), device=torch_device)
         if denoise:  # the air around the head is left as it is
-            frames = profile_bilateral_inside(frames, head[z], noise_sd, pixel_mm)
+            frames = profile_bilateral_inside(frames, head[z], noise_sd, pixel_mm, in_place=True)
         frames = frames.reshape(frames.shape[0], -1)
         slice_curves = frames if operator is None else operator @ frames
         slice_baseline = slice_curves[:baseline_count].mean(dim=0)

@@ -87,16 +87,18 @@ def bounding_box(mask: torch.Tensor | np.ndarray, margin: int = 0) -> tuple[slic
 
 def profile_bilateral_inside(frames: torch.Tensor, region: torch.Tensor | np.ndarray, noise_sd: float,
                              pixel_mm: tuple[float, float], radius_px: int = DEFAULT_RADIUS_PX,
-                             **settings) -> torch.Tensor:
+                             in_place: bool = False, **settings) -> torch.Tensor:
     """`profile_bilateral` on the bounding box of `region` (Y, X) only, grown by the filter's radius so that
-    every voxel of the region gets exactly the whole-slice result; voxels outside the box are returned
-    unfiltered. The region is the head: the air around it (a third of a CT slice) needs no filtering."""
+    every voxel of the region gets exactly the whole-slice result; voxels outside the box are left
+    unfiltered. The region is the head: the air around it (a third of a CT slice) needs no filtering.
+    in_place: write the result into `frames` (and return it) instead of into a copy."""
     box = bounding_box(region, radius_px)
     if box is None:
-        return frames.clone()
+        return frames if in_place else frames.clone()
     if box[0].stop - box[0].start == frames.shape[1] and box[1].stop - box[1].start == frames.shape[2]:
-        return profile_bilateral(frames, noise_sd, pixel_mm, radius_px, **settings)
-    filtered = frames.clone()
+        filtered = profile_bilateral(frames, noise_sd, pixel_mm, radius_px, **settings)
+        return frames.copy_(filtered) if in_place else filtered
+    filtered = frames if in_place else frames.clone()
     filtered[:, box[0], box[1]] = profile_bilateral(frames[:, box[0], box[1]], noise_sd, pixel_mm, radius_px,
                                                     **settings)
     return filtered
@@ -120,20 +122,23 @@ def _band_matrix(size: int, taps: torch.Tensor) -> torch.Tensor:
 
 
 def masked_gaussian(curves: torch.Tensor, mask: torch.Tensor, sigma_mm: float,
-                    pixel_mm: tuple[float, float]) -> torch.Tensor:
+                    pixel_mm: tuple[float, float], in_place: bool = False) -> torch.Tensor:
     """In-plane Gaussian smoothing of (N, Y, X) curves restricted to `mask` (Y, X) (normalised convolution:
     smooth(f m) / smooth(m)): parenchyma is averaged with parenchyma only, never with CSF, bone or vessels
     outside the mask, so those edges keep their place. Voxels outside the mask are returned unchanged.
-    The separable Gaussian (zero outside the slice) is two band-matrix products, B_y @ f @ B_x^T."""
+    The separable Gaussian (zero outside the slice) is two band-matrix products, B_y @ f @ B_x^T.
+    in_place: write the result into `curves` (and return it) instead of into a copy."""
     if sigma_mm <= 0 or not bool(mask.any()):
-        return curves
+        return curves if in_place else curves.clone()
     # only the mask's bounding box matters: the weighted input is 0 outside it, the output is kept only inside
     box = bounding_box(mask)
-    inner, weight = curves[:, box[0], box[1]], mask[box].to(curves.dtype)
-    stack = torch.cat([inner * weight, weight[None]], dim=0)  # (N + 1, y, x)
+    inner, inside = curves[:, box[0], box[1]], mask[box]
+    stack = torch.empty((curves.shape[0] + 1, *inside.shape), dtype=curves.dtype, device=curves.device)
+    stack[-1] = inside
+    torch.mul(inner, stack[-1], out=stack[:-1])  # (N + 1, y, x): f m and m
     rows = _band_matrix(stack.shape[1], _gaussian_taps(sigma_mm / pixel_mm[0], curves.device, curves.dtype))
     columns = _band_matrix(stack.shape[2], _gaussian_taps(sigma_mm / pixel_mm[1], curves.device, curves.dtype))
     stack = torch.matmul(torch.matmul(rows, stack), columns.T)
-    smoothed = curves.clone()
-    smoothed[:, box[0], box[1]] = torch.where(mask[box][None], stack[:-1] / stack[-1].clamp_min(1e-6), inner)
+    smoothed = curves if in_place else curves.clone()
+    smoothed[:, box[0], box[1]] = torch.where(inside[None], stack[:-1].div_(stack[-1].clamp_min(1e-6)), inner)
     return smoothed
