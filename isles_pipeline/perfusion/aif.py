@@ -71,12 +71,11 @@ def select_arterial_input(enhancement: np.ndarray, search: np.ndarray, grid_s: n
 
     Raises CaseError when no voxel enhances like an artery.
     """
-    positions = np.argwhere(search)
-    if len(positions) == 0:
+    search_index = np.flatnonzero(search.ravel())
+    if search_index.size == 0:
         raise CaseError(name, "no arterial voxel found (no intracranial soft tissue to search)")
-    curves = enhancement[:, search]  # (N, V)
-    peak = curves.max(axis=0)
-    time_to_peak = curves.argmax(axis=0)
+    flat = enhancement.reshape(enhancement.shape[0], -1)
+    peak = flat.max(axis=0)[search_index]  # the curves themselves are only read for the few candidates
     step = float(grid_s[1] - grid_s[0]) if len(grid_s) > 1 else 1.0
     tissue_peak = float(np.median(peak))
     floor = max(MIN_AIF_TO_TISSUE * tissue_peak, MIN_AIF_SNR * noise_sd, 1e-6)
@@ -84,20 +83,28 @@ def select_arterial_input(enhancement: np.ndarray, search: np.ndarray, grid_s: n
     if strong.size == 0:
         raise CaseError(name, f"no arterial voxel found: the strongest enhancement {peak.max():.3g} HU is not "
                               f"above {floor:.3g} HU (3x the median tissue peak, 10x the noise)")
-    early = strong[time_to_peak[strong] <= np.median(time_to_peak[strong])]
+    curves = flat[:, search_index[strong]]  # (N, candidates); below, indices are into `strong`
+    time_to_peak = curves.argmax(axis=0)
+    early = np.flatnonzero(time_to_peak <= np.median(time_to_peak))
     width = np.maximum(full_width_half_maximum(curves[:, early]), 1)
-    best = early[np.argsort(-(peak[early] / width), kind="stable")[:AIF_VOXELS]]
+    best = early[np.argsort(-(peak[strong[early]] / width), kind="stable")[:AIF_VOXELS]]
     aif = curves[:, best].mean(axis=1)
-    result = ArterialInput(np.asarray(grid_s, float), aif, positions[best], baseline_frames=baseline_frames)
+    result = ArterialInput(np.asarray(grid_s, float), aif, _positions(search_index[strong[best]], search.shape),
+                           baseline_frames=baseline_frames)
 
     aif_peak_time = int(np.argmax(aif))
-    late = strong[(time_to_peak[strong] - aif_peak_time) * step >= VOF_MIN_LAG_S]
+    late = np.flatnonzero((time_to_peak - aif_peak_time) * step >= VOF_MIN_LAG_S)
     if late.size:
         area = curves[:, late].sum(axis=0)
         venous = late[np.argsort(-area, kind="stable")[:VOF_VOXELS]]
         result.vof = curves[:, venous].mean(axis=1)
-        result.vof_voxels = positions[venous]
+        result.vof_voxels = _positions(search_index[strong[venous]], search.shape)
         if vof_correction:
             ratio = float(result.vof.sum() / max(aif.sum(), 1e-12))
             result.scale = float(np.clip(ratio, 1.0, MAX_VOF_SCALE))
     return result
+
+
+def _positions(flat_index: np.ndarray, shape) -> np.ndarray:
+    """(K, 3) z, y, x indices of flat voxel indices."""
+    return np.stack(np.unravel_index(flat_index, shape), axis=1)

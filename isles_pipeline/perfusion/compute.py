@@ -136,17 +136,17 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     baseline_image = np.empty((depth, height, width), np.float32)
     peak = np.empty((depth, height, width), np.float32)
     for z in range(depth):  # denoise, resample, subtract the baseline: one slice in memory at a time
-        # our own contiguous copy of the slice (a view of `series` would be read strided by every step)
-        frames = torch.as_tensor(np.ascontiguousarray(series[:, z], dtype=np.float32), device=torch_device)
+        # our own contiguous copy of the slice (always a copy: it is modified in place below)
+        frames = torch.as_tensor(np.array(series[:, z], dtype=np.float32, order="C"), device=torch_device)
         if denoise:  # the air around the head is left as it is
             frames = profile_bilateral_inside(frames, head[z], noise_sd, pixel_mm, in_place=True)
         frames = frames.reshape(frames.shape[0], -1)
         slice_curves = frames if operator is None else operator @ frames
         slice_baseline = slice_curves[:baseline_count].mean(dim=0)
-        enhancement = slice_curves - slice_baseline
+        enhancement = slice_curves.sub_(slice_baseline)  # our own copy either way: in place
+        peak[z] = enhancement.amax(dim=0).reshape(height, width).cpu().numpy()
         curves[:, z] = enhancement.reshape(-1, height, width).cpu().numpy()
         baseline_image[z] = slice_baseline.reshape(height, width).cpu().numpy()
-        peak[z] = enhancement.amax(dim=0).reshape(height, width).cpu().numpy()
 
     masks = tissue_masks(baseline_image, spacing_zyx)
     vessel_like = _vessel_like(peak, masks.brain)
