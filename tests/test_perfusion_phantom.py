@@ -52,3 +52,18 @@ def test_flow_volume_and_delay_follow_the_truth(slab):
     assert tmax["core"] > 8 and tmax["penumbra"] > 6
     for name, floor in (("cbf", 0.35), ("cbv", 0.35), ("tmax", 0.45)):
         assert spearmanr(result.maps[name][brain], truth[name][brain])[0] > floor, name
+
+
+def test_the_series_is_left_as_it_was():
+    """compute_maps works in place on its own copies of each slice, never on the caller's series."""
+    rng = np.random.default_rng(SEED)
+    patient = dataclasses.replace(Patient.draw(rng, 1, 64), num_slices=1, slice_mm=5.0,
+                                  frame_times_s=tuple(float(t) for t in range(30)))
+    series = simulate_slab(rng, patient, 0, 64)["series"]
+    assert series.shape[1] == 1  # one slice: a slice of the series is then contiguous, the easiest to alias
+    before = series.copy()
+    first = compute_maps(series, np.arange(30.0), (5.0, 1.8, 1.8), device="cpu")
+    np.testing.assert_array_equal(series, before)
+    second = compute_maps(series, np.arange(30.0), (5.0, 1.8, 1.8), device="cpu", denoise=False)
+    np.testing.assert_array_equal(series, before)
+    assert first.masks.valid.any() and not np.array_equal(first.maps["cbf"], second.maps["cbf"])
