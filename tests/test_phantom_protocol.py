@@ -74,9 +74,13 @@ def test_cross_validation_protocol_predicts_each_case_out_of_fold_and_resumes(tm
     assert sorted(third["cv"]["cv_source"][ONE_STAGE_ROW]) == sorted(splits[1]["val"] + splits[2]["val"])
 
 
-def test_a_work_folder_made_with_other_settings_is_refused(tmp_path):
+def test_a_work_folder_of_other_settings_or_of_something_else_is_refused(tmp_path):
     from isles_pipeline.files import atomic_write_json
 
     atomic_write_json(tmp_path / "phantom_settings.json", {"training_cases": 3})
+    (tmp_path / "phantom").mkdir()
     with pytest.raises(ValueError, match="phantom_settings.json: this work folder holds a phantom made with"):
+        prepare_phantom(tmp_path, 8, 2, 64, "ISLESSmallPlanner", 1)
+    (tmp_path / "phantom_settings.json").unlink()
+    with pytest.raises(ValueError, match="not a work folder of this protocol"):
         prepare_phantom(tmp_path, 8, 2, 64, "ISLESSmallPlanner", 1)

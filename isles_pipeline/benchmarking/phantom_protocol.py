@@ -87,6 +87,10 @@ def prepare_phantom(work: Path, training_cases: int, testing_cases: int, size: i
     if record.is_file() and read_json(record) != settings:
         raise ValueError(f"{record}: this work folder holds a phantom made with {read_json(record)}; use another "
                          "-work folder or delete it")
+    if not record.is_file() and work.is_dir() and any(work.iterdir()):
+        raise ValueError(f"{work}: not empty and not a work folder of this protocol (no phantom_settings.json); "
+                         "use a new -work folder")
+    atomic_write_json(record, settings)  # first: an interrupted preparation resumes with the same settings
     bench = PhantomBenchmark(work, find_planner(planner).plans_name)
     with data_roots_under(work):
         for folder, count, split, seed in ((bench.training, training_cases, "TRAINING", 0),
@@ -99,7 +103,6 @@ def prepare_phantom(work: Path, training_cases: int, testing_cases: int, size: i
                 raise RuntimeError("conversion failed: " + "; ".join(result.failures))
         plan_and_preprocess(PHANTOM_DATASET_ID, planner, num_processes)
         phantom_references(bench.testing, bench.testing_references, converted_name("Ts"))
-    atomic_write_json(record, settings)
     return bench
 
 

@@ -101,9 +101,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         results = run(args.work, args.tr, args.n, args.t, args.size, args.pl, args.device, args.np, args.folds,
                       args.nnunet)
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:  # bad settings; folds or cases that failed (one line each)
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return 1
     atomic_write_json(args.o, results)
     print("\n".join(results_table(results)))
     return 0
