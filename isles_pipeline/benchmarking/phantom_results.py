@@ -1,13 +1,19 @@
 """The phantom benchmark: 4-fold cross-validation by patient on a TRAINING phantom and a TESTING phantom, every
 Table-1 row and the threshold baseline (protocol: `phantom_protocol`).
 
-CPU preset (the default; the README's table; estimated ~45 min on 2 idle cores, see the README):
+CPU preset (the default; the README's table):
 
     OMP_NUM_THREADS=1 python -m isles_pipeline.benchmarking.phantom_results -np 2 -o phantom_results.json
 
     94 TRAINING cases (seed 0) and 20 TESTING cases (seed 1) at 128 x 128, both with DWI truth;
     ISLESSmallPlanner (64 x 64 slices, narrow widths, 10 epochs x 10 iterations x batch 5 = 500 slices per
     fold); 4 folds of each of the 8 Table-1 rows, trained 2 at a time on one torch thread each.
+
+    Time: one row-fold (training + validation), measured by `-n 24 -t 4 -folds 0 -np 2` on the 2-core dev
+    machine shared with other jobs (load 5 to 9), 2026-11-29: 85 s for the one-stage U-Net to 239 s for _SN,
+    1157 s for one fold of all 8 rows. So the preset's 32 row-folds, two at a time, take ~40 min, plus ~10 min
+    of phantom, conversion and preprocessing and ~5 min of validation, TESTING prediction and scoring: ~55 min
+    at that load, less on idle cores (estimate, not measured).
 
 Subsets: `-tr ISLESChainTrainer_UNetCE ISLESChainTrainer` (rows), `-folds 0 1` (the CV then scores only the
 cases those folds validate, and TESTING is predicted by the ensemble of those folds). `--nnunet` adds the
@@ -36,7 +42,10 @@ training slices at batch 5) on a 256 x 256 phantom, one fold at a time on one GP
     python -m isles_pipeline.benchmarking.phantom_results -pl ISLESPlanner -size 256 -n 94 -t 20 \\
         -device cuda -np 1 -work phantom_results_gpu -o phantom_results_gpu.json [--nnunet]
 
-(-np 2 puts two folds on the one GPU at once, which helps only when one fold leaves it idle.)
+(-np 2 puts two folds on the one GPU at once, which helps only when one fold leaves it idle.) Its size, an
+estimate: the 94-case phantom has ~1,050 slices (268 in 24 cases), so a fold trains ~158 iterations x 400
+epochs x 5 = ~316,000 slices; at DESIGN.md's H100 eager rate for the full chain (54 slices/s) ~1.6 h per fold,
+~50 h for the 32 row-folds (the one-stage rows run faster). --nnunet gets the same slice budget.
 """
 from __future__ import annotations
 
