@@ -50,11 +50,14 @@ def test_phantom_results_compares_every_row_with_the_one_stage_unet_and_the_thre
 
     rows = {name: dict(summarize_cases(per_case), per_case=per_case)
             for name, per_case in ((THRESHOLD_ROW, BASELINE), (ONE_STAGE_ROW, METHOD), ("ISLESChainTrainer", METHOD))}
-    results = add_comparisons({"rows": rows})
-    assert set(results["comparisons"]) == {ONE_STAGE_ROW, THRESHOLD_ROW}
-    assert set(results["comparisons"][ONE_STAGE_ROW]) == {THRESHOLD_ROW, "ISLESChainTrainer"}
-    same = results["comparisons"][ONE_STAGE_ROW]["ISLESChainTrainer"]["lesion_cases"]["dice"]
+    part = add_comparisons({"rows": rows})
+    assert set(part["comparisons"]) == {ONE_STAGE_ROW, THRESHOLD_ROW}
+    assert set(part["comparisons"][ONE_STAGE_ROW]) == {THRESHOLD_ROW, "ISLESChainTrainer"}
+    same = part["comparisons"][ONE_STAGE_ROW]["ISLESChainTrainer"]["lesion_cases"]["dice"]
     assert same["mean_difference"] == 0.0 and same["interval_includes_zero"] is True
-    lines = results_table(results)
-    assert sum(line.startswith("Paired differences") for line in lines) == 2
-    assert lines.count(NO_EVIDENCE) == 2
+    lines = results_table({"cv": part, "testing": part})  # CV, then TESTING, each with both comparisons
+    assert [line for line in lines if line.startswith("==")] == [
+        "== Cross-validation (4 folds by patient, out-of-fold predictions) on the TRAINING phantom ==",
+        "== TESTING phantom, each row's fold ensemble =="]
+    assert sum(line.startswith("Paired differences") for line in lines) == 4
+    assert lines.count(NO_EVIDENCE) == 4

@@ -1,92 +1,94 @@
-"""Scores on a phantom testing set: the threshold baseline and trained Table-1 rows, fold 0, small preset.
+"""The phantom benchmark: 4-fold cross-validation by patient on a TRAINING phantom and a TESTING phantom, every
+Table-1 row and the threshold baseline (protocol: `phantom_protocol`).
 
-    python -m isles_pipeline.benchmarking.phantom_results                       # every Table-1 row
-    python -m isles_pipeline.benchmarking.phantom_results -tr ISLESChainTrainer_UNetCE ISLESChainTrainer
+CPU preset (the default; the README's table):
 
-One phantom (TRAINING with DWI, TESTING), converted, planned and preprocessed once with `-pl`; then for each
-trainer: fold 0 trained with the plans' schedule, TESTING predicted with that fold alone, evaluated against
-the phantom's DWI lesions. The threshold baseline (rCBF < 30 % in Tmax > 6 s) is scored on the same cases.
-Prints, with 95 % bootstrap intervals over cases: means of Dice, HD95 and |dV| over the cases with a reference
-lesion; the false-positive volume on the lesion-free cases; and each row's paired difference against the
-one-stage U-Net (the first Table-1 row) and against the threshold baseline. Writes everything, per-case
-values included, to `-o`.
+    OMP_NUM_THREADS=1 python -m isles_pipeline.benchmarking.phantom_results -np 2 -o phantom_results.json
+
+    94 TRAINING cases (seed 0) and 20 TESTING cases (seed 1) at 128 x 128, both with DWI truth;
+    ISLESSmallPlanner (64 x 64 slices, narrow widths, 10 epochs x 10 iterations x batch 5 = 500 slices per
+    fold); 4 folds of each of the 8 Table-1 rows, trained 2 at a time on one torch thread each.
+
+    Time: one row-fold (training + validation), measured by `-n 24 -t 4 -folds 0 -np 2` on the 2-core dev
+    machine shared with other jobs (load 5 to 9), 2026-11-29: 85 s for the one-stage U-Net to 239 s for _SN,
+    1157 s for one fold of all 8 rows. So the preset's 32 row-folds, two at a time, take ~40 min, plus ~10 min
+    of phantom, conversion and preprocessing and ~5 min of validation, TESTING prediction and scoring: ~55 min
+    at that load, less on idle cores (estimate, not measured).
+
+Subsets: `-tr ISLESChainTrainer_UNetCE ISLESChainTrainer` (rows), `-folds 0 1` (the CV then scores only the
+cases those folds validate, and TESTING is predicted by the ensemble of those folds). `--nnunet` adds the
+stock nnU-Net v2 2d row on the same splits with a matched budget of training slices
+(`isles_pipeline.benchmarking.nnunet_row`, which needs its own nnU-Net environment).
+
+Resumable: run the same command again with the same `-work` folder and nothing finished is redone. The phantom,
+conversion and preprocessing are skipped when present (another -n, -t, -size or -pl in that folder is
+refused); a (row, fold) is finished when `fold_N/checkpoint_final.pth` exists and `fold_N/validation/` holds a
+prediction of every case the fold validates; such folds are not trained again, the others resume from their
+latest checkpoint (isles_train's --c). TESTING predictions and all scores are remade each run.
+
+Post-processing: none, for every row (nnU-Net's stock fold validation has none; the ensembles run with it
+disabled). CV predictions are each fold's final-validation predictions (`fold_N/validation/<case>.nii.gz`,
+original grid), gathered per row in `<work>/cv/<row>/` and scored against the raw dataset's labelsTr;
+TESTING predictions are in `<work>/testing/<row>/`, scored against the phantom's DWI lesions
+(`<work>/references_testing/`). Prints, for CV then TESTING: lesion cases (Dice, HD95, |dV|) and lesion-free
+cases (false-positive volume) apart, with 95 % bootstrap intervals over cases, and every row's paired
+difference against the one-stage U-Net (first Table-1 row) and the threshold. `-o` holds the settings, every
+per-case value, which fold predicted each CV case, and per-row seconds (None for a fold skipped as finished).
+
+GPU recipe (the paper's configuration; not run on this CPU machine): ISLESPlanner (256 x 256 slices, full
+widths, the paper's schedule: 400 epochs, lr x 0.2 after 180 and 300; an epoch one pass over the fold's
+training slices at batch 5) on a 256 x 256 phantom, one fold at a time on one GPU:
+
+    python -m isles_pipeline.benchmarking.phantom_results -pl ISLESPlanner -size 256 -n 94 -t 20 \\
+        -device cuda -np 1 -work phantom_results_gpu -o phantom_results_gpu.json [--nnunet]
+
+(-np 2 puts two folds on the one GPU at once, which helps only when one fold leaves it idle.) Its size, an
+estimate: the 94-case phantom has ~1,050 slices (268 in 24 cases), so a fold trains ~158 iterations x 400
+epochs x 5 = ~316,000 slices; at DESIGN.md's H100 eager rate for the full chain (54 slices/s) ~1.6 h per fold,
+~50 h for the 32 row-folds (the one-stage rows run faster). --nnunet gets the same slice budget.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from isles_pipeline.dataset_conversion.convert import convert_isles2018
-from isles_pipeline.dataset_conversion.phantom import generate_phantom
-from isles_pipeline.evaluation.evaluate import evaluate_folders
-from isles_pipeline.evaluation.summary import compare_methods
+from isles_pipeline.benchmarking.phantom_protocol import (NNUNET_ROW, ONE_STAGE_ROW, THRESHOLD_ROW, add_comparisons,
+                                                          prepare_phantom, run_protocol)
 from isles_pipeline.evaluation.tables import comparison_table, summary_table
-from isles_pipeline.evaluation.threshold_baseline import threshold_predictions
 from isles_pipeline.files import atomic_write_json
-from isles_pipeline.inference.predict import predict_folder
-from isles_pipeline.paths import data_roots_under
-from isles_pipeline.phantom_study import PHANTOM_DATASET_ID, phantom_references
-from isles_pipeline.planners.api import plan_and_preprocess
-from isles_pipeline.trainers.run import run_training
 from isles_pipeline.trainers.variants import TABLE1
 
-THRESHOLD_ROW = "threshold baseline (rCBF < 30 % in Tmax > 6 s)"
-ONE_STAGE_ROW = TABLE1[0].__name__
-PLANS = {"ISLESSmallPlanner": "ISLESSmallPlans", "ISLESPlanner": "ISLESPlans"}
+__all__ = ["NNUNET_ROW", "ONE_STAGE_ROW", "THRESHOLD_ROW", "add_comparisons", "run", "results_table", "main"]
+PARTS = (("cv", "Cross-validation (4 folds by patient, out-of-fold predictions) on the TRAINING phantom"),
+         ("testing", "TESTING phantom, each row's fold ensemble"))
 
 
-def _row(summary: dict) -> dict:
-    return {"num_cases": summary["num_cases"], "lesion_cases": summary["lesion_cases"],
-            "lesion_free_cases": summary["lesion_free_cases"],
-            "per_case": {row["case"]: row["metrics"] for row in summary["metric_per_case"]}}
+def run(work: Path, trainers: Sequence[str], training_cases: int, testing_cases: int, size: int, planner: str,
+        device: str, num_processes: int, folds: Optional[Sequence[int]] = None, nnunet: bool = False) -> dict:
+    bench = prepare_phantom(work, training_cases, testing_cases, size, planner, num_processes)
+    return run_protocol(bench, trainers, folds, device, num_processes, nnunet)
 
 
-def add_comparisons(results: dict) -> dict:
-    """Paired differences of every row against the one-stage U-Net and the threshold baseline (those present)."""
-    rows = results["rows"]
-    results["comparisons"] = {
-        against: {name: compare_methods(row["per_case"], rows[against]["per_case"])
-                  for name, row in rows.items() if name != against}
-        for against in (ONE_STAGE_ROW, THRESHOLD_ROW) if against in rows}
-    return results
-
-
-def run(work: Path, trainers: Sequence[str], training_cases: int, testing_cases: int, size: int,
-        planner: str, device: str, num_processes: int) -> dict:
-    work = Path(work).resolve()
-    training, testing = work / "phantom" / "TRAINING", work / "phantom" / "TESTING"
-    plans = PLANS[planner]
-    results: dict = {"settings": {"training_cases": training_cases, "testing_cases": testing_cases, "size": size,
-                                  "planner": planner, "fold": 0, "device": device}, "rows": {}}
-    with data_roots_under(work):
-        generate_phantom(training, training_cases, "TRAINING", 0, size, True, num_processes)
-        generate_phantom(testing, testing_cases, "TESTING", 1, size, True, num_processes)
-        convert_isles2018(training, None, PHANTOM_DATASET_ID, "ISLES2018", num_processes)
-        plan_and_preprocess(PHANTOM_DATASET_ID, planner, num_processes, clean=True)
-        references = work / "references"
-        phantom_references(testing, references)
-        threshold_predictions(testing, work / "threshold_baseline")
-        results["rows"][THRESHOLD_ROW] = _row(evaluate_folders(references, work / "threshold_baseline"))
-        for trainer in trainers:
-            start = time.perf_counter()
-            run_training(PHANTOM_DATASET_ID, 0, trainer, plans, "2d", device)
-            predictions = work / "predictions" / trainer
-            report = predict_folder(testing, predictions, PHANTOM_DATASET_ID, [0], trainer, plans, device=device)
-            if report.failures:
-                raise RuntimeError(f"{trainer}: prediction failed: {report.failures}")
-            results["rows"][trainer] = dict(_row(evaluate_folders(references, predictions)),
-                                            seconds=round(time.perf_counter() - start, 1))
-    return add_comparisons(results)
+def part_table(part: dict) -> list[str]:
+    """Per-row summaries of one part (CV or TESTING), then the paired differences against each reference row."""
+    lines = summary_table(part["rows"])
+    for against, comparisons in part["comparisons"].items():
+        lines += [""] + comparison_table(comparisons, against)
+    return lines
 
 
 def results_table(results: dict) -> list[str]:
-    """The printed table: per-row summaries, then the paired differences against each reference row."""
-    lines = summary_table(results["rows"])
-    for against, comparisons in results["comparisons"].items():
-        lines += [""] + comparison_table(comparisons, against)
+    """The printed tables: CV, then TESTING (each part present), then the seconds per row."""
+    lines: list[str] = []
+    for key, title in PARTS:
+        if key in results:
+            lines += ([""] if lines else []) + [f"== {title} ==", ""] + part_table(results[key])
+    if results.get("seconds"):
+        lines += ["", "Seconds per row (fold trainings with their validation, summed, plus TESTING prediction; "
+                      "skipped folds count 0):"]
+        lines += [f"  {row}: {entry['total']}" for row, entry in results["seconds"].items()]
     return lines
 
 
@@ -94,16 +96,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-tr", nargs="+", default=[trainer.__name__ for trainer in TABLE1],
                         help="trainers, one per row (default: every Table-1 row, one-stage U-Net first)")
+    parser.add_argument("-folds", nargs="+", type=int, default=None, help="folds to run (default: all 4)")
     parser.add_argument("-o", type=Path, default=Path("phantom_results.json"))
     parser.add_argument("-work", type=Path, default=Path("phantom_results_work"))
-    parser.add_argument("-n", type=int, default=24, help="TRAINING cases (default 24)")
-    parser.add_argument("-t", type=int, default=10, help="TESTING cases (default 10)")
-    parser.add_argument("-size", type=int, default=128)
-    parser.add_argument("-pl", default="ISLESSmallPlanner", choices=sorted(PLANS))
+    parser.add_argument("-n", type=int, default=94, help="TRAINING cases (default 94)")
+    parser.add_argument("-t", type=int, default=20, help="TESTING cases (default 20)")
+    parser.add_argument("-size", type=int, default=128, help="phantom in-plane size (default 128)")
+    parser.add_argument("-pl", default="ISLESSmallPlanner", choices=["ISLESSmallPlanner", "ISLESPlanner"])
     parser.add_argument("-device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("-np", type=int, default=2)
+    parser.add_argument("-np", type=int, default=2, help="parallel processes: fold trainings, predictions")
+    parser.add_argument("--nnunet", action="store_true", help="add the stock nnU-Net v2 2d row (budget-matched)")
     args = parser.parse_args(argv)
-    results = run(args.work, args.tr, args.n, args.t, args.size, args.pl, args.device, args.np)
+    try:
+        results = run(args.work, args.tr, args.n, args.t, args.size, args.pl, args.device, args.np, args.folds,
+                      args.nnunet)
+    except (ValueError, RuntimeError) as error:  # bad settings; folds or cases that failed (one line each)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     atomic_write_json(args.o, results)
     print("\n".join(results_table(results)))
     return 0

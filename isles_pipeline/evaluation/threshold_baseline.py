@@ -8,6 +8,7 @@ stand-in for the contralateral hemisphere that needs no knowledge of the lesion 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -31,13 +32,14 @@ def threshold_core(cbf: np.ndarray, tmax: np.ndarray, rcbf_threshold: float = 0.
     return tissue & (cbf < rcbf_threshold * reference) & (tmax > tmax_threshold_s)
 
 
-def threshold_predictions(testing: Path, folder: Path) -> None:
+def threshold_predictions(testing: Path, folder: Path, name_of: Callable[[str], str] = str) -> None:
     """The baseline for every case of an ISLES 2018 layout folder, written on the CT's grid as
-    `<folder>/<case>.nii.gz` (the names `isles_evaluate` pairs with references)."""
+    `<folder>/<name_of(case)>.nii.gz` (the names `isles_evaluate` pairs with references; `name_of` maps a
+    case folder name, e.g. to the converted identifier `train_007`)."""
     for case_folder in list_case_folders(testing):
         case = read_case_layout(case_folder, require_label=False)
         cbf, tmax = (read_image(case.files[m]) for m in ("CT_CBF", "CT_Tmax"))
         core = threshold_core(sitk.GetArrayFromImage(cbf), sitk.GetArrayFromImage(tmax)).astype(np.uint8)
         image = sitk.GetImageFromArray(core)
         image.CopyInformation(read_image(case.files["CT"]))
-        write_image(image, folder / f"{case_folder.name}.nii.gz")
+        write_image(image, folder / f"{name_of(case_folder.name)}.nii.gz")
