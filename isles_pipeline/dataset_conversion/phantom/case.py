@@ -142,7 +142,10 @@ def simulate_slab(rng, patient: Patient, slab: int, size: int):
     mtt = np.where(cbf > 0, 60 * cbv / np.maximum(cbf, 1e-6), 0).astype(np.float32)
     truth_maps = {"cbf": (cbf * fraction).astype(np.float32), "cbv": (cbv * fraction).astype(np.float32),
                   "mtt": mtt, "tmax": np.where(cbf > 0, lesion.delay_s, 0).astype(np.float32),
-                  "delay": lesion.delay_s, "dispersion": lesion.dispersion_s,
+                  # delay only where blood arrives (the parenchyma): outside it the field has no meaning, and
+                  # its noise-like values there made it the costliest truth file to compress
+                  "delay": np.where(parenchyma, lesion.delay_s, 0).astype(np.float32),
+                  "dispersion": lesion.dispersion_s,
                   "flow_fraction": lesion.flow_fraction, "damage": lesion.damage}
     stroke = patient.stroke
     washout = float(vof[-1] / max(vof.max(), 1e-6))
