@@ -7,7 +7,7 @@ import numpy as np
 
 from .acquisition import Motion, beam_hardening, correlated_noise, move, resample_to_seconds
 from .anatomy import (AIR, CSF, DEEP_GREY, GREY, LEUKOARAIOSIS, OLD_INFARCT, SKULL, WHITE, HeadShape,
-                      build_anatomy, physical_grid)
+                      build_anatomy, in_plane_box, physical_grid)
 from .centres import Centre, draw_centre, frame_noise_hu
 from .fields import smooth_field, voxel_sigma
 from .lesion import Stroke, build_lesion
@@ -110,7 +110,7 @@ def simulate_slab(rng, patient: Patient, slab: int, size: int):
     series = np.full((len(times),) + shape, BACKGROUND_HU, np.float32)
     # Only the head's bounding box (plus room for the motion) is simulated; outside it the air is constant.
     margin = int(np.ceil(4.5 / patient.pixel_mm)) + 2
-    rows, cols = _bounding_box(head, margin)
+    rows, cols = in_plane_box(head, margin)
     box = (len(times), rows.stop - rows.start, cols.stop - cols.start)
     for z in range(shape[0]):  # slice by slice keeps the peak memory near one 4D array
         enhancement = np.zeros(box, np.float32)
@@ -185,13 +185,6 @@ def simulate_slab(rng, patient: Patient, slab: int, size: int):
             "leukoaraiosis": patient.head.leukoaraiosis,
         },
     }
-
-
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """In-plane rows and columns holding `mask` in any slice, widened by `margin` voxels."""
-    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
-    return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, mask.shape[1])),
-            slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, mask.shape[2])))
 
 
 def _dwi(rng, labels, lesion, spacing):

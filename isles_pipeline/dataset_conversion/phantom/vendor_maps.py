@@ -20,6 +20,7 @@ from isles_pipeline.perfusion.deconvolution import Deconvolver
 from isles_pipeline.perfusion.maps import blood_volume, flow_and_tmax, transit_time
 from isles_pipeline.perfusion.timing import resampling_matrix, uniform_grid
 
+from .anatomy import in_plane_box
 from .centres import Vendor
 
 HEAD_HU_LIMIT = 150.0  # baseline above this is bone
@@ -109,19 +110,11 @@ def _on_grid(times_s: np.ndarray, grid: np.ndarray):
     return lambda curves: matrix @ curves
 
 
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
-    if not len(rows):
-        return slice(0, mask.shape[1]), slice(0, mask.shape[2])
-    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
-            slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
-
-
 def compute_vendor_maps(series: np.ndarray, times_s: np.ndarray, vendor: Vendor, pixel_mm: float) -> dict:
     """CT_CBF, CT_CBV, CT_MTT, CT_Tmax from a series (T, Z, Y, X) in HU acquired at `times_s`."""
     full_shape = series.shape[1:]
     head = (series[0] > -10) & (series[0] < HEAD_HU_LIMIT)
-    rows, cols = _bounding_box(head, 2)
+    rows, cols = in_plane_box(head, 2)
     series = series[:, :, rows, cols]  # only the head is processed (a view: nothing copied yet)
     soft = head[:, rows, cols]
     head_curve = series[:, soft].mean(axis=1) if soft.any() else series.mean(axis=(1, 2, 3))
