@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy import ndimage
+
+from .fields import white_noise
 
 NOISE_CORRELATION_PX = 0.8
 BEAM_HARDENING_HU = 5.0
@@ -46,17 +47,12 @@ def correlated_noise(rng, shape) -> np.ndarray:
 
     The variance lost by the blur is restored with the kernel's exact norm, not the sample's std, so every
     slice of a case has the same noise level.
-
-    The white noise comes from torch's generator, seeded from `rng`: its vectorised Box-Muller draws are
-    about twice as fast as numpy's ziggurat, and one value per voxel and frame is the phantom's largest
-    single draw. Same seed, same noise on a machine, whatever the process count (torch draws serially).
     """
     sigma = (0,) * (len(shape) - 2) + (NOISE_CORRELATION_PX, NOISE_CORRELATION_PX)
     impulse = np.zeros((33, 33))
     impulse[16, 16] = 1
     norm = float(np.sqrt((ndimage.gaussian_filter(impulse, NOISE_CORRELATION_PX, truncate=2.5) ** 2).sum()))
-    generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
-    white = torch.empty(tuple(shape), dtype=torch.float32).normal_(generator=generator).numpy()
+    white = white_noise(rng, shape)
     noise = ndimage.gaussian_filter(white, sigma, truncate=2.5, output=white)
     noise /= norm
     return noise

@@ -9,7 +9,7 @@ from .acquisition import Motion, beam_hardening, correlated_noise, move, resampl
 from .anatomy import (AIR, CSF, DEEP_GREY, GREY, LEUKOARAIOSIS, OLD_INFARCT, SKULL, WHITE, HeadShape,
                       build_anatomy, in_plane_box, physical_grid)
 from .centres import Centre, draw_centre, frame_noise_hu
-from .fields import smooth_field, voxel_sigma
+from .fields import smooth_field, voxel_sigma, white_noise
 from .lesion import Stroke, build_lesion
 from .physiology import Bolus, tissue_curves
 from .vendor_maps import compute_vendor_maps
@@ -196,6 +196,6 @@ def _dwi(rng, labels, lesion, spacing):
         signal[labels == tissue] = value
     signal *= 1 + 0.05 * smooth_field(rng, labels.shape, voxel_sigma(3, spacing))
     signal = np.where(lesion.dwi, signal * (1.3 + 0.9 * lesion.damage), signal)
-    real = signal + 20 * rng.standard_normal(labels.shape, dtype=np.float32)
-    imaginary = 20 * rng.standard_normal(labels.shape, dtype=np.float32)
+    real = signal + 20 * white_noise(rng, labels.shape)
+    imaginary = 20 * white_noise(rng, labels.shape)
     return np.hypot(real, imaginary).astype(np.float32)

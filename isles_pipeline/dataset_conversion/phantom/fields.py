@@ -2,9 +2,23 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import fft, ndimage
 
 FFT_ABOVE_RADIUS = 12  # kernel radius (voxels) above which the Fourier route is the cheaper one
+
+
+def white_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Independent standard normal float32 values, from torch's generator seeded by `rng`.
+
+    torch's vectorised Box-Muller draws are about twice as fast as numpy's ziggurat, and the phantom draws
+    one value per voxel and frame for the acquisition noise (its largest single cost after the vendors'
+    deconvolution). Same seed, same values on a machine, whatever the process count (torch draws serially).
+    The anatomy's and the lesion's smooth fields keep numpy's draws, so a seed still gives the heads and
+    lesions it always did.
+    """
+    generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
+    return torch.empty(tuple(int(n) for n in shape), dtype=torch.float32).normal_(generator=generator).numpy()
 
 
 def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sigma_voxels) -> np.ndarray:
@@ -14,7 +28,7 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sigma_voxels)
     circular convolution) done in Fourier space, with the same result up to float rounding: its cost does not
     grow with sigma, where the direct filter's does, so it is used for the wide fields (the phantom's fields are 3 to 15 mm wide: up to 130 taps).
     """
-    field = rng.standard_normal(shape, dtype=np.float32)
+    field = rng.standard_normal(shape, dtype=np.float32)  # numpy's draws: the same heads and lesions as ever
     sigmas = np.broadcast_to(np.asarray(sigma_voxels, float), (len(shape),))
     if max(int(4.0 * s + 0.5) for s in sigmas) <= FFT_ABOVE_RADIUS:  # a short kernel is cheaper directly
         return _standardised(ndimage.gaussian_filter(field, tuple(sigmas), mode="wrap"))

@@ -164,12 +164,12 @@ def compute_vendor_maps(series: np.ndarray, times_s: np.ndarray, vendor: Vendor,
     vessel = cbv > vendor.vessel_cbv_limit
     maps = {}
     for name, values in (("cbf", cbf), ("cbv", cbv), ("mtt", np.clip(mtt, 0, 30)), ("tmax", tmax)):
-        processed = np.zeros(tissue_processed.shape, np.float64)
+        processed = np.zeros(tissue_processed.shape, np.float32)
         processed[tissue_processed] = np.where(vessel, 0.0, values)
         if k > 1:  # back to the image matrix by linear interpolation, as the vendor's viewer shows it
             processed = ndimage.zoom(processed, (1, shape[1] / ny, shape[2] / nx), order=1, grid_mode=True,
                                      mode="nearest")
-        out = np.zeros(full_shape, np.float64)
+        out = np.zeros(full_shape, np.float32)
         out[:, rows, cols] = processed[:, : shape[1], : shape[2]] * tissue
         maps[name] = out
     return {
