@@ -25,8 +25,8 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sigma_voxels)
     """White noise blurred by a Gaussian and rescaled to zero mean, unit standard deviation (float32).
 
     The blur is scipy.ndimage.gaussian_filter's (sampled kernel truncated at 4 sigma, mode "wrap", i.e. a
-    circular convolution) done in Fourier space, with the same result up to float rounding: its cost does not
-    grow with sigma, where the direct filter's does, so it is used for the wide fields (the phantom's fields are 3 to 15 mm wide: up to 130 taps).
+    circular convolution). A wide one (the phantom's fields are 3 to 15 mm wide: up to 130 taps) is done in
+    Fourier space with the same result up to float rounding, at a cost that does not grow with sigma.
     """
     field = rng.standard_normal(shape, dtype=np.float32)  # numpy's draws: the same heads and lesions as ever
     sigmas = np.broadcast_to(np.asarray(sigma_voxels, float), (len(shape),))
