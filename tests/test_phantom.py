@@ -75,3 +75,26 @@ def test_deterministic_for_a_seed_whatever_the_process_count(tmp_path):
     generate_phantom(tmp_path / "c", num_cases=3, seed=12, size=32)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+
+
+def test_fast_paths_give_the_direct_results():
+    """The speed-ups are exact: a wide smooth field by FFT is ndimage's wrap-mode Gaussian of the same draws,
+    the vendors' block means are reshape-and-mean, and the DWI misregistration shift on its box is the full
+    ndimage.shift."""
+    from scipy import ndimage
+
+    from isles_pipeline.dataset_conversion.phantom.fields import smooth_field
+    from isles_pipeline.dataset_conversion.phantom.lesion import _shifted
+    from isles_pipeline.dataset_conversion.phantom.vendor_maps import block_mean
+
+    for shape, sigma in (((3, 40, 36), (0.5, 9.0, 4.0)), ((2, 32, 32), (3.0, 16.0, 16.0))):
+        fast = smooth_field(np.random.default_rng(4), shape, sigma)
+        direct = ndimage.gaussian_filter(np.random.default_rng(4).standard_normal(shape, dtype=np.float32), sigma,
+                                         mode="wrap")
+        assert np.allclose(fast, (direct - direct.mean()) / direct.std(), atol=1e-4)
+    array = np.random.default_rng(5).random((4, 3, 10, 13)).astype(np.float32)
+    assert np.allclose(block_mean(array, 2), array[..., :10, :12].reshape(4, 3, 5, 2, 6, 2).mean(axis=(3, 5)))
+    lesion = np.zeros((2, 30, 30), np.float32)
+    lesion[1, 10:14, 12:20] = np.linspace(0.2, 1.0, 8)
+    shift = (0.0, 2.6, -3.3)
+    assert np.allclose(_shifted(lesion, shift), ndimage.shift(lesion, shift, order=1))

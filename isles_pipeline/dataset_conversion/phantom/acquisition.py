@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .fields import white_noise
+
 NOISE_CORRELATION_PX = 0.8
 BEAM_HARDENING_HU = 5.0
 BEAM_HARDENING_MM = 4.0
@@ -50,7 +52,8 @@ def correlated_noise(rng, shape) -> np.ndarray:
     impulse = np.zeros((33, 33))
     impulse[16, 16] = 1
     norm = float(np.sqrt((ndimage.gaussian_filter(impulse, NOISE_CORRELATION_PX, truncate=2.5) ** 2).sum()))
-    noise = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma, truncate=2.5)
+    white = white_noise(rng, shape)
+    noise = ndimage.gaussian_filter(white, sigma, truncate=2.5, output=white)
     noise /= norm
     return noise
 

@@ -70,6 +70,16 @@ class Anatomy:
     skull_distance_mm: np.ndarray  # float32 distance to the skull (beam hardening)
 
 
+def in_plane_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """Rows and columns holding `mask` (Z, Y, X) in any slice, widened by `margin` voxels; the whole plane
+    when the mask is empty. Work confined to it (noise, distances, shifts) skips the air around the head."""
+    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+    if not len(rows):
+        return slice(0, mask.shape[1]), slice(0, mask.shape[2])
+    return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, mask.shape[1])),
+            slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, mask.shape[2])))
+
+
 def physical_grid(shape_zyx, spacing_zyx, z_offset_mm: float):
     """Coordinates (mm) of voxel centres: x left-right, y anterior-posterior, z along the head axis."""
     nz, ny, nx = shape_zyx
@@ -121,7 +131,11 @@ def build_anatomy(rng, head: HeadShape, shape_zyx, spacing_zyx, z_offset_mm: flo
     parenchyma = brain_surface & ~sulci
     parenchyma[brain_surface & (np.abs(x) < 1.0) & (y > 5)] = False  # interhemispheric fissure
     # distance within each slice (slices are thicker than the cortex)
-    csf_near = ndimage.distance_transform_edt(parenchyma, sampling=(1e4,) + tuple(spacing_zyx[1:]))
+    # (on the parenchyma's box plus a ring of non-parenchyma: the nearest non-parenchyma voxel is always in it)
+    rows, cols = in_plane_box(parenchyma, 1)
+    csf_near = np.zeros(parenchyma.shape)
+    csf_near[:, rows, cols] = ndimage.distance_transform_edt(parenchyma[:, rows, cols],
+                                                             sampling=(1e4,) + tuple(spacing_zyx[1:]))
     labels[parenchyma] = WHITE
     labels[parenchyma & (csf_near < head.cortex_mm + 0.5 * spacing_zyx[1])] = GREY
     for side in (-1, 1):

@@ -7,9 +7,9 @@ import numpy as np
 
 from .acquisition import Motion, beam_hardening, correlated_noise, move, resample_to_seconds
 from .anatomy import (AIR, CSF, DEEP_GREY, GREY, LEUKOARAIOSIS, OLD_INFARCT, SKULL, WHITE, HeadShape,
-                      build_anatomy, physical_grid)
+                      build_anatomy, in_plane_box, physical_grid)
 from .centres import Centre, draw_centre, frame_noise_hu
-from .fields import smooth_field, voxel_sigma
+from .fields import smooth_field, voxel_sigma, white_noise
 from .lesion import Stroke, build_lesion
 from .physiology import Bolus, tissue_curves
 from .vendor_maps import compute_vendor_maps
@@ -110,7 +110,7 @@ def simulate_slab(rng, patient: Patient, slab: int, size: int):
     series = np.full((len(times),) + shape, BACKGROUND_HU, np.float32)
     # Only the head's bounding box (plus room for the motion) is simulated; outside it the air is constant.
     margin = int(np.ceil(4.5 / patient.pixel_mm)) + 2
-    rows, cols = _bounding_box(head, margin)
+    rows, cols = in_plane_box(head, margin)
     box = (len(times), rows.stop - rows.start, cols.stop - cols.start)
     for z in range(shape[0]):  # slice by slice keeps the peak memory near one 4D array
         enhancement = np.zeros(box, np.float32)
@@ -142,7 +142,10 @@ def simulate_slab(rng, patient: Patient, slab: int, size: int):
     mtt = np.where(cbf > 0, 60 * cbv / np.maximum(cbf, 1e-6), 0).astype(np.float32)
     truth_maps = {"cbf": (cbf * fraction).astype(np.float32), "cbv": (cbv * fraction).astype(np.float32),
                   "mtt": mtt, "tmax": np.where(cbf > 0, lesion.delay_s, 0).astype(np.float32),
-                  "delay": lesion.delay_s, "dispersion": lesion.dispersion_s,
+                  # delay only where blood arrives (the parenchyma): outside it the field has no meaning, and
+                  # its noise-like values there made it the costliest truth file to compress
+                  "delay": np.where(parenchyma, lesion.delay_s, 0).astype(np.float32),
+                  "dispersion": lesion.dispersion_s,
                   "flow_fraction": lesion.flow_fraction, "damage": lesion.damage}
     stroke = patient.stroke
     washout = float(vof[-1] / max(vof.max(), 1e-6))
@@ -184,13 +187,6 @@ def simulate_slab(rng, patient: Patient, slab: int, size: int):
     }
 
 
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """In-plane rows and columns holding `mask` in any slice, widened by `margin` voxels."""
-    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
-    return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, mask.shape[1])),
-            slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, mask.shape[2])))
-
-
 def _dwi(rng, labels, lesion, spacing):
     """Diffusion-weighted image (b = 1000, arbitrary units): tissue contrast, the acute lesion brighter the
     deeper its damage, chronic infarcts and leukoaraiosis mildly bright from T2 shine-through, Rician noise."""
@@ -200,6 +196,6 @@ def _dwi(rng, labels, lesion, spacing):
         signal[labels == tissue] = value
     signal *= 1 + 0.05 * smooth_field(rng, labels.shape, voxel_sigma(3, spacing))
     signal = np.where(lesion.dwi, signal * (1.3 + 0.9 * lesion.damage), signal)
-    real = signal + 20 * rng.standard_normal(labels.shape, dtype=np.float32)
-    imaginary = 20 * rng.standard_normal(labels.shape, dtype=np.float32)
+    real = signal + 20 * white_noise(rng, labels.shape)
+    imaginary = 20 * white_noise(rng, labels.shape)
     return np.hypot(real, imaginary).astype(np.float32)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .anatomy import ACA, DEEP_GREY, MCA, OLD_INFARCT, Anatomy
+from .anatomy import ACA, DEEP_GREY, MCA, OLD_INFARCT, Anatomy, in_plane_box
 from .fields import smooth_field, voxel_sigma
 
 # CTP-to-MRI interval in ISLES 2018: median 36 min, IQR 25-79 (Hakim et al. 2021). A log-normal fitted to
@@ -111,7 +111,11 @@ def build_lesion(rng, stroke: Stroke, anatomy: Anatomy, coords, spacing_zyx) -> 
     if territory.any():
         # distance (mm, in-plane) from the healthy brain, whence the collaterals come
         healthy = parenchyma & ~territory
-        border = ndimage.distance_transform_edt(~healthy, sampling=(1e4,) + tuple(spacing_zyx[1:]))
+        # (computed on the parenchyma's box, which holds every healthy voxel; far is far enough outside it)
+        rows, cols = in_plane_box(parenchyma, 0)
+        border = np.full(shape, 1e3)  # mm: "far", without overflowing the logistic below
+        border[:, rows, cols] = ndimage.distance_transform_edt(~healthy[:, rows, cols],
+                                                               sampling=(1e4,) + tuple(spacing_zyx[1:]))
         # Collaterals reach `reach_mm` into the territory at the penumbral flow level; deeper, flow falls to
         # the floor over a few millimetres (the core). Lenticulostriate end arteries get no collaterals.
         reach_mm = (15.0 + 50.0 * c) * BRANCH_REACH[stroke.kind]  # a branch leaves less room
@@ -152,6 +156,16 @@ def build_lesion(rng, stroke: Stroke, anatomy: Anatomy, coords, spacing_zyx) -> 
     damage = np.clip(margin / 0.25, 0, 1).astype(np.float32)
     damage = np.where(emboli_dwi & (damage == 0), 0.5, damage).astype(np.float32)
     shift = (0.0, stroke.misregistration_mm[1] / spacing_zyx[1], stroke.misregistration_mm[0] / spacing_zyx[2])
-    dwi = (ndimage.shift(dwi.astype(np.float32), shift, order=1) > 0.5) & parenchyma
-    damage = ndimage.shift(damage, shift, order=1) * dwi
+    dwi = (_shifted(dwi.astype(np.float32), shift) > 0.5) & parenchyma
+    damage = _shifted(damage, shift) * dwi
     return Lesion(q, volume, delay, dispersion, core, penumbra, dwi, damage.astype(np.float32))
+
+
+def _shifted(array: np.ndarray, shift: tuple[float, float, float]) -> np.ndarray:
+    """ndimage.shift (linear, zero outside) of an array that is zero outside a small box, computed on that box
+    widened by the shift: the same values, without interpolating the empty rest of the slab."""
+    margin = int(np.ceil(max(abs(shift[1]), abs(shift[2])))) + 1
+    rows, cols = in_plane_box(array != 0, margin)
+    out = np.zeros_like(array)
+    out[:, rows, cols] = ndimage.shift(array[:, rows, cols], shift, order=1)
+    return out

@@ -20,6 +20,7 @@ from isles_pipeline.perfusion.deconvolution import Deconvolver
 from isles_pipeline.perfusion.maps import blood_volume, flow_and_tmax, transit_time
 from isles_pipeline.perfusion.timing import resampling_matrix, uniform_grid
 
+from .anatomy import in_plane_box
 from .centres import Vendor
 
 HEAD_HU_LIMIT = 150.0  # baseline above this is bone
@@ -88,24 +89,39 @@ def select_input_functions(curves: np.ndarray, times_s: np.ndarray, choice: str)
     return aif, vof
 
 
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
-    if not len(rows):
-        return slice(0, mask.shape[1]), slice(0, mask.shape[2])
-    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
-            slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+def block_mean(array: np.ndarray, k: int) -> np.ndarray:
+    """Means of k x k in-plane blocks over the last two axes (a trailing partial block is dropped), as float32:
+    the sum of k^2 strided views, several times cheaper than a reshape-and-mean over two inner axes."""
+    ny, nx = array.shape[-2] // k, array.shape[-1] // k
+    total = np.zeros(array.shape[:-2] + (ny, nx), np.float32)
+    for dy in range(k):
+        for dx in range(k):
+            total += array[..., dy : ny * k : k, dx : nx * k : k]
+    total *= 1.0 / (k * k)
+    return total
+
+
+def _on_grid(times_s: np.ndarray, grid: np.ndarray):
+    """A function taking (T, N) curves at `times_s` to the uniform `grid` by linear interpolation in time;
+    the identity (no copy, no product) when the frames already lie on the grid."""
+    if len(grid) == len(times_s) and np.allclose(grid, times_s):
+        return lambda curves: curves
+    matrix = resampling_matrix(times_s, grid).astype(np.float32)
+    return lambda curves: matrix @ curves
 
 
 def compute_vendor_maps(series: np.ndarray, times_s: np.ndarray, vendor: Vendor, pixel_mm: float) -> dict:
     """CT_CBF, CT_CBV, CT_MTT, CT_Tmax from a series (T, Z, Y, X) in HU acquired at `times_s`."""
     full_shape = series.shape[1:]
     head = (series[0] > -10) & (series[0] < HEAD_HU_LIMIT)
-    rows, cols = _bounding_box(head, 2)
+    rows, cols = in_plane_box(head, 2)
     series = series[:, :, rows, cols]  # only the head is processed (a view: nothing copied yet)
     soft = head[:, rows, cols]
     head_curve = series[:, soft].mean(axis=1) if soft.any() else series.mean(axis=(1, 2, 3))
-    series = reject_moved_frames(series, head_curve)
-    head_curve = series[:, soft].mean(axis=1) if soft.any() else series.mean(axis=(1, 2, 3))
+    repaired = reject_moved_frames(series, head_curve)
+    if repaired is not series:  # frames were replaced: their mean density changed
+        series = repaired
+        head_curve = series[:, soft].mean(axis=1) if soft.any() else series.mean(axis=(1, 2, 3))
     first = baseline_frames(head_curve)
     baseline = series[:first].mean(axis=0)
     tissue = (baseline > vendor.hu_window[0]) & (baseline < vendor.hu_window[1])
@@ -115,25 +131,23 @@ def compute_vendor_maps(series: np.ndarray, times_s: np.ndarray, vendor: Vendor,
     # The AIF and VOF are sought over the whole head at full resolution, on the vendor's time grid.
     grid = uniform_grid(np.asarray(times_s, float))
     step = float(grid[1] - grid[0])
-    to_grid = resampling_matrix(np.asarray(times_s, float), grid).astype(np.float32)
-    candidates = enhancement[:, search]
-    aif, vof = select_input_functions(to_grid @ candidates, grid, vendor.aif_choice)
-    del candidates
+    to_grid = _on_grid(np.asarray(times_s, float), grid)
+    aif, vof = select_input_functions(to_grid(enhancement[:, search]), grid, vendor.aif_choice)
     if vendor.vof_scaling and aif.sum() > 0:
         aif = aif * max(vof.sum() / aif.sum(), 1.0)  # partial volume only ever lowers the arterial peak
 
     k = vendor.matrix_step
     shape = enhancement.shape[1:]
     ny, nx = shape[1] // k, shape[2] // k
-    if k > 1:  # the processing matrix first (2 x 2 block means), then the smoothing on it
-        enhancement = enhancement[:, :, : ny * k, : nx * k].reshape(len(times_s), shape[0], ny, k, nx, k).mean(axis=(3, 5))
-        tissue_processed = tissue[:, : ny * k, : nx * k].reshape(shape[0], ny, k, nx, k).mean(axis=(2, 4)) > 0.5
+    if k > 1:  # the processing matrix first (k x k block means), then the smoothing on it
+        enhancement = block_mean(enhancement, k)
+        tissue_processed = block_mean(tissue.astype(np.float32), k) > 0.5
     else:
         tissue_processed = tissue
     sigma = vendor.smoothing_mm / (pixel_mm * k)
     if sigma > 0:
         enhancement = ndimage.gaussian_filter(enhancement, (0, 0, sigma, sigma), truncate=2.5)
-    curves = to_grid @ enhancement[:, tissue_processed]
+    curves = to_grid(enhancement[:, tissue_processed])
     del enhancement
     settings = {"osvd": {"oscillation_index": vendor.oscillation_index},
                 "tikhonov": {"tikhonov": vendor.svd_threshold}}.get(vendor.deconvolution,
@@ -150,12 +164,12 @@ def compute_vendor_maps(series: np.ndarray, times_s: np.ndarray, vendor: Vendor,
     vessel = cbv > vendor.vessel_cbv_limit
     maps = {}
     for name, values in (("cbf", cbf), ("cbv", cbv), ("mtt", np.clip(mtt, 0, 30)), ("tmax", tmax)):
-        processed = np.zeros(tissue_processed.shape, np.float64)
+        processed = np.zeros(tissue_processed.shape, np.float32)
         processed[tissue_processed] = np.where(vessel, 0.0, values)
         if k > 1:  # back to the image matrix by linear interpolation, as the vendor's viewer shows it
             processed = ndimage.zoom(processed, (1, shape[1] / ny, shape[2] / nx), order=1, grid_mode=True,
                                      mode="nearest")
-        out = np.zeros(full_shape, np.float64)
+        out = np.zeros(full_shape, np.float32)
         out[:, rows, cols] = processed[:, : shape[1], : shape[2]] * tissue
         maps[name] = out
     return {
