@@ -32,7 +32,9 @@ fail() { echo "nnunet_venv: $1 failed (log: $log)" >&2; exit 1; }
 "$py" -m pip install -q "${torch_spec[@]}" >> "$log" 2>&1 || fail "pip install ${torch_spec[*]}"
 torch_version=$("$py" -c "import torch; print(torch.__version__)") || fail "import torch"
 constraints="$venv/isles-constraints.txt"
-echo "torch==$torch_version" > "$constraints"
+# The public version: a wheel's local label (+cu130, +cpu) is not always in its file name, and pip keeps an
+# installed torch that satisfies the constraint rather than swapping builds.
+echo "torch==${torch_version%%+*}" > "$constraints"
 "$py" -m pip install -q --no-deps "$nnunet_spec" >> "$log" 2>&1 || fail "pip install --no-deps $nnunet_spec"
 # nnunetv2's own Requires-Dist without extras and without torch (already installed and held).
 mapfile -t requirements < <("$py" - <<'EOF'

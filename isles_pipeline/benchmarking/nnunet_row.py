@@ -202,7 +202,8 @@ def run_nnunet_row(raw_dataset_folder: Path, splits: list[dict], work: Path, sli
     times: dict[str, float] = {}
     times["plan_and_preprocess"] = _run_step(
         "plan_and_preprocess", [str(bin_folder / "nnUNetv2_plan_and_preprocess"), "-d", str(identifier),
-                                "-c", CONFIGURATION, "-np", str(num_processes), "--verify_dataset_integrity"],
+                                "-c", CONFIGURATION, "-np", str(num_processes), "-npfp", str(num_processes),
+                                "--verify_dataset_integrity"],
         logs / "plan_and_preprocess.log", env)
     preprocessed = roots["nnUNet_preprocessed"] / raw_dataset_folder.name
     atomic_write_json(preprocessed / "splits_final.json", exported)
