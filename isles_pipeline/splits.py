@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
@@ -109,3 +109,27 @@ def load_or_create_splits(preprocessed_dataset_folder: Path, case_to_patient: Ma
         raise
     atomic_write_json(path, splits)
     return splits
+
+
+def nnunet_splits(splits: list[dict], cases: Iterable[str]) -> list[dict]:
+    """`splits` as stock nnU-Net's splits_final.json: only "train" and "val" per fold. Refused (ValueError, one
+    line) unless every one of `cases` (the dataset's training identifiers) is validated in exactly one fold
+    and each fold trains on all the others: a row scored on these folds must see every case once."""
+    cases = sorted(cases)
+    seen: dict[str, int] = {}
+    for index, fold in enumerate(splits):
+        for case in fold["val"]:
+            if case in seen:
+                raise ValueError(f"splits: case {case} is validated in folds {seen[case]} and {index}")
+            seen[case] = index
+    if sorted(seen) != cases:
+        missing, unknown = sorted(set(cases) - set(seen)), sorted(set(seen) - set(cases))
+        raise ValueError(f"splits do not validate each training case once: {len(missing)} never validated "
+                         f"{missing[:3]}, {len(unknown)} not in the dataset {unknown[:3]}")
+    exported = []
+    for fold in splits:
+        train = sorted(c for c in cases if c not in set(fold["val"]))
+        if sorted(fold["train"]) != train:
+            raise ValueError(f"splits: fold {len(exported)}'s train list is not every case outside its val list")
+        exported.append({"train": train, "val": sorted(fold["val"])})
+    return exported

@@ -1,0 +1,114 @@
+"""The stock nnU-Net row, our side of it (nnU-Net itself is not installed here; the row's run is a benchmark):
+the splits export, the training-budget arithmetic the external trainer reads, and the one-line errors."""
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from isles_pipeline.benchmarking import nnunet_row
+from isles_pipeline.benchmarking.nnunet_row import (TRAINER, TRAINER_FOLDER, NnUNetRowError, budget_schedule,
+                                                    dataset_id, main, training_cases)
+from isles_pipeline.splits import create_splits, nnunet_splits
+
+
+def _raw_dataset(folder: Path, cases: list[str]) -> Path:
+    """A raw dataset folder as far as the row reads it before nnU-Net runs: dataset.json and labelsTr names."""
+    (folder / "labelsTr").mkdir(parents=True)
+    for case in cases:
+        (folder / "labelsTr" / f"{case}.nii.gz").write_bytes(b"")
+    (folder / "dataset.json").write_text(json.dumps({"file_ending": ".nii.gz", "numTraining": len(cases)}))
+    return folder
+
+
+def _two_slab_patients() -> dict[str, str]:
+    return {f"train_{i:03d}": f"patient_{(i + 1) // 2:02d}" for i in range(1, 15)}
+
+
+def test_export_keeps_train_and_val_only_and_validates_every_dataset_case_once(tmp_path):
+    patients = _two_slab_patients()
+    raw = _raw_dataset(tmp_path / "Dataset018_ISLES2018", sorted(patients))
+    ours = create_splits(patients, 4)
+    exported = nnunet_splits(ours, training_cases(raw))
+    assert all(set(fold) == {"train", "val"} for fold in exported)
+    assert sorted(c for fold in exported for c in fold["val"]) == sorted(patients)
+    for fold, original in zip(exported, ours):
+        assert fold["val"] == sorted(original["val"])
+        assert sorted(fold["train"] + fold["val"]) == sorted(patients)
+    json.dumps(exported)  # what nnU-Net reads is plain JSON
+
+
+def test_export_refuses_splits_that_do_not_cover_the_dataset_once(tmp_path):
+    patients = _two_slab_patients()
+    splits = create_splits(patients, 4)
+    with pytest.raises(ValueError, match="1 never validated"):
+        nnunet_splits(splits, sorted(patients) + ["train_099"])
+    twice = [dict(fold) for fold in splits]
+    twice[1] = {**twice[1], "val": twice[1]["val"] + [twice[0]["val"][0]]}
+    with pytest.raises(ValueError, match="validated in folds 0 and 1"):
+        nnunet_splits(twice, sorted(patients))
+    wrong_train = [dict(fold) for fold in splits]
+    wrong_train[2] = {**wrong_train[2], "train": wrong_train[2]["train"][1:]}
+    with pytest.raises(ValueError, match="fold 2's train list"):
+        nnunet_splits(wrong_train, sorted(patients))
+
+
+@pytest.mark.parametrize("budget, batch", [(500, 12), (500, 5), (500, 50), (40, 12), (3, 12), (250_000, 12),
+                                           (94 * 16 * 180, 49)])
+def test_budget_schedule_meets_the_budget_in_whole_iterations(budget, batch):
+    schedule = budget_schedule(budget, batch)
+    assert schedule.batch_size == batch and schedule.iterations <= 250 and schedule.epochs >= 1
+    # nearest whole number of iterations per epoch: off by at most half an iteration per epoch (or one
+    # iteration when the budget is below one batch)
+    assert abs(schedule.slices - budget) <= max(schedule.epochs * batch / 2, batch)
+    iterations_total = budget / batch
+    if iterations_total >= 10:
+        assert schedule.epochs >= 10  # poly decay gets several steps
+    environment = schedule.environment()
+    assert (int(environment["ISLES_NNUNET_EPOCHS"]) * int(environment["ISLES_NNUNET_ITERATIONS"]) * batch
+            == int(environment["ISLES_NNUNET_SLICES"]) == schedule.slices)
+
+
+def test_budget_schedule_examples_and_bad_input():
+    assert (budget_schedule(500, 12).epochs, budget_schedule(500, 12).iterations) == (10, 4)  # 480 slices
+    assert (budget_schedule(600_000, 12).epochs, budget_schedule(600_000, 12).iterations) == (200, 250)
+    with pytest.raises(ValueError):
+        budget_schedule(0, 12)
+
+
+def test_the_trainer_reads_exactly_what_the_schedule_sets():
+    """The trainer imports nnunetv2, so it is read, not imported: its ENVIRONMENT names and class name."""
+    source = (TRAINER_FOLDER / f"{TRAINER}.py").read_text()
+    tree = ast.parse(source)
+    names = next(ast.literal_eval(node.value) for node in tree.body
+                 if isinstance(node, ast.Assign) and node.targets[0].id == "ENVIRONMENT")
+    assert set(names) == set(budget_schedule(500, 12).environment())
+    assert any(isinstance(node, ast.ClassDef) and node.name == TRAINER for node in tree.body)
+
+
+def test_missing_venv_is_one_line_and_nonzero(tmp_path, monkeypatch, capsys):
+    patients = _two_slab_patients()
+    raw = _raw_dataset(tmp_path / "Dataset018_ISLES2018", sorted(patients))
+    splits_file = tmp_path / "splits_final.json"
+    splits_file.write_text(json.dumps(create_splits(patients, 4)))
+    monkeypatch.setenv("NNUNET_VENV", str(tmp_path / "no_venv"))
+    code = main([str(raw), "-o", str(tmp_path / "work"), "-budget", "500", "-splits", str(splits_file)])
+    error = capsys.readouterr().err.strip()
+    assert code == 1
+    assert len(error.splitlines()) == 1
+    assert "no nnU-Net v2 virtualenv at" in error and str(tmp_path / "no_venv") in error
+    assert "nnunet_venv.sh" in error
+    assert not (tmp_path / "work").exists()
+
+
+def test_dataset_folder_must_follow_nnunet_naming(tmp_path):
+    assert dataset_id(tmp_path / "Dataset018_ISLES2018") == 18
+    with pytest.raises(NnUNetRowError, match="DatasetXXX_Name"):
+        dataset_id(tmp_path / "ISLES2018")
+
+
+def test_the_package_never_imports_nnunetv2():
+    tree = ast.parse(Path(nnunet_row.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not any(name.split(".")[0] == "nnunetv2" for name in imported)
