@@ -17,6 +17,9 @@ Steps (each an nnU-Net command in a subprocess, its output kept in WORK/logs/<st
    schedule is not trained again.
 5. Fold validation predictions (nnU-Net's own, from the final checkpoints) gathered into WORK/cv; imagesTs
    predicted with the 4-fold ensemble (nnUNetv2_predict -f 0 1 2 3) into WORK/testing.
+A rerun in the same WORK resumes: planning and the TESTING prediction, recorded in WORK/row.json only once they
+succeeded, are not run again for the same dataset (the prediction only while no fold was retrained), so
+`phantom_results --nnunet` can score a row this command already ran.
 The package never imports nnunetv2: it is not a dependency of ours.
 """
 from __future__ import annotations
@@ -199,32 +202,38 @@ def run_nnunet_row(raw_dataset_folder: Path, splits: list[dict], work: Path, sli
     logs = work / "logs"
     _link_raw(raw_dataset_folder, roots["nnUNet_raw"])
     bin_folder = venv / "bin"
-    times: dict[str, float] = {}
-    times["plan_and_preprocess"] = _run_step(
-        "plan_and_preprocess", [str(bin_folder / "nnUNetv2_plan_and_preprocess"), "-d", str(identifier),
-                                "-c", CONFIGURATION, "-np", str(num_processes), "-npfp", str(num_processes),
-                                "--verify_dataset_integrity"],
-        logs / "plan_and_preprocess.log", env)
     preprocessed = roots["nnUNet_preprocessed"] / raw_dataset_folder.name
+    record_file = work / "row.json"
+    previous = read_json(record_file) if record_file.is_file() else {}
+    previous_seconds = previous.get("seconds", {}) if previous.get("dataset") == str(raw_dataset_folder) else {}
+    # Each step's seconds are recorded only after it succeeded, so a recorded step of this dataset is done.
+    if "plan_and_preprocess" in previous_seconds and (preprocessed / f"{PLANS}.json").is_file():
+        plan_seconds = previous_seconds["plan_and_preprocess"]
+    else:
+        plan_seconds = _run_step(
+            "plan_and_preprocess", [str(bin_folder / "nnUNetv2_plan_and_preprocess"), "-d", str(identifier),
+                                    "-c", CONFIGURATION, "-np", str(num_processes), "-npfp", str(num_processes),
+                                    "--verify_dataset_integrity"],
+            logs / "plan_and_preprocess.log", env)
     atomic_write_json(preprocessed / "splits_final.json", exported)
     plans = read_json(preprocessed / f"{PLANS}.json")
     schedule = budget_schedule(slices_budget, int(plans["configurations"][CONFIGURATION]["batch_size"]))
     env.update(schedule.environment())
     results = roots["nnUNet_results"] / raw_dataset_folder.name / f"{TRAINER}__{PLANS}__{CONFIGURATION}"
-    record_file = work / "row.json"
-    previous = read_json(record_file) if record_file.is_file() else {}
     same_setup = previous.get("splits") == exported and previous.get("schedule") == asdict(schedule)
     record = {"dataset": str(raw_dataset_folder), "splits": exported, "schedule": asdict(schedule),
               "slices_budget": slices_budget, "slices_trained_per_fold": schedule.slices, "device": device,
-              "seconds": previous.get("seconds", {}) if same_setup else {}}
-    record["seconds"]["plan_and_preprocess"] = times["plan_and_preprocess"]
+              "seconds": dict(previous_seconds) if same_setup else {}}
+    record["seconds"]["plan_and_preprocess"] = plan_seconds
     atomic_write_json(record_file, record)
+    retrained = False
     validation_files: list[Path] = []
     for fold in range(NUM_FOLDS):
         fold_folder = results / f"fold_{fold}"
         done = same_setup and (fold_folder / "checkpoint_final.pth").is_file() and all(
             (fold_folder / "validation" / f"{case}.nii.gz").is_file() for case in exported[fold]["val"])
         if not done:
+            retrained = True
             record["seconds"][f"train_fold_{fold}"] = _run_step(
                 f"train fold {fold}", [str(bin_folder / "nnUNetv2_train"), str(identifier), CONFIGURATION,
                                        str(fold), "-tr", TRAINER, *device_args],
@@ -237,6 +246,10 @@ def run_nnunet_row(raw_dataset_folder: Path, splits: list[dict], work: Path, sli
                                      f"{logs / f'train_fold_{fold}.log'}")
             validation_files.append(file)
     cv = _gather(validation_files, work / "cv")
+    expected = testing_cases(raw_dataset_folder)
+    if (same_setup and not retrained and "predict_testing" in previous_seconds
+            and all((work / "testing" / f"{case}.nii.gz").is_file() for case in expected)):
+        return {"cv": cv, "testing": work / "testing"}  # the same folds already predicted every TESTING case
     testing_raw = work / "testing_raw"
     shutil.rmtree(testing_raw, ignore_errors=True)
     record["seconds"]["predict_testing"] = _run_step(
@@ -246,7 +259,7 @@ def run_nnunet_row(raw_dataset_folder: Path, splits: list[dict], work: Path, sli
                     "--disable_progress_bar", *device_args],
         logs / "predict_testing.log", env)
     atomic_write_json(record_file, record)
-    missing = [case for case in testing_cases(raw_dataset_folder) if not (testing_raw / f"{case}.nii.gz").is_file()]
+    missing = [case for case in expected if not (testing_raw / f"{case}.nii.gz").is_file()]
     if missing:
         raise NnUNetRowError(f"nnU-Net predict wrote no prediction for {missing[:3]} ({len(missing)} missing); "
                              f"log: {logs / 'predict_testing.log'}")
