@@ -1,6 +1,7 @@
 """The stock nnU-Net row, our side of it (nnU-Net itself is not installed here; the row's run is a benchmark):
 the splits export, the training-budget arithmetic the external trainer reads, and the one-line errors."""
 import ast
+import dataclasses
 import json
 from pathlib import Path
 
@@ -112,3 +113,50 @@ def test_the_package_never_imports_nnunetv2():
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not any(name.split(".")[0] == "nnunetv2" for name in imported)
+
+
+def _failing_venv(folder: Path) -> Path:
+    """nnU-Net's three commands, each exiting 3: any step the row runs instead of reusing fails it."""
+    (folder / "bin").mkdir(parents=True)
+    for tool in ("nnUNetv2_plan_and_preprocess", "nnUNetv2_train", "nnUNetv2_predict"):
+        script = folder / "bin" / tool
+        script.write_text("#!/bin/sh\nexit 3\n")
+        script.chmod(0o755)
+    return folder
+
+
+def test_a_rerun_reuses_every_recorded_step_and_reruns_a_missing_prediction(tmp_path):
+    patients = _two_slab_patients()
+    raw = _raw_dataset(tmp_path / "Dataset018_ISLES2018", sorted(patients))
+    (raw / "imagesTs").mkdir()
+    tests = ["test_001", "test_002"]
+    for case in tests:
+        (raw / "imagesTs" / f"{case}_0000.nii.gz").write_bytes(b"")
+    splits = create_splits(patients, 4)
+    exported = nnunet_splits(splits, sorted(patients))
+    work, schedule = tmp_path / "work", budget_schedule(500, 12)
+    preprocessed = work / "nnUNet_preprocessed" / raw.name
+    preprocessed.mkdir(parents=True)
+    (preprocessed / "nnUNetPlans.json").write_text(json.dumps({"configurations": {"2d": {"batch_size": 12}}}))
+    results = work / "nnUNet_results" / raw.name / f"{TRAINER}__nnUNetPlans__2d"
+    for fold, split in enumerate(exported):
+        (results / f"fold_{fold}" / "validation").mkdir(parents=True)
+        (results / f"fold_{fold}" / "checkpoint_final.pth").write_bytes(b"")
+        for case in split["val"]:
+            (results / f"fold_{fold}" / "validation" / f"{case}.nii.gz").write_bytes(case.encode())
+    (work / "testing").mkdir()
+    for case in tests:
+        (work / "testing" / f"{case}.nii.gz").write_bytes(b"")
+    (work / "row.json").write_text(json.dumps({
+        "dataset": str(raw.resolve()), "splits": exported, "schedule": dataclasses.asdict(schedule),
+        "seconds": {"plan_and_preprocess": 1.0, "train_fold_0": 1.0, "predict_testing": 1.0}}))
+    venv = _failing_venv(tmp_path / "venv")
+
+    folders = nnunet_row.run_nnunet_row(raw, splits, work, 500, venv=venv)
+    assert sorted(p.name for p in folders["cv"].iterdir()) == sorted(f"{c}.nii.gz" for c in patients)
+    assert (folders["cv"] / "train_001.nii.gz").read_bytes() == b"train_001"
+    assert sorted(p.name for p in folders["testing"].iterdir()) == [f"{c}.nii.gz" for c in tests]
+
+    (work / "testing" / "test_002.nii.gz").unlink()  # an incomplete prediction is made again
+    with pytest.raises(NnUNetRowError, match=r"nnU-Net predict failed \(exit 3\)"):
+        nnunet_row.run_nnunet_row(raw, splits, work, 500, venv=venv)
