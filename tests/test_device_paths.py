@@ -22,7 +22,7 @@ from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
 from isles_pipeline.trainers.run import run_training
 
 from predict_helpers import save_checkpoint
-from train_helpers import write_plans_variant
+from train_helpers import Interrupted, interrupt_after_epoch, write_plans_variant
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU: only the rule is tested
 
@@ -167,10 +167,6 @@ def _a_3x3_kernel(module: torch.nn.Module) -> torch.Tensor:
     return next(p for p in module.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
 
 
-class Interrupted(Exception):
-    pass
-
-
 def test_bf16_channels_last_training_resumes_exactly_and_validates(tiny_roots, monkeypatch, tmp_path):
     _, preprocessed, _ = tiny_roots
     write_plans_variant(preprocessed, "ISLESTinyShortPlans", num_epochs=2, iterations_per_epoch=2,
@@ -189,14 +185,7 @@ def test_bf16_channels_last_training_resumes_exactly_and_validates(tiny_roots, m
     assert (folder / "validation" / "summary.json").is_file()  # final validation predicted under bf16 too
 
     monkeypatch.setenv("ISLES_results", str(tmp_path / "killed"))
-    original = BF16ChannelsLastTrainer.on_epoch_end
-
-    def stop_after_two(self, *args):
-        original(self, *args)
-        if self.current_epoch == 1:
-            raise Interrupted
-
-    monkeypatch.setattr(BF16ChannelsLastTrainer, "on_epoch_end", stop_after_two)
+    original = interrupt_after_epoch(monkeypatch, BF16ChannelsLastTrainer, 1)
     with pytest.raises(Interrupted):
         run_training(18, 0, BF16ChannelsLastTrainer, "ISLESTinyShortPlans", device="cpu")
     monkeypatch.setattr(BF16ChannelsLastTrainer, "on_epoch_end", original)

@@ -15,7 +15,7 @@ from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
 from isles_pipeline.trainers.run import run_training
 
-from train_helpers import DATASET, write_plans_variant
+from train_helpers import DATASET, Interrupted, interrupt_after_epoch, write_plans_variant
 
 
 def fold_folder(results: Path, trainer: str, plans: str = "ISLESTinyPlans", fold: int = 0) -> Path:
@@ -59,10 +59,6 @@ def test_training_lowers_loss_and_writes_the_contract(tiny_roots):
     assert (folder / "validation" / "summary.json").is_file()
 
 
-class Interrupted(Exception):
-    pass
-
-
 def test_resume_with_c_matches_an_uninterrupted_run(tiny_roots, monkeypatch, tmp_path):
     _, _, results = tiny_roots
     monkeypatch.setattr(ISLESChainTrainer, "save_every", 2)
@@ -70,14 +66,7 @@ def test_resume_with_c_matches_an_uninterrupted_run(tiny_roots, monkeypatch, tmp
     uninterrupted = ckpt.load_checkpoint(fold_folder(results, "ISLESChainTrainer") / ckpt.FINAL)
 
     monkeypatch.setenv("ISLES_results", str(tmp_path / "killed"))
-    original = ISLESChainTrainer.on_epoch_end
-
-    def stop_after_two(self, *args):
-        original(self, *args)
-        if self.current_epoch == 2:
-            raise Interrupted
-
-    monkeypatch.setattr(ISLESChainTrainer, "on_epoch_end", stop_after_two)
+    original = interrupt_after_epoch(monkeypatch, ISLESChainTrainer, 2)
     with pytest.raises(Interrupted):
         run_training(18, 0, "ISLESChainTrainer", "ISLESTinyPlans", device="cpu")
     killed = fold_folder(tmp_path / "killed", "ISLESChainTrainer")

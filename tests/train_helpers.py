@@ -20,3 +20,21 @@ def write_plans_variant(preprocessed: Path, name: str, **changes) -> None:
     plans["plans_name"] = name
     plans["configurations"]["2d"].update(changes)
     atomic_write_json(preprocessed / DATASET / f"{name}.json", plans)
+
+
+class Interrupted(Exception):
+    """Raised by `interrupt_after_epoch`: a training stopped as a crash or a kill would stop it."""
+
+
+def interrupt_after_epoch(mp, trainer_class: type, epoch: int):
+    """Make `trainer_class` raise Interrupted at the end of `epoch` (after that epoch's checkpoints); returns
+    the original on_epoch_end, to put back before resuming."""
+    original = trainer_class.on_epoch_end
+
+    def stop(self, *args):
+        original(self, *args)
+        if self.current_epoch == epoch:
+            raise Interrupted
+
+    mp.setattr(trainer_class, "on_epoch_end", stop)
+    return original
