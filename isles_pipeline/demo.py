@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable
 
 from isles_pipeline.dataset_conversion.convert import convert_isles2018
-from isles_pipeline.dataset_conversion.phantom import generate_phantom
 from isles_pipeline.devices import resolve_device
 from isles_pipeline.evaluation.evaluate import evaluate_folders
 from isles_pipeline.evaluation.summary import compare_methods
@@ -27,8 +26,9 @@ from isles_pipeline.evaluation.threshold_baseline import threshold_predictions
 from isles_pipeline.files import atomic_write_json
 from isles_pipeline.inference.determine_postprocessing import determine_postprocessing
 from isles_pipeline.inference.predict import PredictionOptions, predict_folder
-from isles_pipeline.paths import data_roots_under
-from isles_pipeline.phantom_study import PHANTOM_DATASET_ID, phantom_references
+from isles_pipeline.paths import data_roots_under, model_folder
+from isles_pipeline.phantom import generate_phantom
+from isles_pipeline.phantom.study import PHANTOM_DATASET_ID, phantom_references
 from isles_pipeline.planners.api import plan_and_preprocess
 from isles_pipeline.trainers.run import run_training
 
@@ -93,6 +93,7 @@ def run_demo(output: Path, device: str = "auto", settings: DemoSettings = DemoSe
             say(f"      fold {fold}")
             run_training(PHANTOM_DATASET_ID, fold, settings.trainer, plans, "2d", torch_device.type)
         timings["train_s"] = time.perf_counter() - start
+        trained = model_folder(PHANTOM_DATASET_ID, settings.trainer, plans)
 
         start = stage(5, "choose post-processing on the folds' validation predictions")
         postprocessing = determine_postprocessing(PHANTOM_DATASET_ID, settings.trainer, plans)
@@ -119,7 +120,7 @@ def run_demo(output: Path, device: str = "auto", settings: DemoSettings = DemoSe
         "device": torch_device.type,
         "settings": asdict(settings),
         "plans": plans,
-        "model_folder": str(output / "ISLES_results" / "Dataset018_ISLES2018" / f"{settings.trainer}__{plans}__2d"),
+        "model_folder": str(trained),
         "predictions": str(predictions),
         "overlays": sorted(str(p) for p in (predictions / "overlays").glob("*.png")),
         "postprocessing": postprocessing,

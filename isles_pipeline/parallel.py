@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
+from isles_pipeline.errors import CaseError
 from isles_pipeline.paths import temporary_environment
-from isles_pipeline.preprocessing.errors import CaseError
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
 

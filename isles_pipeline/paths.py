@@ -1,8 +1,12 @@
-"""Where the pipeline's three data roots live, nnU-Net style.
+"""Where the pipeline's three data roots live, nnU-Net style, and where a trained model lives in them.
 
 `ISLES_raw`, `ISLES_preprocessed` and `ISLES_results` are read from the environment each time they are
 asked for (no import-time side effects). When a variable is unset, the root defaults to
 `./isles_data/<name>` under the current directory so that a newcomer's first run works without set-up.
+
+A trained model: `$ISLES_results/DatasetXXX_Name/<Trainer>__<Plans>__<configuration>/`. The trainer owns its
+contents (plans.json, dataset.json, fold_N/checkpoint_*.pth, fold_N/validation/); `model_folder` is the one
+place its location is decided, so the trainer, the predictor and the demo agree.
 """
 from __future__ import annotations
 
@@ -68,3 +72,43 @@ def temporary_environment(values: dict[str, str]):
 def data_roots_under(folder: Path):
     """The three data roots pointed at `folder/<root name>` for a block (the demo, benchmarks)."""
     return temporary_environment({name: str(Path(folder) / name) for name in ROOT_VARIABLES})
+
+
+DEFAULT_TRAINER = "ISLESChainTrainer"  # the trainer's default (trainers.run.run_training)
+DEFAULT_PLANS = "ISLESPlans"
+DEFAULT_CONFIGURATION = "2d"
+
+
+def model_folder_name(trainer: str, plans: str, configuration: str = DEFAULT_CONFIGURATION) -> str:
+    return f"{trainer}__{plans}__{configuration}"
+
+
+def results_dataset_folder(dataset_id: int) -> Path:
+    """The dataset's folder under $ISLES_results (named like the preprocessed or raw dataset when none exists
+    yet)."""
+    try:
+        return find_dataset_folder(isles_results(), dataset_id)
+    except FileNotFoundError:
+        pass
+    for root in (isles_preprocessed(), isles_raw()):
+        try:
+            return isles_results() / find_dataset_folder(root, dataset_id).name
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(f"no dataset with id {int(dataset_id)} in {isles_results()}, {isles_preprocessed()} "
+                            f"or {isles_raw()}")
+
+
+def model_folder(dataset_id: int, trainer: str = DEFAULT_TRAINER, plans: str = DEFAULT_PLANS,
+                 configuration: str = DEFAULT_CONFIGURATION, must_exist: bool = True) -> Path:
+    """The model's folder, the one place its layout is decided: the trainer writes there (must_exist=False)
+    and the predictor reads there; FileNotFoundError listing what exists when it must exist and does not."""
+    if not must_exist:
+        return results_dataset_folder(dataset_id) / model_folder_name(trainer, plans, configuration)
+    dataset = find_dataset_folder(isles_results(), dataset_id)
+    folder = dataset / model_folder_name(trainer, plans, configuration)
+    if not folder.is_dir():
+        available = sorted(p.name for p in dataset.iterdir() if p.is_dir() and p.name.count("__") == 2)
+        raise FileNotFoundError(f"{folder}: no trained model for trainer {trainer}, plans {plans}, configuration "
+                                f"{configuration}; available: {available or 'none'}")
+    return folder

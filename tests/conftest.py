@@ -4,11 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from train_helpers import set_roots, write_plans_variant
 
 from isles_pipeline.dataset_conversion.convert import convert_isles2018
-from isles_pipeline.dataset_conversion.phantom import generate_phantom
+from isles_pipeline.phantom import generate_phantom
 from isles_pipeline.planners import api
-from train_helpers import set_roots, write_plans_variant
 
 # A copy of the real file lives in the repo (tests/data/isles2018/README.md: source, licence): users clone it alone.
 FIXTURE_CT = Path(__file__).resolve().parent / "data" / "isles2018" / "SMIR.Brain.XX.O.CT.339203.nii"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
+from isles_pipeline.files import atomic_write_json
 from isles_pipeline.networks.chain import IntegratedChain
+from isles_pipeline.phantom.synthetic import SyntheticCase, write_synthetic_dataset
 from isles_pipeline.planners import api
 from isles_pipeline.planners.plans import get_configuration, load_plans
-from isles_pipeline.files import atomic_write_json
-from isles_pipeline.preprocessing.synthetic import SyntheticCase, write_synthetic_dataset
 
 TRAINER, PLANS = "ISLESChainTrainer", "ISLESSmallPlans"
 

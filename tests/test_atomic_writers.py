@@ -10,10 +10,10 @@ import SimpleITK as sitk
 import torch
 
 from isles_pipeline.dataset_conversion import nifti_io
+from isles_pipeline.imageio.case_images import Geometry
 from isles_pipeline.inference.case_inputs import PreparedCase
 from isles_pipeline.inference.predict import PredictionOptions, write_case
 from isles_pipeline.inference.predictor import CasePrediction
-from isles_pipeline.preprocessing.image_io import Geometry
 from isles_pipeline.preprocessing.storage import case_paths, write_preprocessed_case
 from isles_pipeline.trainers.checkpoint import atomic_torch_save
 

@@ -7,8 +7,13 @@ import math
 import pytest
 import torch
 
-from isles_pipeline.augmentation import SpatialAugmentation, apply_warp, forward_points, identity_parameters, \
-    sampling_grid
+from isles_pipeline.augmentation import (
+    SpatialAugmentation,
+    apply_warp,
+    forward_points,
+    identity_parameters,
+    sampling_grid,
+)
 
 H = W = 96
 

@@ -1,9 +1,9 @@
-"""isles_benchmark runs a stage in a child process and reports its figures with the machine."""
+"""`python -m benchmarks.suite` runs a stage in a child process and reports its figures with the machine."""
 from __future__ import annotations
 
 import json
 
-from isles_pipeline.benchmarking.suite import main
+from benchmarks.suite import main
 
 
 def test_one_stage_reports_figures_and_machine(tmp_path, capsys):

@@ -14,8 +14,8 @@ import pytest
 import SimpleITK as sitk
 
 from isles_pipeline.dataset_conversion.convert import convert_isles2018
-from isles_pipeline.dataset_conversion.nifti_io import read_array, read_image, write_with_isles_quirk
-from isles_pipeline.preprocessing.image_io import Geometry, geometry_mismatch
+from isles_pipeline.imageio.case_images import Geometry, geometry_mismatch
+from isles_pipeline.imageio.nifti_io import read_array, read_image, write_with_isles_quirk
 
 CHANNEL_SOURCES = ("CT", "CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax")
 

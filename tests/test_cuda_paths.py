@@ -1,5 +1,5 @@
 """CUDA-only tests of the device paths (skipped without a GPU). They need no fixture of conftest.py, so the
-device check runs them with `pytest --noconftest` on a machine without SimpleITK (benchmarking/gpu_check.py)."""
+device check runs them with `pytest --noconftest` on a machine without SimpleITK (benchmarks.gpu_check.py)."""
 from __future__ import annotations
 
 import pytest
@@ -59,7 +59,7 @@ def test_cuda_graph_inference_matches_eager_with_a_padded_last_batch():
 
 def test_cuda_graph_training_steps_follow_eager():
     """Three RMSprop steps of the chain and its loss with CUDA graphs against eager, both bf16 + channels_last."""
-    from isles_pipeline.benchmarking.chain_step import synthetic_batch
+    from benchmarks.chain_step import synthetic_batch
     from isles_pipeline.trainers.chain_trainer import ChainWithLoss
 
     config = preset("small")

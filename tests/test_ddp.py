@@ -7,13 +7,13 @@ import os
 
 import pytest
 import torch
+from train_helpers import write_plans_variant
 
 from isles_pipeline.networks import IntegratedChain
 from isles_pipeline.trainers import checkpoint as ckpt
-from isles_pipeline.trainers.distributed import local_batch_size
 from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
+from isles_pipeline.trainers.distributed import local_batch_size
 from isles_pipeline.trainers.run import run_training
-from train_helpers import write_plans_variant
 
 
 def test_global_batch_is_split_over_ranks():

@@ -1,11 +1,11 @@
-"""Every dependency setup.py declares is imported by the package (house rule: every declared dependency used)."""
+"""Every dependency pyproject.toml declares is imported by the package (house rule: every declared dependency used)."""
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from isles_pipeline.preprocessing.head_mask import head_mask
 
@@ -14,10 +14,9 @@ IMPORT_NAMES = {"scikit-image": "skimage", "acvl-utils": "acvl_utils", "simpleit
 
 
 def _install_requires() -> list[str]:
-    for node in ast.walk(ast.parse((ROOT / "setup.py").read_text())):
-        if isinstance(node, ast.keyword) and node.arg == "install_requires":
-            return [re.split(r"[<>=!~\[; ]", ast.literal_eval(element))[0] for element in node.value.elts]
-    raise AssertionError("setup.py has no install_requires")
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [re.split(r"[<>=!~\[; ]", requirement)[0] for requirement in project["dependencies"]]
 
 
 def test_every_declared_dependency_is_imported_by_the_package():

@@ -2,13 +2,15 @@
 whole training of the chain, channels_last, checkpoint save and exact resume under bf16, prediction under
 bf16, switchable norm's fused backward against autograd in bf16, and the CUDA-graph decision and padding.
 torch.compile itself is not run here: Inductor (and even AOTAutograd alone) takes minutes on this 2-core
-machine; `python -m isles_pipeline.benchmarking.gpu_check --device cpu --quick --with-compile` runs it."""
+machine; `python -m benchmarks.gpu_check --device cpu --quick --with-compile` runs it."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 import torch
+from predict_helpers import save_checkpoint
+from train_helpers import Interrupted, interrupt_after_epoch, write_plans_variant
 
 from isles_pipeline import acceleration as acc
 from isles_pipeline.acceleration import AccelerationError, pad_to_batch, resolve_acceleration
@@ -20,9 +22,6 @@ from isles_pipeline.networks.switch_norm import SwitchNorm2d
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
 from isles_pipeline.trainers.run import run_training
-
-from predict_helpers import save_checkpoint
-from train_helpers import Interrupted, interrupt_after_epoch, write_plans_variant
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU: only the rule is tested
 

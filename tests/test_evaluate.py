@@ -8,8 +8,8 @@ import pytest
 import SimpleITK as sitk
 
 from isles_pipeline.cli.evaluate import main as evaluate_main
-from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image, write_with_isles_quirk
 from isles_pipeline.evaluation.evaluate import GeometryMismatchError, evaluate_folders, evaluate_pairs
+from isles_pipeline.imageio.nifti_io import read_image, write_image, write_with_isles_quirk
 
 
 def _write(array, path, spacing=(0.8, 0.8, 6.0), origin=(0.0, 0.0, 0.0)):

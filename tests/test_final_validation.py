@@ -3,12 +3,12 @@ autocast policy. bf16 autocast (the CUDA policy) is simulated on the CPU, so the
 from __future__ import annotations
 
 import numpy as np
+from train_helpers import DATASET, write_plans_variant
 
-from isles_pipeline.dataset_conversion.nifti_io import read_array
+from isles_pipeline.imageio.nifti_io import read_array
 from isles_pipeline.inference.predictor import Predictor
 from isles_pipeline.preprocessing.storage import load_preprocessed_case
 from isles_pipeline.trainers.run import run_training
-from train_helpers import DATASET, write_plans_variant
 
 
 def test_final_validation_equals_the_one_fold_ensemble(tiny_roots):

@@ -8,14 +8,12 @@ import subprocess
 import sys
 import tarfile
 
-import pytest
-
 import numpy as np
-
-from isles_pipeline.benchmarking.gpu_check import MANIFEST, TARGETS, pack_preprocessed, thin_cases
-from isles_pipeline.preprocessing.storage import load_preprocessed_case
-
+import pytest
 from train_helpers import DATASET
+
+from benchmarks.gpu_check import MANIFEST, TARGETS, pack_preprocessed, thin_cases
+from isles_pipeline.preprocessing.storage import load_preprocessed_case
 
 BLOCK = """
 import importlib.abc, runpy, sys
@@ -25,13 +23,13 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError('not on the GPU machine: ' + name)
 sys.meta_path.insert(0, Block())
 sys.argv = ['gpu_check'] + sys.argv[1:]
-runpy.run_module('isles_pipeline.benchmarking.gpu_check', run_name='__main__')
+runpy.run_module('benchmarks.gpu_check', run_name='__main__')
 """
 
 
 def test_pack_refuses_a_phantom_over_the_transfer_budget(tiny_pipeline, tmp_path, monkeypatch):
     _, preprocessed = tiny_pipeline
-    monkeypatch.setattr("isles_pipeline.benchmarking.gpu_check.MAX_PHANTOM_BYTES", 1000)
+    monkeypatch.setattr("benchmarks.gpu_check.MAX_PHANTOM_BYTES", 1000)
     with pytest.raises(ValueError, match="MiB"):
         pack_preprocessed(preprocessed / DATASET, "ISLESTinyPlans", tmp_path / "big.tar.gz")
     assert not (tmp_path / "big.tar.gz").exists()

@@ -14,9 +14,9 @@ import SimpleITK as sitk
 from isles_pipeline.cli.convert_isles2024 import main as convert_main
 from isles_pipeline.cli.generate_phantom import main as phantom_main
 from isles_pipeline.dataset_conversion.isles2024_convert import convert_isles2024
-from isles_pipeline.dataset_conversion.nifti_stream import SeriesError, copy_series, header_scaling
-from isles_pipeline.dataset_conversion.phantom.isles2024_writer import write_isles2024_phantom
 from isles_pipeline.files import read_json
+from isles_pipeline.imageio.nifti_stream import SeriesError, copy_series, header_scaling
+from isles_pipeline.phantom.isles2024_writer import write_isles2024_phantom
 from isles_pipeline.preprocessing.integrity import verify_dataset_integrity
 
 

@@ -11,13 +11,13 @@ import SimpleITK as sitk
 
 from isles_pipeline.cli.predict import main as predict_main
 from isles_pipeline.dataset_conversion.isles2024_convert import convert_isles2024
-from isles_pipeline.dataset_conversion.phantom.isles2024_writer import write_isles2024_phantom
+from isles_pipeline.errors import CaseError
 from isles_pipeline.files import atomic_write_json, read_json
+from isles_pipeline.imageio.case_images import Geometry
+from isles_pipeline.phantom.isles2024_writer import write_isles2024_phantom
 from isles_pipeline.planners import api
 from isles_pipeline.planners.isles_planner import ISLESPlanner, ISLESSmallPlanner
 from isles_pipeline.preprocessing.coverage import coverage_of, covered_slices, crop_geometry, pad_to_original
-from isles_pipeline.preprocessing.errors import CaseError
-from isles_pipeline.preprocessing.image_io import Geometry
 from isles_pipeline.preprocessing.storage import load_preprocessed_case
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.run import run_training

@@ -42,9 +42,10 @@ def test_predict_reports_a_broken_model_plans_file_in_one_line(roots, capsys):
 
 
 def test_determine_postprocessing_reports_a_broken_plans_file_in_one_line(roots, capsys):
-    from isles_pipeline.dataset_conversion.nifti_io import write_image
     import numpy as np
     import SimpleITK as sitk
+
+    from isles_pipeline.imageio.nifti_io import write_image
 
     model = roots / "results" / "Dataset018_ISLES2018" / "ISLESChainTrainer__ISLESPlans__2d"
     mask = sitk.GetImageFromArray(np.zeros((2, 4, 4), np.uint8))

@@ -7,10 +7,17 @@ import math
 import pytest
 import torch
 
-from isles_pipeline.losses import (ChainLoss, FeatureMatchingLoss, class_weights, extractor_l1, generalized_dice,
-                                   log_generalized_dice_loss, weighted_cross_entropy, weighted_mse)
+from isles_pipeline.losses import (
+    ChainLoss,
+    FeatureMatchingLoss,
+    class_weights,
+    extractor_l1,
+    generalized_dice,
+    log_generalized_dice_loss,
+    weighted_cross_entropy,
+    weighted_mse,
+)
 from isles_pipeline.networks import ChainOutput, IntegratedChain, preset
-
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

@@ -6,16 +6,15 @@ import shutil
 
 import numpy as np
 import pytest
+from train_helpers import DATASET, set_roots
 
 from isles_pipeline.dataset_conversion.convert import convert_isles2018
-from isles_pipeline.dataset_conversion.phantom import generate_phantom
 from isles_pipeline.files import atomic_write_json, read_json
+from isles_pipeline.phantom import generate_phantom
 from isles_pipeline.planners import api
 from isles_pipeline.planners.isles_planner import ISLESPlanner_bothMaps, ISLESPlanner_computedMaps, ISLESSmallPlanner
 from isles_pipeline.planners.registry import find_planner
 from isles_pipeline.preprocessing.storage import load_preprocessed_case
-
-from train_helpers import DATASET, set_roots
 
 COMPUTED = ["CBF_computed", "CBV_computed", "MTT_computed", "Tmax_computed"]
 VENDOR = ["CBF", "CBV", "MTT", "Tmax"]

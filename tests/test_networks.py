@@ -7,10 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from isles_pipeline.benchmarking.flops import chain_gflops, forward_gflops, full_networks
+from benchmarks.flops import chain_gflops, forward_gflops, full_networks
 from isles_pipeline.losses import segmentor_terms
-from isles_pipeline.networks import (AttentionUNet, FeatureNetwork, IntegratedChain, SqueezeExcitation,
-                                     SwitchNorm2d, UNet, preset)
+from isles_pipeline.networks import (
+    AttentionUNet,
+    FeatureNetwork,
+    IntegratedChain,
+    SqueezeExcitation,
+    SwitchNorm2d,
+    UNet,
+    preset,
+)
 
 SMALL = preset("small")["chain"]
 
@@ -156,7 +163,7 @@ def test_bf16_autocast_forward_backward():
 
 def test_chain_step_benchmark_runs(capsys):
     """A smoke run of the benchmark command (not a timing): tiny slices, one step, both segmentor norms."""
-    from isles_pipeline.benchmarking.chain_step import main
+    from benchmarks.chain_step import main
 
     assert main(["--device", "cpu", "--preset", "small", "--size", "32", "--batch", "2", "--steps", "1",
                  "--warmup", "0", "--compare-norm"]) == 0

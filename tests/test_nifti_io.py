@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from isles_pipeline.dataset_conversion.nifti_io import (NiftiError, has_identity_sform, read_array, read_image,
-                                                        write_image, write_with_isles_quirk)
+from isles_pipeline.imageio.nifti_io import (
+    NiftiError,
+    has_identity_sform,
+    read_array,
+    read_image,
+    write_image,
+    write_with_isles_quirk,
+)
 
 
 def _header_fields(path):

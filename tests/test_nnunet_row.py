@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from isles_pipeline.benchmarking import nnunet_row
-from isles_pipeline.benchmarking.nnunet_row import (TRAINER, TRAINER_FOLDER, NnUNetRowError, budget_schedule,
-                                                    dataset_id, main, training_cases)
+from experiments import nnunet_row
+from experiments.nnunet_row import (
+    TRAINER,
+    TRAINER_FOLDER,
+    NnUNetRowError,
+    budget_schedule,
+    dataset_id,
+    main,
+    training_cases,
+)
 from isles_pipeline.splits import create_splits, nnunet_splits
 
 

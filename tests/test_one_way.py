@@ -1,11 +1,11 @@
-"""One way to do each thing (issue 10 item 13): one model folder rule, one device rule, and a benchmark that
+"""One way to do each thing : one model folder rule, one device rule, and a benchmark that
 leaves the caller's data roots as they were."""
 from __future__ import annotations
 
 import os
 
 from isles_pipeline import devices
-from isles_pipeline.inference import model_folder as layout
+from isles_pipeline import paths as layout
 from isles_pipeline.trainers import run
 
 
@@ -22,7 +22,7 @@ def test_the_trainer_writes_where_the_predictor_reads(tmp_path, monkeypatch):
 
 
 def test_the_preprocessing_benchmark_restores_the_data_roots(tmp_path, monkeypatch):
-    from isles_pipeline.benchmarking.preprocess import run as benchmark
+    from benchmarks.preprocess import run as benchmark
 
     monkeypatch.setenv("ISLES_raw", str(tmp_path / "my_raw"))
     monkeypatch.delenv("ISLES_results", raising=False)

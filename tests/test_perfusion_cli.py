@@ -6,10 +6,10 @@ import pytest
 import SimpleITK as sitk
 
 from isles_pipeline.cli.perfusion_maps import main
-from isles_pipeline.dataset_conversion.nifti_io import read_image
-from isles_pipeline.dataset_conversion.phantom.physiology import Bolus, tissue_curves
 from isles_pipeline.files import read_json
+from isles_pipeline.imageio.nifti_io import read_image
 from isles_pipeline.perfusion import MAP_NAMES
+from isles_pipeline.phantom.physiology import Bolus, tissue_curves
 
 BOLUS = Bolus(6.0, 3.0, 1.5, 400.0, 12.0, 0.12)
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from isles_pipeline.dataset_conversion.phantom.physiology import K_H, RHO, Bolus
 from isles_pipeline.perfusion import Deconvolver, convolution_matrix, oscillation_index
 from isles_pipeline.perfusion.maps import blood_volume, flow_and_tmax, transit_time
+from isles_pipeline.phantom.physiology import K_H, RHO, Bolus
 
 FINE = 0.05  # s, the integration step of the simulated truth
 BOLUS = Bolus(6.0, 3.0, 1.5, 400.0, 12.0, 0.12)

@@ -3,7 +3,10 @@ import numpy as np
 import torch
 
 from isles_pipeline.perfusion.denoise import (
-    PROFILE_BLOCK_FRAMES, masked_gaussian, profile_bilateral, profile_bilateral_inside,
+    PROFILE_BLOCK_FRAMES,
+    masked_gaussian,
+    profile_bilateral,
+    profile_bilateral_inside,
 )
 
 PIXEL_MM = (0.9, 0.9)

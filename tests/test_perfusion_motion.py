@@ -8,9 +8,9 @@ import pytest
 from scipy import ndimage
 from scipy.stats import spearmanr
 
-from isles_pipeline.dataset_conversion.phantom.case import Patient, simulate_slab
 from isles_pipeline.perfusion import compute_maps
 from isles_pipeline.perfusion.motion import correct_motion
+from isles_pipeline.phantom.case import Patient, simulate_slab
 
 MOVED = slice(20, 30)
 SHIFT_PX = (2.0, -3.0)  # (y, x)

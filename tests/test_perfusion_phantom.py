@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from isles_pipeline.benchmarking.perfusion_validation import tissue_classes
-from isles_pipeline.dataset_conversion.phantom.case import Patient, simulate_slab
+from experiments.perfusion_validation import tissue_classes
 from isles_pipeline.perfusion import compute_maps
+from isles_pipeline.phantom.case import Patient, simulate_slab
 
 SEED = 13  # phantom v2: a territorial stroke with core and penumbra in the 4 slices, noise SD 2.6 HU
 

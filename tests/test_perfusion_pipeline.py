@@ -5,8 +5,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from isles_pipeline.dataset_conversion.convert import convert_isles2018
-from isles_pipeline.dataset_conversion.nifti_io import read_image
 from isles_pipeline.files import read_json
+from isles_pipeline.imageio.nifti_io import read_image
 
 
 def _two_cases(small_phantom, target):

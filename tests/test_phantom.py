@@ -10,8 +10,8 @@ import struct
 import numpy as np
 import pytest
 
-from isles_pipeline.dataset_conversion.nifti_io import read_array
-from isles_pipeline.dataset_conversion.phantom import generate_phantom
+from isles_pipeline.imageio.nifti_io import read_array
+from isles_pipeline.phantom import generate_phantom
 
 DTYPES = {"CT": np.int32, "CT_4DPWI": np.float32, "CT_CBF": np.uint16, "CT_CBV": np.uint16,
           "CT_MTT": np.float64, "CT_Tmax": np.float64, "OT": np.uint8, "MR_DWI": np.float32}
@@ -83,9 +83,9 @@ def test_fast_paths_give_the_direct_results():
     ndimage.shift."""
     from scipy import ndimage
 
-    from isles_pipeline.dataset_conversion.phantom.fields import smooth_field
-    from isles_pipeline.dataset_conversion.phantom.lesion import _shifted
-    from isles_pipeline.dataset_conversion.phantom.vendor_maps import block_mean
+    from isles_pipeline.phantom.fields import smooth_field
+    from isles_pipeline.phantom.lesion import _shifted
+    from isles_pipeline.phantom.vendor_maps import block_mean
 
     for shape, sigma in (((3, 40, 36), (0.5, 9.0, 4.0)), ((2, 32, 32), (3.0, 16.0, 16.0))):
         fast = smooth_field(np.random.default_rng(4), shape, sigma)

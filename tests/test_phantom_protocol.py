@@ -5,15 +5,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
-from isles_pipeline.benchmarking.cross_validation import fold_folder
-from isles_pipeline.benchmarking.phantom_protocol import (ONE_STAGE_ROW, THRESHOLD_ROW, prepare_phantom,
-                                                          run_protocol)
-from isles_pipeline.benchmarking.phantom_results import results_table
-from isles_pipeline.dataset_conversion.nifti_io import read_array
-from isles_pipeline.paths import data_roots_under
-from isles_pipeline.phantom_study import PHANTOM_DATASET_ID
 from train_helpers import write_plans_variant
+
+from experiments.cross_validation import fold_folder
+from experiments.phantom_protocol import ONE_STAGE_ROW, THRESHOLD_ROW, prepare_phantom, run_protocol
+from experiments.phantom_results import results_table
+from isles_pipeline.imageio.nifti_io import read_array
+from isles_pipeline.paths import data_roots_under
+from isles_pipeline.phantom.study import PHANTOM_DATASET_ID
 
 
 def _lesion_count_line(lines, start, part_title):

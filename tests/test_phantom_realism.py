@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from isles_pipeline.cli import phantom_report as report_cli
-from isles_pipeline.dataset_conversion.nifti_io import read_array
-from isles_pipeline.dataset_conversion.phantom import generate_phantom
-from isles_pipeline.dataset_conversion.phantom.anatomy import build_anatomy, physical_grid
-from isles_pipeline.dataset_conversion.phantom.generator import plan_cases
-from isles_pipeline.dataset_conversion.phantom.lesion import INTERVAL_LOG_MEAN, INTERVAL_LOG_SD, Stroke, build_lesion
-from isles_pipeline.dataset_conversion.phantom.report import measure_case, phantom_report
 from isles_pipeline.files import read_json
+from isles_pipeline.imageio.nifti_io import read_array
+from isles_pipeline.phantom import generate_phantom
+from isles_pipeline.phantom.anatomy import build_anatomy, physical_grid
+from isles_pipeline.phantom.generator import plan_cases
+from isles_pipeline.phantom.lesion import INTERVAL_LOG_MEAN, INTERVAL_LOG_SD, Stroke, build_lesion
+from isles_pipeline.phantom.report import measure_case, phantom_report
 
 NUM_CASES = 20
 
@@ -76,8 +76,8 @@ def test_tissue_enhancement_and_noise_are_those_of_real_ctp(report):
 
 def test_delivered_maps_are_a_function_of_the_series_alone(phantom):
     """For a uniform-timing centre, the vendor applied to the written series gives the delivered maps back."""
-    from isles_pipeline.dataset_conversion.phantom.centres import centre_by_name
-    from isles_pipeline.dataset_conversion.phantom.vendor_maps import compute_vendor_maps
+    from isles_pipeline.phantom.centres import centre_by_name
+    from isles_pipeline.phantom.vendor_maps import compute_vendor_maps
 
     checked = 0
     for case in sorted(phantom.glob("case_*")):
@@ -161,9 +161,9 @@ def test_infarct_grows_with_the_interval_and_poor_collaterals_and_shrinks_with_r
 
 
 def test_dwi_grades_the_lesion_and_shows_old_infarcts(small_phantom):
-    from isles_pipeline.dataset_conversion.phantom.anatomy import OLD_INFARCT, WHITE
-    from isles_pipeline.dataset_conversion.phantom.case import _dwi
-    from isles_pipeline.dataset_conversion.phantom.lesion import Lesion
+    from isles_pipeline.phantom.anatomy import OLD_INFARCT, WHITE
+    from isles_pipeline.phantom.case import _dwi
+    from isles_pipeline.phantom.lesion import Lesion
 
     labels = np.full((2, 40, 40), WHITE, np.uint8)
     labels[:, :8] = OLD_INFARCT

@@ -6,7 +6,13 @@ import pytest
 
 from isles_pipeline.planners import api
 from isles_pipeline.planners.isles_planner import ISLESPlanner, ISLESSmallPlanner
-from isles_pipeline.planners.plans import TRAINER_KEYS, channel_indices, get_configuration, get_key, missing_keys
+from isles_pipeline.planners.plans import (
+    TRAINER_KEYS,
+    get_configuration,
+    get_key,
+    input_channel_positions,
+    missing_keys,
+)
 from isles_pipeline.planners.registry import find_planner
 from isles_pipeline.preprocessing.normalization import intensity_statistics
 
@@ -60,7 +66,7 @@ def test_the_seed_values():
     assert c["num_epochs"] == 400
     assert c["iterations_per_epoch"] == 76  # ceil(502 * 3/4 / 5): one pass over a fold's training slices
     assert c["temporal"]["smoothing_kernel_size"] == 5
-    assert channel_indices(c, ["PWImax_p"]) == [16]
+    assert input_channel_positions(c, ["PWImax_p"]) == [16]
 
 
 def test_slice_size_comes_from_the_data():

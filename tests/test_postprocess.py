@@ -7,14 +7,18 @@ import pytest
 import SimpleITK as sitk
 
 from isles_pipeline.cli.determine_postprocessing import main as determine_main
-from isles_pipeline.dataset_conversion.nifti_io import write_image
-from isles_pipeline.evaluation.metrics import label_components
+from isles_pipeline.components import label_components
+from isles_pipeline.imageio.nifti_io import write_image
 from isles_pipeline.inference.determine_postprocessing import choose_postprocessing, load_postprocessing
-from isles_pipeline.inference.postprocessing import (apply_postprocessing, keep_largest_component, plans_connectivity,
-                                                     remove_small_components)
+from isles_pipeline.inference.postprocessing import (
+    apply_postprocessing,
+    keep_largest_component,
+    plans_connectivity,
+    remove_small_components,
+)
 from isles_pipeline.inference.predictor import CasePrediction
+from isles_pipeline.phantom.synthetic import SyntheticCase, write_synthetic_dataset
 from isles_pipeline.planners.fingerprint import compute_fingerprint
-from isles_pipeline.preprocessing.synthetic import SyntheticCase, write_synthetic_dataset
 
 SPACING = (1.0, 1.0, 1.0)
 CANDIDATES = (0.005, 0.05)  # ml: 5 and 50 voxels at 1 mm

@@ -10,19 +10,18 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from predict_helpers import PLANS, TRAINER, build_model, save_checkpoint, use_roots
 
 from isles_pipeline.cli.predict import main as predict_main
+from isles_pipeline.components import label_components
 from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
-from isles_pipeline.dataset_conversion.nifti_io import has_identity_sform, read_image, write_with_isles_quirk
-from isles_pipeline.evaluation.metrics import label_components
+from isles_pipeline.imageio.nifti_io import has_identity_sform, read_image, write_with_isles_quirk
+from isles_pipeline.inference.case_inputs import find_input_cases, prepare_case
 from isles_pipeline.inference.ensemble import MixedFoldsError
 from isles_pipeline.inference.postprocessing import keep_largest_component
-from isles_pipeline.inference.case_inputs import find_input_cases, prepare_case
 from isles_pipeline.inference.predict import PredictionOptions, predict_folder
 from isles_pipeline.inference.predictor import Predictor
-from isles_pipeline.preprocessing.synthetic import SyntheticCase, move_off_origin_and_rotate, write_case
-
-from predict_helpers import PLANS, TRAINER, build_model, save_checkpoint, use_roots
+from isles_pipeline.phantom.synthetic import SyntheticCase, move_off_origin_and_rotate, write_case
 
 
 @pytest.fixture(scope="module")

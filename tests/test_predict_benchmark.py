@@ -3,7 +3,7 @@ timed test), and its stage-by-stage path gives the predictor's own mask, so the 
 import numpy as np
 import pytest
 
-from isles_pipeline.benchmarking import inference as benchmark
+from benchmarks import inference as benchmark
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

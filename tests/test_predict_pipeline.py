@@ -5,12 +5,12 @@ import time
 
 import numpy as np
 
+from isles_pipeline.errors import CaseError
+from isles_pipeline.imageio.case_images import Geometry
 from isles_pipeline.inference.case_inputs import InputCase, PreparedCase
 from isles_pipeline.inference.predict import predict_cases
 from isles_pipeline.inference.predictor import CasePrediction
 from isles_pipeline.preprocessing.case_preprocessor import PreprocessedCase
-from isles_pipeline.preprocessing.errors import CaseError
-from isles_pipeline.preprocessing.image_io import Geometry
 
 GRID = Geometry((8, 8, 2), (0.9, 0.9, 5.0), (0.0, 0.0, 0.0), (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))
 

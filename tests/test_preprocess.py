@@ -7,14 +7,14 @@ import pytest
 import SimpleITK as sitk
 
 from isles_pipeline.cli.plan_and_preprocess import main as cli_main
+from isles_pipeline.errors import CaseFailures
+from isles_pipeline.phantom.synthetic import SyntheticCase, move_off_origin_and_rotate, write_synthetic_dataset
 from isles_pipeline.planners import api
 from isles_pipeline.planners.plans import get_configuration, load_plans
 from isles_pipeline.preprocessing.case_preprocessor import preprocess_case
-from isles_pipeline.preprocessing.errors import CaseFailures
-from isles_pipeline.preprocessing.raw_dataset import find_raw_cases
 from isles_pipeline.preprocessing.resampling import restore_original_geometry, to_original_image
 from isles_pipeline.preprocessing.storage import load_preprocessed_case
-from isles_pipeline.preprocessing.synthetic import SyntheticCase, move_off_origin_and_rotate, write_synthetic_dataset
+from isles_pipeline.raw_format import find_raw_cases
 
 
 def use_roots(monkeypatch, root):

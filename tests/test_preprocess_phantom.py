@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from isles_pipeline.dataset_conversion.convert import convert_isles2018
-from isles_pipeline.dataset_conversion.phantom import generate_phantom
+from isles_pipeline.phantom import generate_phantom
 from isles_pipeline.planners import api
 from isles_pipeline.preprocessing.storage import load_preprocessed_case
 

@@ -46,7 +46,7 @@ def test_paired_comparison_uses_the_same_cases_and_the_table_says_when_there_is_
 
 
 def test_phantom_results_compares_every_row_with_the_one_stage_unet_and_the_threshold():
-    from isles_pipeline.benchmarking.phantom_results import ONE_STAGE_ROW, THRESHOLD_ROW, add_comparisons, results_table
+    from experiments.phantom_results import ONE_STAGE_ROW, THRESHOLD_ROW, add_comparisons, results_table
 
     rows = {name: dict(summarize_cases(per_case), per_case=per_case)
             for name, per_case in ((THRESHOLD_ROW, BASELINE), (ONE_STAGE_ROW, METHOD), ("ISLESChainTrainer", METHOD))}

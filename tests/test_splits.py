@@ -84,7 +84,7 @@ def test_splits_that_split_a_patient_are_refused_in_one_line_and_rebuilt_on_requ
 def test_plan_and_preprocess_refuses_stale_splits_until_rebuild_splits(tmp_path, monkeypatch, capsys):
     from isles_pipeline.cli.plan_and_preprocess import main
     from isles_pipeline.files import atomic_write_json, read_json
-    from isles_pipeline.preprocessing.synthetic import SyntheticCase, write_synthetic_dataset
+    from isles_pipeline.phantom.synthetic import SyntheticCase, write_synthetic_dataset
 
     for name in ("raw", "preprocessed", "results"):
         monkeypatch.setenv(f"ISLES_{name}", str(tmp_path / name))

@@ -8,7 +8,6 @@ import torch
 
 from isles_pipeline.networks.switch_norm import SwitchNorm2d, _moments
 
-
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 def reference(x, mean_w, var_w, gamma, beta, running_mean=None, running_var=None, eps=1e-5):

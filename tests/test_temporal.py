@@ -2,11 +2,16 @@
 import numpy as np
 import pytest
 
-from isles_pipeline.preprocessing.errors import CaseError
-from isles_pipeline.preprocessing.synthetic import gamma_variate
-from isles_pipeline.preprocessing.temporal import (
-    TemporalParameters, find_bolus_timing, gaussian_sigma, interpolation_matrix, preprocess_series,
-    smoothing_matrix, temporal_operator)
+from isles_pipeline.errors import CaseError
+from isles_pipeline.perfusion.bolus_timing import (
+    TemporalParameters,
+    find_bolus_timing,
+    gaussian_sigma,
+    interpolation_matrix,
+    smoothing_matrix,
+)
+from isles_pipeline.phantom.synthetic import gamma_variate
+from isles_pipeline.preprocessing.temporal import preprocess_series, temporal_operator
 
 NO_LEAD = TemporalParameters(onset_lead_s=0.0)
 

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import DATASET, Interrupted, interrupt_after_epoch, write_plans_variant
 
 from isles_pipeline.cli.train import main as train_main
 from isles_pipeline.files import atomic_write_json, read_json
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
 from isles_pipeline.trainers.run import run_training
-
-from train_helpers import DATASET, Interrupted, interrupt_after_epoch, write_plans_variant
 
 
 def fold_folder(results: Path, trainer: str, plans: str = "ISLESTinyPlans", fold: int = 0) -> Path:

@@ -1,5 +1,5 @@
 """Smoke run of the training-throughput benchmark (not a timing test): it runs and prints slices/s."""
-from isles_pipeline.benchmarking.train_step import main
+from benchmarks.train_step import main
 
 
 def test_train_step_benchmark_runs(capsys, single_torch_thread):

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_helpers import write_plans_variant
 
 from isles_pipeline.trainers.data import num_foreground, sample_indices
 from isles_pipeline.trainers.optim import build_optimizer
 from isles_pipeline.trainers.schedule import build_scheduler, lr_factor
-from train_helpers import write_plans_variant
 
 SEED_SCHEDULE = {"warmup_epochs": 5, "warmup_start_factor": 0.1, "milestones": [180, 300], "gamma": 0.2}
 

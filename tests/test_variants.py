@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_helpers import write_plans_variant
 
 from isles_pipeline.networks import IntegratedChain
 from isles_pipeline.networks.presets import preset
@@ -10,7 +11,6 @@ from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers.registry import find_trainer, known_trainers
 from isles_pipeline.trainers.run import run_training
 from isles_pipeline.trainers.variants import TABLE1
-from train_helpers import write_plans_variant
 
 EXPECTED = {  # trainer -> (chain switches, loss switches) that differ along the table
     "ISLESChainTrainer_UNetCE": ({"use_extractor": False, "use_generator": False, "segmentor_se": False,

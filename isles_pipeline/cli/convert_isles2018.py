@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..dataset_conversion.convert import convert_isles2018
-from ..files import FileFormatError
-from .errors import report_failures, reports_file_errors
+from isles_pipeline.cli.errors import report_failures, reports_file_errors
+from isles_pipeline.dataset_conversion.convert import convert_isles2018
+from isles_pipeline.files import FileFormatError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..dataset_conversion.isles2024_convert import NOTE_SUMMARIES, convert_isles2024, summarize_notes
-from ..files import FileFormatError, read_json
-from .errors import report_failures, reports_file_errors
+from isles_pipeline.cli.errors import report_failures, reports_file_errors
+from isles_pipeline.dataset_conversion.isles2024_convert import NOTE_SUMMARIES, convert_isles2024, summarize_notes
+from isles_pipeline.files import FileFormatError, read_json
 
 
 def build_parser() -> argparse.ArgumentParser:

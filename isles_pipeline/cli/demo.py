@@ -6,11 +6,11 @@ import logging
 import sys
 from pathlib import Path
 
-from ..demo import DemoSettings, run_demo
-from ..devices import DeviceError
-from ..files import FileFormatError
-from ..trainers.errors import TrainingError
-from .errors import reports_file_errors
+from isles_pipeline.cli.errors import reports_file_errors
+from isles_pipeline.demo import DemoSettings, run_demo
+from isles_pipeline.devices import DeviceError
+from isles_pipeline.files import FileFormatError
+from isles_pipeline.trainers.errors import TrainingError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..dataset_conversion.phantom import generate_phantom
-from ..dataset_conversion.phantom.isles2024_writer import write_isles2024_phantom
-from .errors import reports_file_errors
+from isles_pipeline.cli.errors import reports_file_errors
+from isles_pipeline.phantom import generate_phantom
+from isles_pipeline.phantom.isles2024_writer import write_isles2024_phantom
 
 
 def build_parser() -> argparse.ArgumentParser:

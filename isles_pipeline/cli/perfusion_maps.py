@@ -5,10 +5,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..dataset_conversion.nifti_io import NiftiError
-from ..perfusion import METHODS, compute_maps
-from ..perfusion.io import read_series, write_outputs
-from ..preprocessing.errors import CaseError
+from isles_pipeline.errors import CaseError
+from isles_pipeline.imageio.nifti_io import NiftiError
+from isles_pipeline.perfusion import METHODS, compute_maps
+from isles_pipeline.perfusion.io import read_series, write_outputs
 
 
 def build_parser() -> argparse.ArgumentParser:

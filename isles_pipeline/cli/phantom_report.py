@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..dataset_conversion.phantom.report import format_report, phantom_report
-from ..files import atomic_write_json
-from .errors import reports_file_errors
+from isles_pipeline.cli.errors import reports_file_errors
+from isles_pipeline.files import atomic_write_json
+from isles_pipeline.phantom.report import format_report, phantom_report
 
 
 def build_parser() -> argparse.ArgumentParser:

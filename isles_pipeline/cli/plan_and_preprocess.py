@@ -8,7 +8,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 from isles_pipeline.cli.errors import reports_file_errors
-from isles_pipeline.preprocessing.errors import CaseFailures
+from isles_pipeline.errors import CaseFailures
 from isles_pipeline.preprocessing.integrity import IntegrityError
 
 

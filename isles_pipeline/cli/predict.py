@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from isles_pipeline.cli.errors import report_failures, reports_file_errors
 from isles_pipeline.files import FileFormatError
-from isles_pipeline.inference.model_folder import DEFAULT_CONFIGURATION, DEFAULT_PLANS, DEFAULT_TRAINER
+from isles_pipeline.paths import DEFAULT_CONFIGURATION, DEFAULT_PLANS, DEFAULT_TRAINER
 
 
 def build_parser() -> argparse.ArgumentParser:

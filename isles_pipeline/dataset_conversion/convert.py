@@ -1,13 +1,7 @@
-"""ISLES 2018 download (or phantom) -> the raw format of DESIGN section 5, nnU-Net v2 compatible.
-
-    $ISLES_raw/Dataset018_ISLES2018/
-        imagesTr/<case>_0000..0004.nii.gz   CT, CBF, CBV, MTT, Tmax (original dtypes, the CT's grid)
-        labelsTr/<case>.nii.gz              uint8 {0, 1}
-        ctpTr/<case>.nii.gz                 4D CTP series (x, y, z, t), spacing[3] = frame interval (s)
-        dwiTr/<case>.nii.gz                 MR_DWI when the download has it
-        mapsComputedTr/<case>_0001..0004    CBF, CBV, MTT, Tmax computed from the CTP (compute_maps=True)
-        imagesTs/, ctpTs/, dwiTs/           the testing set likewise
-        dataset.json                        nnU-Net keys + "cases" (patient, slab, SMIR ids, frame timing)
+"""ISLES 2018 download (or phantom) -> the raw format (`isles_pipeline.raw_format`), nnU-Net v2 compatible:
+`$ISLES_raw/Dataset018_ISLES2018/` with TRAINING as `train_NNN` cases in the "Tr" folders and TESTING as
+`test_NNN` in the "Ts" folders; maps in their original dtypes on the CT's grid; dataset.json's case records
+hold patient, slab, SMIR ids and frame timing.
 
 A case without any vendor map gets maps computed from its 4D series (isles_pipeline.perfusion) in
 imagesTr; its record's "map_source" says which. Each case is read and checked whole before anything of it is written, so a bad case leaves no file; the
@@ -21,21 +15,25 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..parallel import map_cases
-from ..paths import dataset_folder_name, isles_raw
-from ..preprocessing.image_io import Geometry, geometry_mismatch
-from ..preprocessing.nifti_scan import count_non_finite
-from ..files import atomic_write_json
-from .isles2018_layout import (MAP_MODALITIES, LayoutError, SourceCase, list_case_folders,
-                               read_case_layout)
-from .nifti_io import NiftiError, read_image, write_image
-from .patients import AcquisitionKey, read_patient_table, resolve_patients
+from isles_pipeline.dataset_conversion.isles2018_layout import (
+    MAP_MODALITIES,
+    LayoutError,
+    SourceCase,
+    list_case_folders,
+    read_case_layout,
+)
+from isles_pipeline.dataset_conversion.patients import AcquisitionKey, read_patient_table, resolve_patients
+from isles_pipeline.files import atomic_write_json
+from isles_pipeline.imageio.case_images import Geometry, geometry_mismatch
+from isles_pipeline.imageio.nifti_io import NiftiError, read_image, write_image
+from isles_pipeline.imageio.nifti_scan import count_non_finite
+from isles_pipeline.parallel import map_cases
+from isles_pipeline.paths import dataset_folder_name, isles_raw
+from isles_pipeline.raw_format import COMPUTED_SUFFIX, RAW_CHANNELS, case_paths, dataset_json
 
-CHANNELS = ("CT", "CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax")
-CHANNEL_NAMES = {"0": "CT", "1": "CBF", "2": "CBV", "3": "MTT", "4": "Tmax"}
+CHANNELS = ("CT", "CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax")  # the source modalities of RAW_CHANNELS, in order
 MIN_FRAMES = 5
-SPLITS = {"Tr": ("imagesTr", "labelsTr", "ctpTr", "dwiTr", "train"), "Ts": ("imagesTs", "labelsTs", "ctpTs", "dwiTs", "test")}
-COMPUTED_MAPS_FOLDERS = {"Tr": "mapsComputedTr", "Ts": "mapsComputedTs"}
+CASE_PREFIX = {"Tr": "train", "Ts": "test"}
 
 
 class CaseConversionError(ValueError):
@@ -52,7 +50,7 @@ class ConversionResult:
 
 def raw_case_name(split: str, number: int) -> str:
     """`train_007` for TRAINING/case_7: nnU-Net identifiers, unique across both sets."""
-    return f"{SPLITS[split][4]}_{number:03d}"
+    return f"{CASE_PREFIX[split]}_{number:03d}"
 
 
 def same_grid(reference: sitk.Image, other: sitk.Image) -> bool:
@@ -115,21 +113,20 @@ def load_case(case: SourceCase, split: str) -> dict[str, sitk.Image]:
 
 
 def _output_paths(folder: Path, split: str, raw_name: str) -> dict[str, Path]:
-    images, labels, ctp, dwi, _ = SPLITS[split]
-    paths = {m: folder / images / f"{raw_name}_{i:04d}.nii.gz" for i, m in enumerate(CHANNELS)}
-    paths["OT"] = folder / labels / f"{raw_name}.nii.gz"
-    paths["CT_4DPWI"] = folder / ctp / f"{raw_name}.nii.gz"
-    paths["MR_DWI"] = folder / dwi / f"{raw_name}.nii.gz"
-    for i, modality in enumerate(CHANNELS[1:], start=1):
-        paths[f"computed_{modality}"] = folder / COMPUTED_MAPS_FOLDERS[split] / f"{raw_name}_{i:04d}.nii.gz"
+    """The raw format's paths of one case, keyed by the source's modality names."""
+    raw = case_paths(folder, split, raw_name)
+    paths = {modality: raw[channel] for modality, channel in zip(CHANNELS, RAW_CHANNELS)}
+    paths.update(OT=raw["label"], CT_4DPWI=raw["ctp"], MR_DWI=raw["dwi"])
+    for modality, channel in zip(CHANNELS[1:], RAW_CHANNELS[1:]):
+        paths[f"computed_{modality}"] = raw[f"{channel}{COMPUTED_SUFFIX}"]
     return paths
 
 
 def add_computed_maps(case: SourceCase, images: dict, compute_all: bool) -> str:
     """Vendor maps missing (all four: the layout refuses a partial set) -> computed ones in their place;
     with `compute_all` also computed ones beside the vendor's. Returns the map source of the channels."""
-    from ..perfusion.pipeline import computed_map_images
-    from ..preprocessing.errors import CaseError
+    from isles_pipeline.errors import CaseError
+    from isles_pipeline.perfusion.pipeline import computed_map_images
 
     has_vendor = all(m in images for m in MAP_MODALITIES)
     if has_vendor and not compute_all:
@@ -268,17 +265,6 @@ def convert_isles2018(training_dir, testing_dir=None, dataset_id: int = 18, name
 
 
 def _dataset_json(name: str, records: dict[str, dict]) -> dict:
-    training = [n for n, r in records.items() if r["split"] == "Tr"]
-    return {
-        "name": name,
-        "description": "ISLES 2018 CT perfusion: infarct core (from DWI) segmentation",
-        "reference": "https://www.isles-challenge.org/ISLES2018/",
-        "licence": "ODC-ODbL (ISLES 2018 data); phantom data: none",
-        "channel_names": CHANNEL_NAMES,
-        "labels": {"background": 0, "core": 1},
-        "numTraining": len(training),
-        "file_ending": ".nii.gz",
-        "ctp_folders": {"Tr": "ctpTr", "Ts": "ctpTs"},
-        "dwi_folders": {"Tr": "dwiTr", "Ts": "dwiTs"},
-        "cases": dict(sorted(records.items())),
-    }
+    return dataset_json(name, "ISLES 2018 CT perfusion: infarct core (from DWI) segmentation",
+                        "https://www.isles-challenge.org/ISLES2018/", "ODC-ODbL (ISLES 2018 data); phantom data: none",
+                        records)

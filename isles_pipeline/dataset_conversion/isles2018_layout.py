@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..files import FileFormatError, read_json
-from .nifti_io import is_nifti
+from isles_pipeline.files import FileFormatError, read_json
+from isles_pipeline.imageio.nifti_io import is_nifti
 
 CASE_FOLDER = re.compile(r"^case_(\d+)$")
 MODALITY_FOLDER = re.compile(r"^SMIR\.Brain\.XX\.O\.([A-Za-z0-9_]+)\.(\d+)$")

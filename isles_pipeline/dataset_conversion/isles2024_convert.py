@@ -17,7 +17,7 @@ The data's quirks, each handled or refused with one line (layout and naming: see
 - the 4D series registered to the NCCT is 0 outside the CTP's coverage: the covered slices [first, last + 1)
   are recorded per case (`ctp_coverage_z`), and the planner trains and predicts on those slices only;
 - a series of several GB: copied frame by frame (nifti_stream), so a worker holds one frame and one 3D image
-  at a time (peak memory: see benchmarking/isles2024_conversion.py).
+  at a time (peak memory: see benchmarks/isles2024_conversion.py).
 A case is checked whole before its files land (the series through a temporary that a failed check removes);
 failures are returned as lines, the other cases are converted (the CLI exits 1 when any failed).
 """
@@ -29,16 +29,28 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from ..files import atomic_write_json
-from ..parallel import map_cases
-from ..paths import dataset_folder_name, isles_raw
-from ..preprocessing.image_io import Geometry
-from ..preprocessing.nifti_scan import count_non_finite
-from .convert import (CHANNEL_NAMES, MIN_FRAMES, CaseConversionError, ConversionResult, describe_grid,
-                      same_grid)
-from .isles2024_layout import MAPS, SUBJECT_FOLDER, Isles2024LayoutError, list_subjects, read_case_layout
-from .nifti_io import NiftiError, read_image, write_image
-from .nifti_stream import SeriesError, copy_series, header_scaling
+from isles_pipeline.dataset_conversion.convert import (
+    MIN_FRAMES,
+    CaseConversionError,
+    ConversionResult,
+    describe_grid,
+    same_grid,
+)
+from isles_pipeline.dataset_conversion.isles2024_layout import (
+    MAPS,
+    SUBJECT_FOLDER,
+    Isles2024LayoutError,
+    list_subjects,
+    read_case_layout,
+)
+from isles_pipeline.files import atomic_write_json
+from isles_pipeline.imageio.case_images import Geometry
+from isles_pipeline.imageio.nifti_io import NiftiError, read_image, write_image
+from isles_pipeline.imageio.nifti_scan import count_non_finite
+from isles_pipeline.imageio.nifti_stream import SeriesError, copy_series, header_scaling
+from isles_pipeline.parallel import map_cases
+from isles_pipeline.paths import dataset_folder_name, isles_raw
+from isles_pipeline.raw_format import RAW_CHANNELS, case_paths, dataset_json
 
 ROLES_3D = ("ncct",) + MAPS + ("lesion", "dwi")
 CHANNEL_ROLES = ("ncct",) + MAPS  # imagesTr order: CT, CBF, CBV, MTT, Tmax
@@ -52,11 +64,10 @@ def raw_case_name(number: int) -> str:
 
 
 def output_paths(dataset_folder: Path, raw_name: str) -> dict[str, Path]:
-    folder = Path(dataset_folder)
-    paths = {role: folder / "imagesTr" / f"{raw_name}_{i:04d}.nii.gz" for i, role in enumerate(CHANNEL_ROLES)}
-    paths["lesion"] = folder / "labelsTr" / f"{raw_name}.nii.gz"
-    paths["ctp"] = folder / "ctpTr" / f"{raw_name}.nii.gz"
-    paths["dwi"] = folder / "dwiTr" / f"{raw_name}.nii.gz"
+    """The raw format's paths of one training case, keyed by the archive's roles."""
+    raw = case_paths(dataset_folder, "Tr", raw_name)
+    paths = {role: raw[channel] for role, channel in zip(CHANNEL_ROLES, RAW_CHANNELS)}
+    paths.update(lesion=raw["label"], ctp=raw["ctp"], dwi=raw["dwi"])
     return paths
 
 
@@ -202,25 +213,16 @@ def convert_isles2024(training_dir, dataset_id: int = 24, name: str = "ISLES2024
             records[raw_name] = record
             result.converted.append(raw_name)
     result.patient_source["Tr"] = "subject"
-    atomic_write_json(dataset_folder / "dataset.json", dataset_json(name, records))
+    atomic_write_json(dataset_folder / "dataset.json", isles2024_dataset_json(name, records))
     return result
 
 
-def dataset_json(name: str, records: dict[str, dict]) -> dict:
-    return {
-        "name": name,
-        "description": "ISLES 2024: final infarct (follow-up DWI mask) from acute NCCT + CTP, on the NCCT grid",
-        "reference": "https://isles-24.grand-challenge.org/ ; https://github.com/ezequieldlrosa/isles24",
-        "licence": "CC BY-NC-SA 4.0 (ISLES 2024 data); phantom data: none",
-        "channel_names": CHANNEL_NAMES,
-        "labels": {"background": 0, "core": 1},
-        "numTraining": len(records),
-        "file_ending": ".nii.gz",
-        "ctp_folders": {"Tr": "ctpTr", "Ts": "ctpTs"},
-        "dwi_folders": {"Tr": "dwiTr", "Ts": "dwiTs"},
-        "ctp_coverage": "cases.<case>.ctp_coverage_z: [first, last + 1) slices of the NCCT grid the CTP covers",
-        "cases": dict(sorted(records.items())),
-    }
+def isles2024_dataset_json(name: str, records: dict[str, dict]) -> dict:
+    return dataset_json(
+        name, "ISLES 2024: final infarct (follow-up DWI mask) from acute NCCT + CTP, on the NCCT grid",
+        "https://isles-24.grand-challenge.org/ ; https://github.com/ezequieldlrosa/isles24",
+        "CC BY-NC-SA 4.0 (ISLES 2024 data); phantom data: none", records,
+        ctp_coverage="cases.<case>.ctp_coverage_z: [first, last + 1) slices of the NCCT grid the CTP covers")
 
 
 NOTE_SUMMARIES = {

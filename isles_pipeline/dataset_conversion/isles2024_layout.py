@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .nifti_io import is_nifti
+from isles_pipeline.imageio.nifti_io import is_nifti
 
 SUBJECT_FOLDER = re.compile(r"^sub-stroke(?:case)?(\d+)$")
 SESSION_NAMES = {1: ("ses-01", "ses-0001", "ses-1"), 2: ("ses-02", "ses-0002", "ses-2")}

@@ -17,11 +17,11 @@ from typing import Mapping, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from isles_pipeline.dataset_conversion.nifti_io import is_nifti, read_image, strip_nifti_suffix
 from isles_pipeline.evaluation.metrics import METRIC_KEYS, case_metrics
 from isles_pipeline.evaluation.summary import summarize_cases
 from isles_pipeline.files import atomic_write_json, atomic_write_text
-from isles_pipeline.preprocessing.image_io import Geometry, geometry_mismatch
+from isles_pipeline.imageio.case_images import Geometry, geometry_mismatch
+from isles_pipeline.imageio.nifti_io import is_nifti, read_image, strip_nifti_suffix
 
 
 class GeometryMismatchError(ValueError):

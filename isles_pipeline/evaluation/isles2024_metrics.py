@@ -108,7 +108,7 @@ def evaluate_folders_isles2024(reference_folder: Path, prediction_folder: Path,
     """ISLES 2024 metrics of every prediction with a reference (paired by file name, as evaluate_folders),
     per case and averaged; written to `output_file` when given."""
     from isles_pipeline.evaluation.evaluate import GeometryMismatchError, nifti_files_by_case, read_mask
-    from isles_pipeline.preprocessing.image_io import geometry_mismatch
+    from isles_pipeline.imageio.case_images import geometry_mismatch
 
     references, predictions = nifti_files_by_case(reference_folder), nifti_files_by_case(prediction_folder)
     per_case = []

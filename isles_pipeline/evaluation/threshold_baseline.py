@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
-from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image
+from isles_pipeline.imageio.nifti_io import read_image, write_image
 
 
 def threshold_core(cbf: np.ndarray, tmax: np.ndarray, rcbf_threshold: float = 0.3,

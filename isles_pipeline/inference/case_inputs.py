@@ -25,13 +25,22 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from isles_pipeline.dataset_conversion.convert import CHANNEL_NAMES, add_computed_maps, load_case
+from isles_pipeline.dataset_conversion.convert import add_computed_maps, load_case
 from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
-from isles_pipeline.dataset_conversion.nifti_io import read_image, write_image
 from isles_pipeline.files import read_json
+from isles_pipeline.imageio.nifti_io import read_image, write_image
 from isles_pipeline.preprocessing.case_preprocessor import PreprocessedCase, preprocess_case
-from isles_pipeline.preprocessing.raw_dataset import (COMPUTED_CHANNELS, COMPUTED_SUFFIX, RAW_CHANNELS,
-                                                      channel_indices, computed_map_paths)
+from isles_pipeline.raw_format import (
+    CHANNEL_NAMES,
+    COMPUTED_CHANNELS,
+    COMPUTED_SUFFIX,
+    FILE_ENDING,
+    RAW_CHANNELS,
+    channel_file_name,
+    channel_indices,
+    computed_map_paths,
+    split_folder,
+)
 
 ISLES_TO_RAW = {"CT": "CT", "CT_CBF": "CBF", "CT_CBV": "CBV", "CT_MTT": "MTT", "CT_Tmax": "Tmax"}
 # Plans whose map source is "computed" or "both" (planners.isles_planner) read these channels.
@@ -68,7 +77,7 @@ def _raw_dataset_json(images_folder: Path) -> dict:
     path = images_folder.parent / "dataset.json"
     if path.is_file():
         return read_json(path)
-    return {"channel_names": CHANNEL_NAMES, "file_ending": ".nii.gz", "cases": {}}
+    return {"channel_names": dict(CHANNEL_NAMES), "file_ending": FILE_ENDING, "cases": {}}
 
 
 def find_input_cases(folder: Path) -> list[InputCase]:
@@ -80,8 +89,8 @@ def find_input_cases(folder: Path) -> list[InputCase]:
     if case_folders:
         return [InputCase(p.name, "isles", p) for p in case_folders]
     dataset = _raw_dataset_json(folder)
-    ending = dataset.get("file_ending", ".nii.gz")
-    first = f"_{min(int(i) for i in dataset['channel_names']):04d}{ending}"
+    ending = dataset.get("file_ending", FILE_ENDING)
+    first = channel_file_name("", min(int(i) for i in dataset["channel_names"]), ending)
     names = sorted(p.name[: -len(first)] for p in folder.glob(f"*{first}") if not p.name.startswith("."))
     if not names:
         raise FileNotFoundError(f"{folder}: neither case_N folders (ISLES 2018 layout) nor *{first} images "
@@ -99,11 +108,11 @@ def _read_truth(path: Optional[Path]) -> Optional[np.ndarray]:
 def raw_input_files(case: InputCase) -> tuple[dict[str, Path], Path, Optional[Path]]:
     """(images by channel, 4D series, label or None) of a case in a raw images folder `case.path`: the series
     in `ctp<split>/` beside it, the label in `labels<split>/` when there is one."""
-    ending = case.dataset.get("file_ending", ".nii.gz")
+    ending = case.dataset.get("file_ending", FILE_ENDING)
     indices = channel_indices(case.dataset)
-    images = {name: case.path / f"{case.name}_{indices[name]:04d}{ending}" for name in RAW_CHANNELS}
-    ctp = case.path.parent / f"ctp{case.split}" / f"{case.name}{ending}"
-    label = case.path.parent / f"labels{case.split}" / f"{case.name}{ending}"
+    images = {name: case.path / channel_file_name(case.name, indices[name], ending) for name in RAW_CHANNELS}
+    ctp = case.path.parent / split_folder("ctp", case.split) / f"{case.name}{ending}"
+    label = case.path.parent / split_folder("labels", case.split) / f"{case.name}{ending}"
     return images, ctp, label if label.is_file() else None
 
 

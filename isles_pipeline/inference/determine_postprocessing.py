@@ -16,14 +16,14 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from isles_pipeline.components import FULL_CONNECTIVITY
 from isles_pipeline.evaluation.evaluate import nifti_files_by_case, read_mask
 from isles_pipeline.evaluation.metrics import dice
-from isles_pipeline.inference.model_folder import (POSTPROCESSING_FILE, available_folds, model_folder)
-from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY
-from isles_pipeline.inference.postprocessing import apply_postprocessing, plans_connectivity
-from isles_pipeline.paths import find_dataset_folder, isles_raw
-from isles_pipeline.preprocessing.image_io import geometry_mismatch
 from isles_pipeline.files import atomic_write_json, read_json
+from isles_pipeline.imageio.case_images import geometry_mismatch
+from isles_pipeline.inference.folds import POSTPROCESSING_FILE, available_folds
+from isles_pipeline.inference.postprocessing import apply_postprocessing, plans_connectivity
+from isles_pipeline.paths import find_dataset_folder, isles_raw, model_folder
 
 logger = logging.getLogger(__name__)
 

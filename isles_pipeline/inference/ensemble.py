@@ -22,30 +22,14 @@ import numpy as np
 import torch
 
 from isles_pipeline.acceleration import Acceleration, resolve_acceleration
+from isles_pipeline.checkpoints import IDENTITY_KEYS, load_checkpoint
 from isles_pipeline.inference.compiled import AcceleratedChain
 from isles_pipeline.networks.chain import IntegratedChain
-
-IDENTITY_KEYS = ("trainer_name", "plans_name", "configuration")
+from isles_pipeline.planners.plans import frame_and_map_positions
 
 
 class MixedFoldsError(ValueError):
     """Checkpoints that do not belong to one model."""
-
-
-def load_checkpoint(path: Path) -> dict:
-    """The checkpoint dict; a clear error when keys of the contract are missing.
-
-    weights_only=False: the trainer's resume state may hold NumPy RNG state, which the safe loader refuses;
-    only load checkpoints you trust (as with nnU-Net)."""
-    path = Path(path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises many types for a corrupt file
-        raise ValueError(f"{path}: cannot load checkpoint ({type(error).__name__}: {error})") from None
-    missing = [key for key in ("network_weights", "chain_kwargs", *IDENTITY_KEYS) if key not in checkpoint]
-    if missing:
-        raise ValueError(f"{path}: not an isles_pipeline checkpoint (missing {missing})")
-    return checkpoint
 
 
 def check_same_model(checkpoints: dict[int, dict], paths: dict[int, Path]) -> None:
@@ -87,13 +71,6 @@ def predict_case(network: AcceleratedChain, data: np.ndarray, frame_indices: Seq
                 pseudo_dwi = np.empty_like(probabilities)
             pseudo_dwi[start:start + batch_size] = out.pseudo_dwi[:, 0].float().cpu().numpy()
     return probabilities, pseudo_dwi
-
-
-def input_indices(configuration: dict) -> tuple[list[int], list[int]]:
-    """Positions of the frame and map channels in the stored (Z, C, H, W) data."""
-    channels = list(configuration["input_channels"])
-    return ([channels.index(name) for name in configuration["frame_channels"]],
-            [channels.index(name) for name in configuration["map_channels"]])
 
 
 @dataclass
@@ -148,7 +125,7 @@ class FoldEnsemble:
         acceleration = acceleration or resolve_acceleration(device)
         networks = {fold: AcceleratedChain(network.to(device).eval(), acceleration, batch_size)
                     for fold, network in networks.items()}
-        frames, maps = input_indices(configuration)
+        frames, maps = frame_and_map_positions(configuration)
         return cls(networks, dict(identity or {}), device, frames, maps)
 
     def predict(self, data: np.ndarray, batch_size: int = 8, keep_folds: bool = False) -> EnsembleOutput:

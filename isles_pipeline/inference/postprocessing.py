@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY, component_structure, label_components
+from isles_pipeline.components import FULL_CONNECTIVITY, component_structure, label_components
 
 STEP_NAMES = ("remove_small_components", "keep_largest_component")
 

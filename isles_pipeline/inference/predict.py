@@ -18,13 +18,21 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from isles_pipeline.evaluation.overlay import save_overlay
-from isles_pipeline.inference.case_inputs import InputCase, PreparedCase, find_input_cases, prepare_case
-from isles_pipeline.inference.model_folder import DEFAULT_CONFIGURATION, DEFAULT_PLANS, DEFAULT_TRAINER, model_folder
-from isles_pipeline.inference.predictor import DEFAULT_CHECKPOINT, CasePrediction, Predictor
-from isles_pipeline.inference.writer import (OVERLAYS_FOLDER, PROBABILITIES_FOLDER, PSEUDO_DWI_FOLDER, VOLUMES_CSV,
-                                             output_name, write_array, write_mask, write_volumes_csv)
-from isles_pipeline.preprocessing.resampling import restore_original_geometry
 from isles_pipeline.files import atomic_path, atomic_write_json
+from isles_pipeline.inference.case_inputs import InputCase, PreparedCase, find_input_cases, prepare_case
+from isles_pipeline.inference.predictor import DEFAULT_CHECKPOINT, CasePrediction, Predictor
+from isles_pipeline.inference.writer import (
+    OVERLAYS_FOLDER,
+    PROBABILITIES_FOLDER,
+    PSEUDO_DWI_FOLDER,
+    VOLUMES_CSV,
+    output_name,
+    write_array,
+    write_mask,
+    write_volumes_csv,
+)
+from isles_pipeline.paths import DEFAULT_CONFIGURATION, DEFAULT_PLANS, DEFAULT_TRAINER, model_folder
+from isles_pipeline.preprocessing.resampling import restore_original_geometry
 
 logger = logging.getLogger(__name__)
 OVERLAY_MAP_PREFERENCE = ("Tmax", "CBF", "MTT", "CBV")

@@ -13,18 +13,19 @@ from typing import Optional, Sequence
 import numpy as np
 
 from isles_pipeline.acceleration import resolve_acceleration
-from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY, label_components
-from isles_pipeline.inference.determine_postprocessing import load_postprocessing
+from isles_pipeline.checkpoints import FINAL
+from isles_pipeline.components import FULL_CONNECTIVITY, label_components
 from isles_pipeline.devices import resolve_device
+from isles_pipeline.files import read_json
+from isles_pipeline.imageio.case_images import Geometry
+from isles_pipeline.inference.determine_postprocessing import load_postprocessing
 from isles_pipeline.inference.ensemble import FoldEnsemble
-from isles_pipeline.inference.model_folder import resolve_folds
+from isles_pipeline.inference.folds import resolve_folds
 from isles_pipeline.inference.postprocessing import apply_postprocessing, plans_connectivity
 from isles_pipeline.planners.plans import get_configuration
-from isles_pipeline.preprocessing.image_io import Geometry
 from isles_pipeline.preprocessing.resampling import restore_original_geometry
-from isles_pipeline.files import read_json
 
-DEFAULT_CHECKPOINT = "checkpoint_final.pth"
+DEFAULT_CHECKPOINT = FINAL
 
 
 def planned_threshold(configuration: dict) -> float:

@@ -14,8 +14,8 @@ from typing import Optional
 
 import numpy as np
 
-from isles_pipeline.dataset_conversion.nifti_io import write_image
 from isles_pipeline.files import atomic_write_text
+from isles_pipeline.imageio.nifti_io import write_image
 from isles_pipeline.preprocessing.resampling import to_original_image
 
 PROBABILITIES_FOLDER = "probabilities"

@@ -37,12 +37,12 @@ the parenchyma (CTP's noise is several HU per frame against 10 to 25 HU of tissu
 correction on (scales the AIF up to the VOF's area, never down); vessels (CBV >= 8 ml/100g with an
 arterial-size peak), CSF (< 20 HU), bone (>= 150 HU) and a 2 mm rim around bone are 0, as in ISLES maps.
 
-Input problems raise `isles_pipeline.preprocessing.errors.CaseError`, one line naming the series.
+Input problems raise `isles_pipeline.errors.CaseError`, one line naming the series.
 """
-from .aif import ArterialInput, select_arterial_input
-from .compute import MIN_FRAMES, PerfusionResult, check_series, compute_maps
-from .deconvolution import METHODS, Deconvolver, convolution_matrix, oscillation_index
-from .maps import K_H, MAP_NAMES, RHO
+from isles_pipeline.perfusion.aif import ArterialInput, select_arterial_input
+from isles_pipeline.perfusion.compute import MIN_FRAMES, PerfusionResult, check_series, compute_maps
+from isles_pipeline.perfusion.deconvolution import METHODS, Deconvolver, convolution_matrix, oscillation_index
+from isles_pipeline.perfusion.maps import K_H, MAP_NAMES, RHO
 
 __all__ = [
     "ArterialInput", "Deconvolver", "K_H", "MAP_NAMES", "METHODS", "MIN_FRAMES", "PerfusionResult", "RHO",

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from isles_pipeline.preprocessing.errors import CaseError
-
-from .baseline import full_width_half_maximum
+from isles_pipeline.errors import CaseError
+from isles_pipeline.perfusion.baseline import full_width_half_maximum
 
 CANDIDATE_PERCENTILE = 99.0
 AIF_VOXELS = 8

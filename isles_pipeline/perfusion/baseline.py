@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from isles_pipeline.preprocessing.temporal import TemporalParameters, find_bolus_timing
+from isles_pipeline.perfusion.bolus_timing import TemporalParameters, find_bolus_timing
 
 ARRIVAL_FRACTION = 0.1  # a curve has arrived when it first exceeds 10 % of its peak enhancement
 

@@ -14,17 +14,24 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from isles_pipeline.preprocessing.errors import CaseError
-from isles_pipeline.preprocessing.temporal import global_curve
-
-from .aif import ArterialInput, select_arterial_input
-from .baseline import baseline_frame_count
-from .deconvolution import CHUNK_VOXELS, METHODS, Deconvolver
-from .denoise import estimate_noise_sd, masked_gaussian, profile_bilateral_inside
-from .device import resolve_device
-from .maps import blood_volume, flow_and_tmax, time_to_peak, transit_time
-from .masks import BONE_HU, BONE_MARGIN_MM, CSF_HU, TissueMasks, _margin_structure, tissue_masks, vessel_mask
-from .timing import check_frame_times, resampling_matrix, uniform_grid
+from isles_pipeline.devices import resolve_device
+from isles_pipeline.errors import CaseError
+from isles_pipeline.perfusion.aif import ArterialInput, select_arterial_input
+from isles_pipeline.perfusion.baseline import baseline_frame_count
+from isles_pipeline.perfusion.bolus_timing import global_curve
+from isles_pipeline.perfusion.deconvolution import CHUNK_VOXELS, METHODS, Deconvolver
+from isles_pipeline.perfusion.denoise import estimate_noise_sd, masked_gaussian, profile_bilateral_inside
+from isles_pipeline.perfusion.maps import blood_volume, flow_and_tmax, time_to_peak, transit_time
+from isles_pipeline.perfusion.masks import (
+    BONE_HU,
+    BONE_MARGIN_MM,
+    CSF_HU,
+    TissueMasks,
+    _margin_structure,
+    tissue_masks,
+    vessel_mask,
+)
+from isles_pipeline.perfusion.timing import check_frame_times, resampling_matrix, uniform_grid
 
 MIN_FRAMES = 10
 DEFAULT_SMOOTHING_MM = 4.0
@@ -113,7 +120,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     torch_device = resolve_device(device)
     motion_settings = {"motion_correction": motion_correction}
     if motion_correction:
-        from .motion import correct_motion  # SimpleITK's registration: only when asked for
+        from isles_pipeline.perfusion.motion import correct_motion  # SimpleITK's registration: only when asked for
 
         series, motion = correct_motion(series, spacing_zyx)
         motion_settings.update(largest_shift_mm=motion.largest_displacement_mm,

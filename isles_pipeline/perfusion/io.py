@@ -15,16 +15,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from isles_pipeline.dataset_conversion.nifti_io import raw_header, read_image, write_image
-from isles_pipeline.dataset_conversion.nifti_stream import TIME_UNIT_SECONDS
+from isles_pipeline.errors import CaseError
 from isles_pipeline.files import atomic_path, atomic_write_json
-from isles_pipeline.preprocessing.errors import CaseError
-from isles_pipeline.preprocessing.nifti_scan import count_non_finite
-
-from .compute import PerfusionResult
-from .maps import MAP_NAMES
-from .timing import uniform_frame_times
-
+from isles_pipeline.imageio.nifti_io import raw_header, read_image, write_image
+from isles_pipeline.imageio.nifti_scan import count_non_finite
+from isles_pipeline.imageio.nifti_stream import TIME_UNIT_SECONDS
+from isles_pipeline.perfusion.compute import PerfusionResult
+from isles_pipeline.perfusion.maps import MAP_NAMES
+from isles_pipeline.perfusion.timing import uniform_frame_times
 
 
 def read_frame_times_csv(path: Path) -> np.ndarray:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from isles_pipeline.preprocessing.errors import CaseError
-
-from .compute import compute_maps
-from .io import reference_3d
-from .timing import uniform_frame_times
+from isles_pipeline.errors import CaseError
+from isles_pipeline.perfusion.compute import compute_maps
+from isles_pipeline.perfusion.io import reference_3d
+from isles_pipeline.perfusion.timing import uniform_frame_times
 
 MAP_CHANNELS = {"CT_CBF": "cbf", "CT_CBV": "cbv", "CT_MTT": "mtt", "CT_Tmax": "tmax"}
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from isles_pipeline.preprocessing.errors import CaseError
-from isles_pipeline.preprocessing.temporal import interpolation_matrix
+from isles_pipeline.errors import CaseError
+from isles_pipeline.perfusion.bolus_timing import interpolation_matrix
 
 MAX_GRID_STEP_S = 1.0  # coarser protocols are interpolated to 1 s: Tmax resolution, at a modest cost
 

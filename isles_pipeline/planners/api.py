@@ -18,17 +18,17 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from isles_pipeline.errors import CaseFailures
+from isles_pipeline.files import atomic_write_json, read_json, write_json_if_changed
 from isles_pipeline.paths import find_dataset_folder, isles_preprocessed, isles_raw
 from isles_pipeline.planners.fingerprint import FINGERPRINT_FILE, compute_fingerprint
 from isles_pipeline.planners.plans import get_configuration, load_plans, plans_file
 from isles_pipeline.planners.registry import find_planner
-from isles_pipeline.preprocessing.dataset_preprocessor import PreprocessingReport, preprocess_dataset
-from isles_pipeline.preprocessing.errors import CaseFailures
-from isles_pipeline.preprocessing.integrity import IntegrityError, verify_dataset_integrity
 from isles_pipeline.preprocessing.case_preprocessor import preprocessing_hash
-from isles_pipeline.preprocessing.raw_dataset import find_raw_cases, load_dataset_json
-from isles_pipeline.files import atomic_write_json, read_json, write_json_if_changed
+from isles_pipeline.preprocessing.dataset_preprocessor import PreprocessingReport, preprocess_dataset
+from isles_pipeline.preprocessing.integrity import IntegrityError, verify_dataset_integrity
 from isles_pipeline.preprocessing.storage import is_case_done
+from isles_pipeline.raw_format import find_raw_cases, load_dataset_json
 from isles_pipeline.splits import StaleSplitsError, existing_splits, load_or_create_splits
 
 logger = logging.getLogger(__name__)

@@ -22,16 +22,16 @@ from typing import Optional
 
 import numpy as np
 
-from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY, label_components
+from isles_pipeline.components import FULL_CONNECTIVITY, label_components
+from isles_pipeline.imageio.case_images import read_ctp, read_ctp_header
+from isles_pipeline.parallel import map_cases
+from isles_pipeline.perfusion.bolus_timing import TemporalParameters
 from isles_pipeline.preprocessing.case_preprocessor import read_case_inputs
 from isles_pipeline.preprocessing.coverage import crop_geometry
 from isles_pipeline.preprocessing.head_mask import DEFAULT_CLIP_MAX, head_mask
-from isles_pipeline.preprocessing.image_io import read_ctp, read_ctp_header
 from isles_pipeline.preprocessing.normalization import intensity_statistics
-from isles_pipeline.parallel import map_cases
-from isles_pipeline.preprocessing.raw_dataset import (COMPUTED_CHANNELS, RAW_CHANNELS, RawCase, find_raw_cases,
-                                                      load_dataset_json)
-from isles_pipeline.preprocessing.temporal import TemporalParameters, preprocess_series
+from isles_pipeline.preprocessing.temporal import preprocess_series
+from isles_pipeline.raw_format import COMPUTED_CHANNELS, RAW_CHANNELS, RawCase, find_raw_cases, load_dataset_json
 
 FINGERPRINT_FILE = "dataset_fingerprint.json"
 NUM_SAMPLES = 10_000

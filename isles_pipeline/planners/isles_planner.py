@@ -1,4 +1,4 @@
-"""The ISLES planner: the seed's method (paper 2.1-2.4, DESIGN section 2) as one `2d` configuration, with
+"""The ISLES planner: the seed's method (paper 2.1-2.4; documentation/explanation/method.md) as one `2d` configuration, with
 data-derived values taken from the fingerprint. Every hyper-parameter the trainer and the predictor use is
 written here into the plans; they have no other source (see `plans.TRAINER_KEYS`).
 
@@ -39,11 +39,11 @@ from typing import Optional
 
 import numpy as np
 
-from isles_pipeline.evaluation.metrics import FULL_CONNECTIVITY
+from isles_pipeline.components import FULL_CONNECTIVITY
+from isles_pipeline.perfusion.bolus_timing import TemporalParameters
 from isles_pipeline.preprocessing.head_mask import DEFAULT_CLIP_MAX
 from isles_pipeline.preprocessing.normalization import clip_zscore_scheme
-from isles_pipeline.preprocessing.raw_dataset import COMPUTED_CHANNELS
-from isles_pipeline.preprocessing.temporal import TemporalParameters
+from isles_pipeline.raw_format import COMPUTED_CHANNELS
 
 PERFUSION_MAPS = ("CBF", "CBV", "MTT", "Tmax")
 PWI_MAPS = ("PWImax_o", "PWImax_p")

@@ -9,11 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from isles_pipeline.paths import find_dataset_folder, isles_preprocessed
 from isles_pipeline.files import read_json
-
-DEFAULT_PLANS = "ISLESPlans"
-DEFAULT_CONFIGURATION = "2d"
+from isles_pipeline.paths import DEFAULT_CONFIGURATION, DEFAULT_PLANS, find_dataset_folder, isles_preprocessed
 
 TRAINER_KEYS = (
     "data_identifier", "patch_size", "in_plane_size", "num_frames",
@@ -87,7 +84,14 @@ def get_configuration(plans: dict, configuration: str = DEFAULT_CONFIGURATION) -
     return config
 
 
-def channel_indices(configuration: dict, names: Sequence[str]) -> list[int]:
-    """Positions of channels in the stored data (axis 1 of <case>.npy)."""
-    order = configuration["input_channels"]
+def input_channel_positions(configuration: dict, names: Sequence[str]) -> list[int]:
+    """Positions of channels in the stored data (axis 1 of <case>.npy); not the raw files' `_NNNN` indices,
+    which `raw_format.channel_indices` gives."""
+    order = list(configuration["input_channels"])
     return [order.index(name) for name in names]
+
+
+def frame_and_map_positions(configuration: dict) -> tuple[list[int], list[int]]:
+    """Positions of the frame channels and of the map channels in the stored (Z, C, H, W) data."""
+    return (input_channel_positions(configuration, configuration["frame_channels"]),
+            input_channel_positions(configuration, configuration["map_channels"]))

@@ -18,15 +18,16 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from isles_pipeline.errors import CaseError
+from isles_pipeline.imageio.case_images import read_3d, read_ctp
+from isles_pipeline.perfusion.bolus_timing import TemporalParameters
 from isles_pipeline.preprocessing.coverage import coverage_of, crop_geometry
-from isles_pipeline.preprocessing.errors import CaseError
 from isles_pipeline.preprocessing.head_mask import head_mask
-from isles_pipeline.preprocessing.image_io import read_3d, read_ctp
 from isles_pipeline.preprocessing.normalization import normalize
-from isles_pipeline.preprocessing.raw_dataset import COMPUTED_CHANNELS, RAW_CHANNELS, RawCase
 from isles_pipeline.preprocessing.resampling import resample_in_plane, resample_label, resampled_geometry
-from isles_pipeline.preprocessing.temporal import TemporalParameters, preprocess_series
+from isles_pipeline.preprocessing.temporal import preprocess_series
 from isles_pipeline.preprocessing.weight_map import sdf_weight_map
+from isles_pipeline.raw_format import COMPUTED_CHANNELS, RAW_CHANNELS, RawCase
 
 # Bump when the code changes what it writes, so stored cases are redone.
 PREPROCESSING_VERSION = 1

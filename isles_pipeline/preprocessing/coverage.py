@@ -12,8 +12,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from isles_pipeline.preprocessing.errors import CaseError
-from isles_pipeline.preprocessing.image_io import Geometry
+from isles_pipeline.errors import CaseError
+from isles_pipeline.imageio.case_images import Geometry
 
 
 def covered_slices(frames: np.ndarray, case: str) -> tuple[int, int]:

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from isles_pipeline.preprocessing.case_preprocessor import preprocess_raw_case, preprocessing_hash
 from isles_pipeline.parallel import map_cases
-from isles_pipeline.preprocessing.raw_dataset import RawCase, find_raw_cases
+from isles_pipeline.preprocessing.case_preprocessor import preprocess_raw_case, preprocessing_hash
 from isles_pipeline.preprocessing.storage import is_case_done, write_preprocessed_case
+from isles_pipeline.raw_format import RawCase, find_raw_cases
 
 logger = logging.getLogger(__name__)
 

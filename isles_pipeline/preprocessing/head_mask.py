@@ -1,5 +1,5 @@
 """Head mask from the plain CT: the region whose voxels make the global time-intensity curve and the
-intensity statistics ("inside the head", DESIGN section 2).
+intensity statistics ("inside the head").
 
 Otsu's threshold separates air from the head once bone is clipped to `clip_max` HU: unclipped, bone
 (> 1000 HU) pulls the threshold above brain tissue. ISLES CTs store air near -23 (clipped), others near

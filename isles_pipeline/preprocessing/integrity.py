@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from isles_pipeline.preprocessing.case_preprocessor import read_case_inputs
-from isles_pipeline.preprocessing.image_io import read_ctp_header
+from isles_pipeline.imageio.case_images import read_ctp_header
 from isles_pipeline.parallel import map_cases
-from isles_pipeline.preprocessing.raw_dataset import RawCase, channel_indices, find_raw_cases, load_dataset_json
+from isles_pipeline.preprocessing.case_preprocessor import read_case_inputs
+from isles_pipeline.raw_format import RawCase, channel_indices, find_raw_cases, load_dataset_json
 
 
 class IntegrityError(ValueError):

@@ -14,8 +14,8 @@ import numpy as np
 import SimpleITK as sitk
 from skimage.transform import resize
 
+from isles_pipeline.imageio.case_images import Geometry
 from isles_pipeline.preprocessing.coverage import pad_to_original
-from isles_pipeline.preprocessing.image_io import Geometry
 
 
 def resample_in_plane(array: np.ndarray, shape_yx: Sequence[int], order: int = 1) -> np.ndarray:

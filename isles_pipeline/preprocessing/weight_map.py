@@ -1,4 +1,4 @@
-"""The SDF weight map W of the generator and segmentor losses (paper 2.3 and Fig. 3; DESIGN section 2).
+"""The SDF weight map W of the generator and segmentor losses (paper 2.3 and Fig. 3).
 
 Definition, per 2D slice (training is slice-wise; slices are 5-12 mm apart, so in-plane distance is the one
 that means "surroundings"): with phi the signed distance function of the ground-truth lesion in mm

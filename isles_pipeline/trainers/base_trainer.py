@@ -23,12 +23,20 @@ from torch import nn
 
 from isles_pipeline.acceleration import Acceleration, compile_module, mark_step_begin, resolve_acceleration
 from isles_pipeline.augmentation import SpatialAugmentation
-from isles_pipeline.planners.plans import channel_indices
 from isles_pipeline.files import atomic_write_json
+from isles_pipeline.planners.plans import frame_and_map_positions
 from isles_pipeline.preprocessing.storage import case_paths
 from isles_pipeline.trainers import checkpoint as ckpt
-from isles_pipeline.trainers.data import Batch, SliceSet, fits_on_device, gather_batch, load_slices, \
-    nbytes_of_cases, pinned, sample_indices
+from isles_pipeline.trainers.data import (
+    Batch,
+    SliceSet,
+    fits_on_device,
+    gather_batch,
+    load_slices,
+    nbytes_of_cases,
+    pinned,
+    sample_indices,
+)
 from isles_pipeline.trainers.distributed import DistContext, all_reduce_sum, gather_objects, local_batch_size
 from isles_pipeline.trainers.optim import build_optimizer
 from isles_pipeline.trainers.progress import EMA_MOMENTUM, TextLog, TrainingLog, plot_progress
@@ -262,8 +270,7 @@ class BaseTrainer:
         return self.gather(self.train_data, idx, self.augmentation, self.generator)
 
     def gather(self, data: SliceSet, idx: torch.Tensor, augmentation, generator) -> Batch:
-        frames = channel_indices(self.config, self.config["frame_channels"])
-        maps = channel_indices(self.config, self.config["map_channels"])
+        frames, maps = frame_and_map_positions(self.config)
         return gather_batch(data, idx, frames, maps, augmentation, generator, self.device)
 
     def train_epoch(self) -> dict[str, float]:

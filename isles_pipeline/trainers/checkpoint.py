@@ -1,23 +1,18 @@
-"""Checkpoints: the contract the predictor reads, written atomically (`isles_pipeline.files.atomic_path`).
-
-Keys: network_weights (IntegratedChain state_dict, unwrapped from DDP / torch.compile), chain_kwargs (to
-rebuild it), trainer_name, plans_name, configuration, fold, epoch (epochs completed), and for resuming
-optimizer_state, scheduler_state, loss_state (ChainLoss: networks A, B and the lesion head), rng_states,
-logs, best_ema (best moving-average pseudo-Dice so far), ema_pseudo_dice.
-"""
+"""What the trainer adds to the checkpoint contract (`isles_pipeline.checkpoints`, re-exported here for the
+trainer's code): unwrapping DDP / compiled modules, the random streams to resume exactly, the resume order."""
 from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from isles_pipeline.files import atomic_path
+from isles_pipeline.checkpoints import BEST, FINAL, LATEST, atomic_torch_save, load_checkpoint
 
-FINAL, BEST, LATEST = "checkpoint_final.pth", "checkpoint_best.pth", "checkpoint_latest.pth"
+__all__ = ["BEST", "FINAL", "LATEST", "atomic_torch_save", "capture_rng_states", "find_resume_checkpoint",
+           "load_checkpoint", "restore_rng_states", "unwrap"]
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -29,12 +24,6 @@ def unwrap(module: nn.Module) -> nn.Module:
             module = module._orig_mod
         else:
             return module
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save through `files.atomic_path`: an old checkpoint is replaced only by a complete new one."""
-    with atomic_path(Path(path)) as temporary:
-        torch.save(obj, temporary)
 
 
 def capture_rng_states(generator: torch.Generator) -> dict:
@@ -53,11 +42,6 @@ def restore_rng_states(states: dict, generator: torch.Generator) -> None:
     generator.set_state(states["trainer"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def load_checkpoint(path: Path, map_location="cpu") -> dict:
-    """A checkpoint dict (weights_only=False: it holds numpy RNG states and logs, and we wrote it)."""
-    return torch.load(path, map_location=map_location, weights_only=False)
 
 
 def find_resume_checkpoint(fold_folder: Path) -> Path | None:

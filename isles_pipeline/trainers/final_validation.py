@@ -17,9 +17,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from isles_pipeline.dataset_conversion.nifti_io import read_array
 from isles_pipeline.evaluation.metrics import case_metrics
 from isles_pipeline.files import atomic_path, atomic_write_json
+from isles_pipeline.imageio.nifti_io import read_array
 from isles_pipeline.inference.predictor import Predictor
 from isles_pipeline.inference.writer import write_mask
 from isles_pipeline.preprocessing.resampling import restore_original_geometry

@@ -14,18 +14,25 @@ import torch
 
 from isles_pipeline import devices
 from isles_pipeline.acceleration import AccelerationError, resolve_acceleration
-from isles_pipeline.inference.model_folder import model_folder
-from isles_pipeline.paths import find_dataset_folder, isles_preprocessed, isles_raw
+from isles_pipeline.files import read_json
+from isles_pipeline.paths import (
+    DEFAULT_CONFIGURATION,
+    DEFAULT_PLANS,
+    DEFAULT_TRAINER,
+    find_dataset_folder,
+    isles_preprocessed,
+    isles_raw,
+    model_folder,
+)
 from isles_pipeline.planners.plans import get_configuration, load_plans
 from isles_pipeline.preprocessing.case_preprocessor import preprocessing_hash
-from isles_pipeline.files import read_json
 from isles_pipeline.preprocessing.storage import case_paths, is_case_done, preprocessed_case_names
+from isles_pipeline.splits import SPLITS_FILE, load_splits
 from isles_pipeline.trainers import checkpoint as ckpt
 from isles_pipeline.trainers import distributed as ddp
 from isles_pipeline.trainers.base_trainer import BaseTrainer
 from isles_pipeline.trainers.errors import TrainingError
 from isles_pipeline.trainers.registry import find_trainer
-from isles_pipeline.splits import SPLITS_FILE, load_splits
 
 
 def _no_data(dataset_id: int, why: str) -> TrainingError:
@@ -149,8 +156,8 @@ def _worker(rank: int, world_size: int, setup: dict, device_name: str, options: 
         ddp.destroy_process_group()
 
 
-def run_training(dataset_id: int, fold: Union[int, str], trainer_name: Union[str, type] = "ISLESChainTrainer",
-                 plans_name: str = "ISLESPlans", configuration: str = "2d", device: str = "auto",
+def run_training(dataset_id: int, fold: Union[int, str], trainer_name: Union[str, type] = DEFAULT_TRAINER,
+                 plans_name: str = DEFAULT_PLANS, configuration: str = DEFAULT_CONFIGURATION, device: str = "auto",
                  continue_training: bool = False, only_validation: bool = False, save_probabilities: bool = False,
                  num_gpus: int = 1, compile_network: Union[bool, str] = False, precision: Optional[str] = None,
                  memory_format: Optional[str] = None) -> Path:

@@ -22,6 +22,7 @@ from isles_pipeline.files import read_json
 from isles_pipeline.preprocessing.storage import load_preprocessed_case
 from isles_pipeline.trainers.data import SliceSet, num_foreground
 
+
 class MemmapSliceLoader(DataLoader):
     """Infinite batches {"inputs" (B, C, H, W) float16, "seg" (B, H, W) uint8, "weight", ["dwi"]} from cases
     opened memory-mapped in each worker (only the index travels to the worker processes)."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
 
-
 ONE_STAGE_EXCLUDED = ["PWImax_o", "PWImax_p"]  # paper 3: "perfusion maps (CBV, CBF, MTT, Tmax)"
 TWO_STAGE_EXCLUDED = ["PWImax_o"]  # paper 3: "PWImax_p, CBF, CBV, MTT and Tmax are used as the input of the generator"
 

@@ -5,7 +5,7 @@ given with -tr), so it lives outside the isles_pipeline package, which never imp
 
 Only the length changes: number of epochs, training iterations per epoch and validation iterations per
 epoch, read from the environment because nnUNetv2_train builds the trainer from its command line. They are
-computed by `isles_pipeline.benchmarking.nnunet_row.budget_schedule` so that epochs x iterations x the
+computed by `experiments.nnunet_row.budget_schedule` so that epochs x iterations x the
 plans' 2d batch size matches the number of 2D training slices our own rows see per fold; this trainer
 checks that product against ISLES_NNUNET_SLICES and refuses to train when it differs (e.g. the plans'
 batch size changed after the schedule was computed). Everything else is nnU-Net's default: the 2d
@@ -15,7 +15,6 @@ poly learning-rate decay over the (shorter) run, its final validation and checkp
 import os
 
 import torch
-
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 ENVIRONMENT = ("ISLES_NNUNET_EPOCHS", "ISLES_NNUNET_ITERATIONS", "ISLES_NNUNET_VAL_ITERATIONS",
@@ -29,7 +28,7 @@ class nnUNetTrainer_ISLESBudget(nnUNetTrainer):
         missing = [name for name in ENVIRONMENT if not os.environ.get(name)]
         if missing:
             raise RuntimeError(f"nnUNetTrainer_ISLESBudget needs {', '.join(missing)} in the environment "
-                               "(set by isles_pipeline.benchmarking.nnunet_row)")
+                               "(set by experiments.nnunet_row)")
         epochs, iterations, val_iterations, slices = (int(os.environ[name]) for name in ENVIRONMENT)
         batch_size = self.configuration_manager.batch_size
         if epochs * iterations * batch_size != slices:
