@@ -1,11 +1,11 @@
 """Micro-benchmark of one training step of the chain (forward, all losses, backward, RMSprop step) and of
 inference, in slices/s and peak memory, on synthetic tensors already resident on the device.
 
-    python -m benchmarks.chain_step [--device cpu|cuda] [--preset small|full] [--batch 5]
-        [--size N] [--bf16] [--channels-last] [--compile [--compile-mode MODE]] [--steps N] [--warmup N]
-        [--threads N] [--no-dwi] [--compare-norm]
+    python -m benchmarks.chain_step [-device cpu|cuda] [-preset small|full] [-batch 5]
+        [-size N] [--bf16] [--channels_last] [--compile [-compile_mode MODE]] [-steps N] [-warmup N]
+        [-threads N] [--no_dwi] [--compare_norm]
 
-`--compare-norm` runs the same measurement with a SwitchNorm segmentor and with a BatchNorm one. Peak memory
+`--compare_norm` runs the same measurement with a SwitchNorm segmentor and with a BatchNorm one. Peak memory
 is CUDA's max allocated (reset per phase) or, on CPU, the process's peak RSS so far (it cannot be reset).
 """
 from __future__ import annotations
@@ -115,22 +115,25 @@ def measure(args: argparse.Namespace, segmentor_norm: str) -> Measurement:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.chain_step", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
-    p.add_argument("--preset", default="small", choices=["small", "full"])
-    p.add_argument("--batch", type=int, default=5)
-    p.add_argument("--size", type=int, default=None, help="slice size (default: the preset's patch size)")
+    p.add_argument("-device", "--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   choices=["cpu", "cuda"])
+    p.add_argument("-preset", "--preset", default="small", choices=["small", "full"])
+    p.add_argument("-batch", "--batch", type=int, default=5)
+    p.add_argument("-size", "--size", type=int, default=None, help="slice size (default: the preset's patch size)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels_last", "--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the chain and the loss")
-    p.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)")
-    p.add_argument("--steps", type=int, default=10, help="timed steps per phase")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps per phase")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
-    p.add_argument("--no-dwi", action="store_true", help="no DWI target: generator terms off, as on public ISLES")
-    p.add_argument("--compare-norm", action="store_true", help="SwitchNorm vs BatchNorm segmentor")
+    p.add_argument("-compile_mode", "--compile-mode", default=None,
+                   help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)")
+    p.add_argument("-steps", "--steps", type=int, default=10, help="timed steps per phase")
+    p.add_argument("-warmup", "--warmup", type=int, default=3, help="untimed steps per phase")
+    p.add_argument("-threads", "--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    p.add_argument("--no_dwi", "--no-dwi", action="store_true",
+                   help="no DWI target: generator terms off, as on public ISLES")
+    p.add_argument("--compare_norm", "--compare-norm", action="store_true", help="SwitchNorm vs BatchNorm segmentor")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda, but CUDA is not available")
+        p.error("-device cuda, but CUDA is not available")
     return args
 
 

@@ -2,12 +2,12 @@
 every CUDA path once, measures it against the project's targets and writes `gpu_check.json` and
 `gpu_check.md` (a table with a target column).
 
-    python -m benchmarks.gpu_check --prepare .gpu_check/phantom.tar.gz   # here: SimpleITK etc.
+    python -m benchmarks.gpu_check -prepare .gpu_check/phantom.tar.gz   # here: SimpleITK etc.
     scripts/gpu_check.sh                          # on the GPU machine (carry .gpu_check), under 8 minutes
-    python -m benchmarks.gpu_check --device cpu --quick --phantom P.tar.gz -o OUT   # smoke
+    python -m benchmarks.gpu_check -device cpu --quick -phantom P.tar.gz -o OUT   # smoke
 
 Sections, in order of importance, each isolated (an error is recorded and the next runs) and skipped when
-the time budget (`--budget-s`, default 390 s) would be overrun. Eager figures come first, compiled rows
+the time budget (`-budget_s`, default 390 s) would be overrun. Eager figures come first, compiled rows
 after them, so a slow compiler costs rows, never the whole check:
   cuda_tests       tests/test_cuda_paths.py under pytest (skipped on a CPU)
   chain_step       the full chain at batch 5 on resident synthetic tensors (benchmarks.chain_step): eager,
@@ -16,9 +16,9 @@ after them, so a slow compiler costs rows, never the whole check:
                    eager and CUDA graphs; augmentation alone; peak memory
   inference        a 16-slice 256 x 256 case through 4 folds, network time only, synchronised
   short_training   the full configuration trained briefly on the carried preprocessed phantom; loss falling
-Nothing here imports SimpleITK, batchgenerators or acvl-utils, except `--prepare` (run here).
+Nothing here imports SimpleITK, batchgenerators or acvl-utils, except `-prepare` (run here).
 `--quick` shrinks everything (small preset, 64 px, 2 steps) so the whole check runs on a CPU in about a
-minute; on a CPU the compiled rows are skipped unless `--with-compile` (Inductor on 2 cores takes minutes).
+minute; on a CPU the compiled rows are skipped unless `--with_compile` (Inductor on 2 cores takes minutes).
 """
 from __future__ import annotations
 
@@ -38,8 +38,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-MANIFEST = "gpu_check_manifest.json"
-MAX_PHANTOM_BYTES = 20 * 2**20
+from benchmarks.gpu_check_phantom import MANIFEST, prepare_phantom
 
 # The speed targets (one H100 or H200); each row of the table names the one it is judged by.
 TARGETS = {
@@ -49,105 +48,6 @@ TARGETS = {
     "inference_network_ms": ("<=", 40.0, "16-slice case through 4 folds, network ms"),
     "peak_gib": ("<=", 8.0, "peak GPU memory at batch 5, GiB"),
 }
-
-
-# ---- preparing the carried phantom (here, with the full dependency set) -----------------------------------
-def pack_preprocessed(dataset_folder: Path, plans_name: str, output: Path, cases: Optional[Sequence[str]] = None,
-                      configuration: str = "2d") -> Path:
-    """A tarball of a preprocessed dataset (plans, dataset.json, splits, the configuration's case arrays) that
-    the check trains on without the preprocessing stack. Refuses to write one over 20 MB."""
-    from isles_pipeline.files import atomic_path, read_json
-
-    dataset_folder = Path(dataset_folder)
-    plans = read_json(dataset_folder / f"{plans_name}.json")
-    data_folder = dataset_folder / plans["configurations"][configuration]["data_identifier"]
-    splits = read_json(dataset_folder / "splits_final.json")
-    wanted = sorted(set(cases) if cases else {c for s in splits for c in s["train"] + s["val"]})
-    manifest = {"dataset": dataset_folder.name, "plans": plans_name, "configuration": configuration,
-                "data_identifier": data_folder.name, "cases": wanted}
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as tmp:
-        with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
-            for name in (f"{plans_name}.json", "dataset.json", "splits_final.json"):
-                if (dataset_folder / name).is_file():
-                    tar.add(dataset_folder / name, arcname=name)
-            for path in sorted(data_folder.iterdir()):
-                if any(path.name.startswith(case + ".") or path.name.startswith(case + "_") for case in wanted):
-                    tar.add(path, arcname=f"{data_folder.name}/{path.name}")
-            blob = json.dumps(manifest, indent=1).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size = len(blob)
-            import io
-
-            tar.addfile(info, io.BytesIO(blob))
-        size = Path(tmp).stat().st_size
-        if size > MAX_PHANTOM_BYTES:
-            raise ValueError(f"{output}: the packed phantom takes {size / 2**20:.1f} MiB, over the "
-                             f"{MAX_PHANTOM_BYTES / 2**20:.0f} MiB that may travel; use fewer or thinner cases")
-    return output
-
-
-def thin_cases(dataset_folder: Path, plans_name: str, staging: Path, max_slices: int,
-               configuration: str = "2d") -> Path:
-    """A copy of a preprocessed dataset whose cases keep at most `max_slices` slices each (lesion slices
-    first, then their neighbours in order), so a 256 x 256 phantom fits the transfer budget. Only the arrays
-    are thinned (the properties still describe the whole case): fine for training, not for final validation,
-    which the check does not run."""
-    import shutil
-
-    import numpy as np
-
-    from isles_pipeline.files import atomic_path, read_json
-    from isles_pipeline.preprocessing.storage import ARRAY_SUFFIXES, case_paths, load_preprocessed_case
-
-    dataset_folder, staging = Path(dataset_folder), Path(staging) / Path(dataset_folder).name
-    identifier = read_json(dataset_folder / f"{plans_name}.json")["configurations"][configuration]["data_identifier"]
-    (staging / identifier).mkdir(parents=True, exist_ok=True)
-    for name in (f"{plans_name}.json", "dataset.json", "splits_final.json"):
-        if (dataset_folder / name).is_file():
-            shutil.copyfile(dataset_folder / name, staging / name)
-    cases = sorted({c for split in read_json(dataset_folder / "splits_final.json") for c in split["train"] + split["val"]})
-    for case in cases:
-        stored = load_preprocessed_case(dataset_folder / identifier, case)
-        lesion = np.flatnonzero(np.asarray(stored["seg"]).reshape(len(stored["seg"]), -1).any(axis=1))
-        order = list(lesion) + [z for z in range(len(stored["seg"])) if z not in set(lesion)]
-        keep = sorted(order[:max_slices])
-        target = case_paths(staging / identifier, case)
-        for key in ARRAY_SUFFIXES:
-            if stored[key] is not None:
-                with atomic_path(target[key]) as tmp:
-                    with open(tmp, "wb") as f:
-                        np.save(f, np.ascontiguousarray(np.asarray(stored[key])[keep]), allow_pickle=False)
-        shutil.copyfile(case_paths(dataset_folder / identifier, case)["properties"], target["properties"])
-    return staging
-
-
-def prepare_phantom(output: Path, cases: int = 5, seed: int = 7, num_processes: int = 2,
-                    max_slices: int = 4) -> Path:
-    """Generate a 256 x 256 phantom with DWI, convert, plan and preprocess it with the full ISLESPlanner, thin
-    its cases until the tarball fits in 20 MB, and pack it (run here: needs SimpleITK and preprocessing)."""
-    from isles_pipeline.dataset_conversion.convert import convert_isles2018
-    from isles_pipeline.paths import data_roots_under, find_dataset_folder, isles_preprocessed
-    from isles_pipeline.phantom import generate_phantom
-    from isles_pipeline.planners.api import plan_and_preprocess
-
-    with tempfile.TemporaryDirectory(prefix="isles_gpu_check_prepare_") as work, data_roots_under(Path(work)):
-        generate_phantom(Path(work) / "TRAINING", cases, "TRAINING", seed, 256, True, num_processes)
-        conversion = convert_isles2018(Path(work) / "TRAINING", None, 18, "ISLES2018", num_processes)
-        if conversion.failures:
-            raise RuntimeError("conversion failed: " + "; ".join(conversion.failures))
-        plan_and_preprocess(18, "ISLESPlanner", num_processes)
-        dataset = find_dataset_folder(isles_preprocessed(), 18)
-        for slices in range(max_slices, 0, -1):
-            staged = thin_cases(dataset, "ISLESPlans", Path(work) / f"thin_{slices}", slices)
-            try:
-                return pack_preprocessed(staged, "ISLESPlans", output)
-            except ValueError as error:
-                if slices == 1:
-                    raise
-                print(f"{error}; trying {slices - 1} slices per case")
-    raise AssertionError("unreachable")
 
 
 # ---- the sections ----------------------------------------------------------------------------------------
@@ -179,16 +79,16 @@ def section_chain_step(opts: argparse.Namespace, device: torch.device, compiled:
     torch.compile's default mode (lowest priority) in the second."""
     from benchmarks import chain_step
 
-    base = ["--device", device.type, "--preset", opts.preset, "--batch", str(opts.batch),
-            "--steps", str(opts.steps), "--warmup", str(opts.warmup)]
+    base = ["-device", device.type, "-preset", opts.preset, "-batch", str(opts.batch),
+            "-steps", str(opts.steps), "-warmup", str(opts.warmup)]
     if opts.quick:
-        base += ["--size", str(opts.size)]
+        base += ["-size", str(opts.size)]
     if device.type == "cuda":
-        base += ["--bf16", "--channels-last"]
+        base += ["--bf16", "--channels_last"]
     if not compiled:
         rows = [("eager", [], "switch"), ("eager", [], "batch")]
     else:
-        rows = [("cuda_graphs", ["--compile", "--compile-mode", "reduce-overhead"], norm)
+        rows = [("cuda_graphs", ["--compile", "-compile_mode", "reduce-overhead"], norm)
                 for norm in ("switch", "batch")] if device.type == "cuda" else []
         rows += [("compile", ["--compile"], "switch")]
     results = {}
@@ -208,13 +108,13 @@ def section_chain_step(opts: argparse.Namespace, device: torch.device, compiled:
 
 def section_train_step(opts: argparse.Namespace, device: torch.device, compiled: bool) -> dict:
     """benchmarks.train_step.measure: data sampling + augmentation + step; eager, then CUDA graphs (on a
-    CPU with --with-compile: torch.compile's default mode)."""
+    CPU with --with_compile: torch.compile's default mode)."""
     from benchmarks import train_step
 
-    base = ["--device", device.type, "--preset", opts.preset, "--steps", str(opts.steps), "--warmup",
-            str(opts.warmup), "--slices", "40" if not opts.quick else "6"]
+    base = ["-device", device.type, "-preset", opts.preset, "-steps", str(opts.steps), "-warmup",
+            str(opts.warmup), "-slices", "40" if not opts.quick else "6"]
     if opts.quick:
-        base += ["--size", str(opts.size)]
+        base += ["-size", str(opts.size)]
     if not compiled:
         return _rounded({"eager": train_step.measure(train_step.parse_args(base))})
     name, mode = ("cuda_graphs", "reduce-overhead") if device.type == "cuda" else ("compile", "default")
@@ -274,7 +174,7 @@ def section_short_training(opts: argparse.Namespace, device: torch.device, compi
     from isles_pipeline.trainers.chain_trainer import ISLESChainTrainer
 
     if opts.phantom is None or not Path(opts.phantom).is_file():
-        return {"error": f"no phantom tarball at {opts.phantom} (make one with --prepare)"}
+        return {"error": f"no phantom tarball at {opts.phantom} (make one with -prepare)"}
     epochs, iterations = (2, 3) if opts.quick else (opts.train_epochs, opts.train_iterations)
     with tempfile.TemporaryDirectory(prefix="isles_gpu_check_train_") as work:
         with tarfile.open(opts.phantom) as tar:
@@ -434,22 +334,24 @@ def run(opts: argparse.Namespace) -> dict:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--prepare", type=Path, default=None, help="make the phantom tarball here and exit")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    p.add_argument("-prepare", "--prepare", type=Path, default=None, help="make the phantom tarball here and exit")
+    p.add_argument("-device", "--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   choices=["cpu", "cuda"])
     p.add_argument("--quick", action="store_true", help="small preset, 64 px, 2 steps: a smoke run")
-    p.add_argument("--with-compile", action="store_true", help="also the torch.compile rows on a CPU (minutes)")
-    p.add_argument("--phantom", type=Path, default=Path(".gpu_check/phantom.tar.gz"))
+    p.add_argument("--with_compile", "--with-compile", action="store_true",
+                   help="also the torch.compile rows on a CPU (minutes)")
+    p.add_argument("-phantom", "--phantom", type=Path, default=Path(".gpu_check/phantom.tar.gz"))
     p.add_argument("-o", type=Path, default=Path("gpu_check_out"), help="folder for gpu_check.json and .md")
-    p.add_argument("--budget-s", type=float, default=390.0,
+    p.add_argument("-budget_s", "--budget-s", type=float, default=390.0,
                    help="no section starts after this many seconds, no compiled row within 75 s of it")
-    p.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
-    p.add_argument("--train-epochs", type=int, default=6)
-    p.add_argument("--train-iterations", type=int, default=25)
-    p.add_argument("--train-compile", default=None, choices=["default", "reduce-overhead"],
+    p.add_argument("-sections", "--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
+    p.add_argument("-train_epochs", "--train-epochs", type=int, default=6)
+    p.add_argument("-train_iterations", "--train-iterations", type=int, default=25)
+    p.add_argument("-train_compile", "--train-compile", default=None, choices=["default", "reduce-overhead"],
                    help="compile mode of the short training (default eager)")
     opts = p.parse_args(argv)
     if opts.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda, but PyTorch sees no CUDA GPU")
+        p.error("-device cuda, but PyTorch sees no CUDA GPU")
     opts.preset = "small" if opts.quick else "full"
     opts.size = 64
     opts.batch = 5 if not opts.quick else 2

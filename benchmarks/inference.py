@@ -1,7 +1,7 @@
 """Benchmark of `isles_predict`: one 16-slice case through a 4-fold ensemble, each stage timed on its own.
 
-    python -m benchmarks.inference --preset full --device cpu
-    python -m benchmarks.inference --preset small --end-to-end
+    python -m benchmarks.inference -preset full -device cpu
+    python -m benchmarks.inference -preset small --end_to_end
 
 Stages, in the order the predictor runs them (`Predictor.predict` and `write_case`), called here one by one
 so that none hides in another's time: loading the folds; preprocessing (read, check, crop, normalise,
@@ -9,8 +9,8 @@ resample to the plans' grid); network (the fold ensemble's forward passes and so
 synchronised before and after, so queued kernels are counted and nothing else is); resampling the mean
 probability (and pseudo-DWI) back to the original grid (CPU); post-processing (threshold, the model's
 post-processing steps, connected-component labelling for the lesion count of the volume table; CPU);
-writing the mask. `--warmup` untimed ensemble passes first (default 1 on CUDA: cuDNN picks its kernels on
-the first call). `--end-to-end` also times `predict_folder` itself, the path users run.
+writing the mask. `-warmup` untimed ensemble passes first (default 1 on CUDA: cuDNN picks its kernels on
+the first call). `--end_to_end` also times `predict_folder` itself, the path users run.
 
 The case is the synthetic raw case of `preprocessing.synthetic` (256 x 256, 16 slices, 48 frames by default);
 plans come from the ISLES planner of the preset (full: 256 x 256 slices and the seed's widths; small:
@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from isles_pipeline.inference.predictor import CasePrediction
 from isles_pipeline.paths import data_roots_under, isles_raw, isles_results
 
 PLANNERS = {"full": ("ISLESPlanner", "ISLESPlans"), "small": ("ISLESSmallPlanner", "ISLESSmallPlans")}
@@ -58,7 +59,8 @@ def _build(args: argparse.Namespace) -> tuple[Path, Path]:
     for fold in range(args.folds):
         torch.manual_seed(fold)
         path = model / f"fold_{fold}" / "checkpoint_final.pth"
-        atomic_torch_save({"network_weights": IntegratedChain(**chain_kwargs).state_dict(), "chain_kwargs": chain_kwargs,
+        weights = IntegratedChain(**chain_kwargs).state_dict()
+        atomic_torch_save({"network_weights": weights, "chain_kwargs": chain_kwargs,
                     "trainer_name": "BenchmarkTrainer", "plans_name": plans_name, "configuration": "2d",
                     "fold": fold, "epoch": 0}, path)
     return model, raw / "imagesTs"
@@ -69,7 +71,7 @@ def _synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def staged_prediction(predictor, prepared, output_file: Path) -> tuple["CasePrediction", dict]:
+def staged_prediction(predictor, prepared, output_file: Path) -> tuple[CasePrediction, dict]:
     """`Predictor.predict` then the mask's writing, stage by stage: (the prediction, seconds per stage).
     Same calls as the predictor makes (the test checks that the mask is the predictor's)."""
     from isles_pipeline.components import label_components
@@ -150,17 +152,18 @@ def run(args: argparse.Namespace) -> dict:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.inference", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="full", choices=sorted(PLANNERS))
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
-    p.add_argument("--folds", type=int, default=4)
-    p.add_argument("--slices", type=int, default=16)
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--frames", type=int, default=48)
-    p.add_argument("--batch", type=int, default=8, help="slices per forward pass")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
-    p.add_argument("--warmup", type=int, default=None,
+    p.add_argument("-preset", "--preset", default="full", choices=sorted(PLANNERS))
+    p.add_argument("-device", "--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   choices=["cpu", "cuda"])
+    p.add_argument("-folds", "--folds", type=int, default=4)
+    p.add_argument("-slices", "--slices", type=int, default=16)
+    p.add_argument("-size", "--size", type=int, default=256)
+    p.add_argument("-frames", "--frames", type=int, default=48)
+    p.add_argument("-batch", "--batch", type=int, default=8, help="slices per forward pass")
+    p.add_argument("-threads", "--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    p.add_argument("-warmup", "--warmup", type=int, default=None,
                    help="untimed ensemble passes before the timed one (default 1 on CUDA, 0 on CPU)")
-    p.add_argument("--end-to-end", action="store_true", help="also time predict_folder as users run it")
+    p.add_argument("--end_to_end", "--end-to-end", action="store_true", help="also time predict_folder as users run it")
     return p.parse_args(argv)
 
 

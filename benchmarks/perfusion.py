@@ -1,7 +1,7 @@
 """Speed and memory of `compute_maps` on a full-size series: 16 slices of 256 x 256, 50 frames.
 
     python -m benchmarks.perfusion [-device auto|cpu|cuda] [-method osvd] [-repeats 1]
-        [--no_denoise] [-threads N] [--stages]
+        [--no_denoise] [-threads N] [-stages]
 
 On a CPU shared with other jobs, torch's two OpenMP threads spin-wait on each other and CPU time balloons:
 `-threads 1` gives the figure a busy machine can reproduce.
@@ -9,7 +9,7 @@ On a CPU shared with other jobs, torch's two OpenMP threads spin-wait on each ot
 The series is a phantom slab (the project's simulator, 16 slices, 1 s frames), simulated before timing.
 Reported: wall time of each `compute_maps` call, CPU time, the peak resident memory of the process during the
 calls (`PeakMemory`) and the resident memory before them (the series itself, ~210 MB, is counted in both).
-`--stages` adds one more call under cProfile (CPU clock) and reports the CPU seconds of each step
+`-stages` adds one more call under cProfile (CPU clock) and reports the CPU seconds of each step
 (`stage_cpu_s`); CPU seconds are the figure a machine shared with other jobs reproduces, wall time is not.
 """
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Each stage runs in its own Python process (so peak memory is that stage's, not the maximum so far) and
 reports a JSON dict; the suite prints a table and writes all of it, with machine and date, to `-o`.
 
-    python -m benchmarks.suite          # 94 cases at 256 x 256; chain and inference: full preset on a GPU, small on a CPU
+    python -m benchmarks.suite          # 94 cases at 256 x 256; chain and inference: full preset on a GPU,
+                                        # small on a CPU
     python -m benchmarks.suite --quick  # 12 cases at 128 x 128, small preset: a smoke run of the command
 """
 from __future__ import annotations
@@ -41,21 +42,21 @@ def _stage(name: str, options: dict) -> dict:
 
         from benchmarks import chain_step
 
-        args = chain_step.parse_args(["--preset", options["preset"], "--device", options["device"]]
-                                     + (["--bf16", "--channels-last"] if options["device"] == "cuda" else []))
+        args = chain_step.parse_args(["-preset", options["preset"], "-device", options["device"]]
+                                     + (["--bf16", "--channels_last"] if options["device"] == "cuda" else []))
         result = chain_step.measure(args, "switch")
         return {"preset": options["preset"], "device": options["device"], "torch_threads": torch.get_num_threads(),
                 "batch": args.batch, **vars(result)}
     if name == "inference":
         from benchmarks import inference
 
-        return inference.run(inference.parse_args(["--preset", options["preset"], "--device", options["device"]]))
+        return inference.run(inference.parse_args(["-preset", options["preset"], "-device", options["device"]]))
     raise ValueError(f"unknown stage {name!r}")
 
 
 def _run_child(name: str, options: dict) -> dict:
-    command = [sys.executable, "-m", "benchmarks.suite", "--stage", name,
-               "--options", json.dumps(options)]
+    command = [sys.executable, "-m", "benchmarks.suite", "-stage", name,
+               "-options", json.dumps(options)]
     done = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -80,7 +81,8 @@ def _rows(results: dict) -> list[tuple[str, str]]:
                      f"{conversion['generate_s']} s, {conversion['num_cases'] / conversion['generate_s']:.2f} cases/s, "
                      f"peak {conversion['generate_peak_rss_gb']} GB"))
         rows.append(("convert them", f"{conversion['convert_s']} s, "
-                     f"{conversion['num_cases'] / conversion['convert_s']:.2f} cases/s, peak {conversion['convert_peak_rss_gb']} GB"))
+                     f"{conversion['num_cases'] / conversion['convert_s']:.2f} cases/s, "
+                     f"peak {conversion['convert_peak_rss_gb']} GB"))
     prep = results.get("preprocess", {})
     if "error" not in prep and prep:
         rows.append(("fingerprint + plan + preprocess", f"{prep['total_s']} s, "
@@ -116,9 +118,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("-o", type=Path, default=Path("benchmark_results.json"), help="results JSON")
     parser.add_argument("-np", type=int, default=2, help="worker processes for the data stages")
     parser.add_argument("--quick", action="store_true", help="12 cases at 128 px, small preset")
-    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
-    parser.add_argument("--stage", help=argparse.SUPPRESS)
-    parser.add_argument("--options", help=argparse.SUPPRESS)
+    parser.add_argument("-stages", "--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument("-stage", "--stage", help=argparse.SUPPRESS)
+    parser.add_argument("-options", "--options", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stage:  # child process: one stage, JSON on the last line
         print(json.dumps(_stage(args.stage, json.loads(args.options)), default=str))

@@ -3,9 +3,9 @@ resident slices, the one-grid augmentation and the chain's training step (forwar
 RMSprop, lr schedule), in slices/s, plus peak memory. Synthetic slices, so no dataset is needed; the
 hyper-parameters come from the planner of the chosen preset (small: ISLESSmallPlanner, full: ISLESPlanner).
 
-    python -m benchmarks.train_step [--device cpu|cuda] [--preset small|full] [--size N]
-        [--slices N] [--steps N] [--warmup N] [--threads N] [--no-dwi] [--compile [reduce-overhead]]
-        [--precision auto|bf16|fp32]
+    python -m benchmarks.train_step [-device cpu|cuda] [-preset small|full] [-size N]
+        [-slices N] [-steps N] [-warmup N] [-threads N] [--no_dwi] [--compile [reduce-overhead]]
+        [-precision auto|bf16|fp32]
 
 The device paths are the trainer's own (isles_pipeline.acceleration): "auto" is bf16 autocast + channels_last
 on CUDA, float32 on the CPU; `--compile reduce-overhead` adds CUDA graphs on CUDA.
@@ -84,19 +84,20 @@ def build_trainer(args: argparse.Namespace, folder: Path) -> ISLESChainTrainer:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.train_step", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
-    p.add_argument("--preset", default="small", choices=sorted(PLANNERS))
-    p.add_argument("--size", type=int, default=None, help="slice size (default 128 small, 256 full)")
-    p.add_argument("--slices", type=int, default=40, help="resident synthetic slices")
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
-    p.add_argument("--no-dwi", action="store_true")
+    p.add_argument("-device", "--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   choices=["cpu", "cuda"])
+    p.add_argument("-preset", "--preset", default="small", choices=sorted(PLANNERS))
+    p.add_argument("-size", "--size", type=int, default=None, help="slice size (default 128 small, 256 full)")
+    p.add_argument("-slices", "--slices", type=int, default=40, help="resident synthetic slices")
+    p.add_argument("-steps", "--steps", type=int, default=10)
+    p.add_argument("-warmup", "--warmup", type=int, default=3)
+    p.add_argument("-threads", "--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    p.add_argument("--no_dwi", "--no-dwi", action="store_true")
     p.add_argument("--compile", nargs="?", const="default", default=None, choices=["default", "reduce-overhead"])
-    p.add_argument("--precision", default=None, choices=["auto", "bf16", "fp32"])
+    p.add_argument("-precision", "--precision", default=None, choices=["auto", "bf16", "fp32"])
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda, but CUDA is not available")
+        p.error("-device cuda, but CUDA is not available")
     return args
 
 
@@ -136,7 +137,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"batch {r['batch']} | {r['paths']} | DWI {'on' if r['dwi'] else 'off'}")
     for note in r["notes"]:
         print(note)
-    print(f"training: {r['train_slices_per_s']:.2f} slices/s (data + augmentation + step, {r['step_ms']:.1f} ms/batch); "
+    print(f"training: {r['train_slices_per_s']:.2f} slices/s "
+          f"(data + augmentation + step, {r['step_ms']:.1f} ms/batch); "
           f"data + augmentation alone {r['data_and_augmentation_ms']:.2f} ms/batch, augmentation alone "
           f"{r['augmentation_ms']:.2f} ms/batch; peak memory {r['peak_mib']:.0f} MiB")
     return 0

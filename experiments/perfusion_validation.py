@@ -5,8 +5,9 @@
 
 Simulates `-n` phantom cases (or reads `-i` an existing phantom TRAINING folder with its `phantom_truth`),
 brings each case's 4D series to each total noise SD by adding the phantom's own spatially correlated noise
-(levels below a case's own noise are skipped; level 0 is the case as simulated), computes the maps and compares them with the true parameter
-maps: per tissue class (grey, white, penumbra, core: truth masks; grey and white without lesion) the mean
+(levels below a case's own noise are skipped; level 0 is the case as simulated), computes the maps and compares
+them with the true parameter maps: per tissue class (grey, white, penumbra, core: truth masks; grey and white
+without lesion) the mean
 estimate and the true mean over the voxels both call brain, the bias in %, Spearman's rho over all brain
 voxels, and the Dice of the core rule rCBF < 30 % inside Tmax > 6 s against the true core (rCBF relative to
 the median CBF where Tmax < 4 s), also for the same rule on the TRUE maps, the rule's own ceiling.
@@ -99,7 +100,8 @@ def summarise(rows: list[dict], noise_levels) -> str:
         if not chosen:
             continue
         lines.append(f"noise SD {level:g} HU ({len(chosen)} cases; AIF scale "
-                     f"{np.mean([r['aif_scale'] for r in chosen]):.2f}; core Dice {np.mean([r['core_dice'] for r in chosen]):.2f}, "
+                     f"{np.mean([r['aif_scale'] for r in chosen]):.2f}; "
+                     f"core Dice {np.mean([r['core_dice'] for r in chosen]):.2f}, "
                      f"same rule on the true maps {np.mean([r['core_dice_true_maps'] for r in chosen]):.2f})")
         lines.append("| map | grey est/true (bias) | white | penumbra | core | Spearman rho |")
         lines.append("|---|---|---|---|---|---|")

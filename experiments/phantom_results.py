@@ -44,7 +44,8 @@ training slices at batch 5) on a 256 x 256 phantom, one fold at a time on one GP
 
 (-np 2 puts two folds on the one GPU at once, which helps only when one fold leaves it idle.) Its size, an
 estimate: the 94-case phantom has ~1,050 slices (268 in 24 cases), so a fold trains ~158 iterations x 400
-epochs x 5 = ~316,000 slices; at an H100's eager rate for the full chain (about 54 slices/s, documentation/results/gpu.md) ~1.6 h per fold,
+epochs x 5 = ~316,000 slices; at an H100's eager rate for the full chain
+(about 54 slices/s) ~1.6 h per fold,
 ~50 h for the 32 row-folds (the one-stage rows run faster). --nnunet gets the same slice budget.
 """
 from __future__ import annotations

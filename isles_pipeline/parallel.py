@@ -19,7 +19,8 @@ from tqdm import tqdm
 from isles_pipeline.errors import CaseError
 from isles_pipeline.paths import temporary_environment
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                     "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
 
 
 def _call(task: tuple[Callable, str, tuple]) -> tuple[str, Any, str | None]:

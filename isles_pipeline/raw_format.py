@@ -152,11 +152,13 @@ def case_names(raw_dataset_folder: Path, dataset: dict, split: str = "Tr") -> li
     """Cases named by `images<split>/*_0000<ending>` files or by dataset.json["cases"] with this split."""
     ending = dataset.get("file_ending", FILE_ENDING)
     first = channel_file_name("", min(channel_indices(dataset).values()), ending)
-    names = {p.name[: -len(first)] for p in (Path(raw_dataset_folder) / split_folder("images", split)).glob(f"*{first}")}
+    images = Path(raw_dataset_folder) / split_folder("images", split)
+    names = {p.name[: -len(first)] for p in images.glob(f"*{first}")}
     names |= {name for name, info in dataset.get("cases", {}).items() if info.get("split", "Tr") == split}
     return sorted(names)
 
 
 def find_raw_cases(raw_dataset_folder: Path, split: str = "Tr", dataset: Optional[dict] = None) -> list[RawCase]:
     dataset = load_dataset_json(raw_dataset_folder) if dataset is None else dataset
-    return [raw_case(raw_dataset_folder, name, dataset, split) for name in case_names(raw_dataset_folder, dataset, split)]
+    names = case_names(raw_dataset_folder, dataset, split)
+    return [raw_case(raw_dataset_folder, name, dataset, split) for name in names]

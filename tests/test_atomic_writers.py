@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from isles_pipeline.dataset_conversion import nifti_io
+from isles_pipeline.imageio import nifti_io
 from isles_pipeline.imageio.case_images import Geometry
 from isles_pipeline.inference.case_inputs import PreparedCase
 from isles_pipeline.inference.predict import PredictionOptions, write_case

@@ -39,7 +39,8 @@ def test_round_trip_preserves_every_voxel_and_the_geometry(converted):
     for number in range(1, 7):
         case = training / f"case_{number}"
         name = f"train_{number:03d}"
-        pairs = [(_file(case, m), folder / "imagesTr" / f"{name}_{i:04d}.nii.gz") for i, m in enumerate(CHANNEL_SOURCES)]
+        pairs = [(_file(case, m), folder / "imagesTr" / f"{name}_{i:04d}.nii.gz")
+                 for i, m in enumerate(CHANNEL_SOURCES)]
         pairs += [(_file(case, "OT"), folder / "labelsTr" / f"{name}.nii.gz"),
                   (_file(case, "CT_4DPWI"), folder / "ctpTr" / f"{name}.nii.gz"),
                   (_file(case, "MR_DWI"), folder / "dwiTr" / f"{name}.nii.gz")]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from train_helpers import DATASET
 
-from benchmarks.gpu_check import MANIFEST, TARGETS, pack_preprocessed, thin_cases
+from benchmarks.gpu_check import TARGETS
+from benchmarks.gpu_check_phantom import MANIFEST, pack_preprocessed, thin_cases
 from isles_pipeline.preprocessing.storage import load_preprocessed_case
 
 BLOCK = """
@@ -29,7 +30,7 @@ runpy.run_module('benchmarks.gpu_check', run_name='__main__')
 
 def test_pack_refuses_a_phantom_over_the_transfer_budget(tiny_pipeline, tmp_path, monkeypatch):
     _, preprocessed = tiny_pipeline
-    monkeypatch.setattr("benchmarks.gpu_check.MAX_PHANTOM_BYTES", 1000)
+    monkeypatch.setattr("benchmarks.gpu_check_phantom.MAX_PHANTOM_BYTES", 1000)
     with pytest.raises(ValueError, match="MiB"):
         pack_preprocessed(preprocessed / DATASET, "ISLESTinyPlans", tmp_path / "big.tar.gz")
     assert not (tmp_path / "big.tar.gz").exists()

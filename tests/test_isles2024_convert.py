@@ -152,11 +152,12 @@ def test_series_copy_needs_a_frame_interval_and_keeps_the_temporary_out(tmp_path
 
 
 def test_phantom_cli_writes_the_isles2024_layout(tmp_path):
-    assert phantom_main(["-o", str(tmp_path / "train"), "-n", "1", "--size", "32", "--layout", "isles2024",
+    assert phantom_main(["-o", str(tmp_path / "train"), "-n", "1", "-size", "32", "-layout", "isles2024",
                          "--oblique"]) == 0
     sub = tmp_path / "train" / "derivatives" / "sub-stroke0001"
     assert (sub / "ses-01" / "sub-stroke0001_ses-01_space-ncct_ctp.nii.gz").is_file()
     assert (sub / "ses-01" / "perfusion-maps" / "sub-stroke0001_ses-01_space-ncct_tmax.nii.gz").is_file()
     mask = sub / "ses-02" / "sub-stroke0001_ses-02_space-ncct_lesion-msk.nii.gz"
     assert header_scaling(mask)[0] == pytest.approx(1 / 65535)
-    assert (tmp_path / "train" / "phenotype" / "sub-stroke0001" / "ses-02" / "sub-stroke0001_ses-02_outcome.csv").is_file()
+    phenotype = tmp_path / "train" / "phenotype" / "sub-stroke0001" / "ses-02"
+    assert (phenotype / "sub-stroke0001_ses-02_outcome.csv").is_file()

@@ -17,7 +17,8 @@ def simulate(cbf, mtt, delay, dispersion_s, frames=80, interval=1.0):
     dispersion are the maximum and its time of the effective residue h conv R."""
     fine = np.arange(0, frames * interval, FINE)
     aif = BOLUS(fine)
-    cbf, mtt, delay, dispersion_s = (np.broadcast_to(np.asarray(a, float), np.broadcast(cbf, mtt, delay, dispersion_s).shape)
+    shape = np.broadcast(cbf, mtt, delay, dispersion_s).shape
+    cbf, mtt, delay, dispersion_s = (np.broadcast_to(np.asarray(a, float), shape)
                                      for a in (cbf, mtt, delay, dispersion_s))
     curves, expected_cbf, expected_tmax = [], [], []
     for f, m, d, w in zip(cbf.ravel(), mtt.ravel(), delay.ravel(), dispersion_s.ravel()):

@@ -63,7 +63,8 @@ def test_cross_validation_protocol_predicts_each_case_out_of_fold_and_resumes(tm
     checkpoints = {fold: (folder / "checkpoint_final.pth").stat().st_mtime_ns for fold, folder in folders.items()}
     again = run_protocol(bench, [ONE_STAGE_ROW], device="cpu", num_processes=2)
     assert again["seconds"][ONE_STAGE_ROW]["folds"] == {0: None, 1: None, 2: None, 3: None}
-    assert {fold: (folder / "checkpoint_final.pth").stat().st_mtime_ns for fold, folder in folders.items()} == checkpoints
+    mtimes = {fold: (folder / "checkpoint_final.pth").stat().st_mtime_ns for fold, folder in folders.items()}
+    assert mtimes == checkpoints
     assert again["cv"]["rows"][ONE_STAGE_ROW]["per_case"] == results["cv"]["rows"][ONE_STAGE_ROW]["per_case"]
 
     # a fold whose validation is incomplete is not finished: only it runs again

@@ -85,8 +85,8 @@ def test_delivered_maps_are_a_function_of_the_series_alone(phantom):
         if truth["resampled_to_1s"]:
             continue
         series, image = read_array(next(case.glob("SMIR.Brain.XX.O.CT_4DPWI.*/*.nii")))
-        maps = compute_vendor_maps(series, np.array(truth["frame_times_s"]), centre_by_name(truth["centre"]["name"]).vendor,
-                                   image.GetSpacing()[0])
+        vendor = centre_by_name(truth["centre"]["name"]).vendor
+        maps = compute_vendor_maps(series, np.array(truth["frame_times_s"]), vendor, image.GetSpacing()[0])
         for modality, array in maps.items():  # equal up to float32 rounding (BLAS threads differ)
             delivered = read_array(next(case.glob(f"SMIR.Brain.XX.O.{modality}.*/*.nii")))[0].astype(float)
             assert np.mean(np.abs(array - delivered) > 1e-3 * (1 + np.abs(delivered))) < 0.001, modality

@@ -16,8 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-d", dest="dataset_id", type=int, default=18, help="dataset id (default 18)")
     parser.add_argument("-n", dest="name", default="ISLES2018", help="dataset name (default ISLES2018)")
     parser.add_argument("-np", dest="num_processes", type=int, default=1, help="worker processes")
-    parser.add_argument("--patients", default=None,
-                        help="CSV with columns case,patient[,slab]: which cases are slabs of one patient; it wins over the "
+    parser.add_argument("-patients", "--patients", default=None,
+                        help="CSV with columns case,patient[,slab]: which cases are slabs of one patient; "
+                             "it wins over the "
                              "SMIR metadata (e.g. to correct a grouping)")
     parser.add_argument("--compute_maps", action="store_true",
                         help="also compute CBF/CBV/MTT/Tmax from every case's 4D CTP (mapsComputedTr/Ts); cases "

@@ -15,7 +15,8 @@ from isles_pipeline.trainers.errors import TrainingError
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isles_demo", description=__doc__)
-    parser.add_argument("-o", dest="output", default="isles_demo_output", help="output folder (default ./isles_demo_output)")
+    parser.add_argument("-o", dest="output", default="isles_demo_output",
+                        help="output folder (default ./isles_demo_output)")
     parser.add_argument("-device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("-np", dest="num_processes", type=int, default=2, help="worker processes (default 2)")
     return parser

@@ -13,13 +13,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isles_generate_phantom", description=__doc__)
     parser.add_argument("-o", dest="output", required=True, help="output folder (becomes TRAINING/ or TESTING/)")
     parser.add_argument("-n", dest="num_cases", type=int, default=10, help="number of cases (default 10)")
-    parser.add_argument("--split", default="TRAINING", choices=["TRAINING", "TESTING"],
+    parser.add_argument("-split", "--split", default="TRAINING", choices=["TRAINING", "TESTING"],
                         help="TRAINING writes OT labels, TESTING does not")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=int, default=256, help="in-plane size in voxels (multiple of 16)")
-    parser.add_argument("--with-dwi", action="store_true", help="also write MR_DWI")
+    parser.add_argument("-seed", "--seed", type=int, default=0)
+    parser.add_argument("-size", "--size", type=int, default=256, help="in-plane size in voxels (multiple of 16)")
+    parser.add_argument("--with_dwi", "--with-dwi", action="store_true", help="also write MR_DWI")
     parser.add_argument("-np", dest="num_processes", type=int, default=1, help="worker processes")
-    parser.add_argument("--layout", default="isles2018", choices=["isles2018", "isles2024"],
+    parser.add_argument("-layout", "--layout", default="isles2018", choices=["isles2018", "isles2024"],
                         help="isles2024: the ISLES 2024 training layout (raw_data/, derivatives/, phenotype/)")
     parser.add_argument("--oblique", action="store_true", help="isles2024 layout: tilted (oblique) grids")
     return parser

@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("folder", type=Path, help="a folder written by isles_generate_phantom (TRAINING or TESTING)")
     parser.add_argument("-o", dest="output", type=Path, default=None, help="also write the full report (JSON)")
     parser.add_argument("-np", dest="num_processes", type=int, default=1, help="worker processes")
-    parser.add_argument("--no-own-maps", action="store_true",
+    parser.add_argument("--no_own_maps", "--no-own-maps", action="store_true",
                         help="skip the project's own deconvolution of every series (faster)")
     return parser
 

@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", default=DEFAULT_CONFIGURATION, help="configuration (default 2d)")
     parser.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint file name in fold_N/")
     parser.add_argument("-device", default="auto", choices=("auto", "cuda", "cpu"))
-    parser.add_argument("-smir_name", default="isles_pipeline", help="method name in SMIR.<name>.<id>.nii")
+    parser.add_argument("-smir_method", "-smir_name", dest="smir_name", default="isles_pipeline",
+                        help="method name in SMIR.<name>.<id>.nii")
     parser.add_argument("--save_probabilities", action="store_true", help="also OUT/probabilities/<case>.nii.gz")
     parser.add_argument("--save_pseudo_dwi", action="store_true", help="also OUT/pseudo_dwi/<case>.nii.gz")
     parser.add_argument("--disable_postprocessing", action="store_true")

@@ -1,6 +1,7 @@
 """isles_train DATASET FOLD [-tr TRAINER] [-p PLANS] [-c 2d] [--c] [--val] [--npz] [-device auto|cuda|cpu]
 [-num_gpus N] [--compile [reduce-overhead]] [-precision auto|bf16|fp32]
-[-memory_format auto|channels_last|contiguous]: argparse over isles_pipeline.trainers.run.run_training (nnU-Net's meanings)."""
+[-memory_format auto|channels_last|contiguous]: argparse over isles_pipeline.trainers.run.run_training
+(nnU-Net's meanings)."""
 from __future__ import annotations
 
 import argparse

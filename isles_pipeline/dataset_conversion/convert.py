@@ -4,7 +4,8 @@
 hold patient, slab, SMIR ids and frame timing.
 
 A case without any vendor map gets maps computed from its 4D series (isles_pipeline.perfusion) in
-imagesTr; its record's "map_source" says which. Each case is read and checked whole before anything of it is written, so a bad case leaves no file; the
+imagesTr; its record's "map_source" says which. Each case is read and checked whole before anything of it is
+written, so a bad case leaves no file; the
 other cases are still converted and the failures are returned (the CLI prints them and exits non-zero).
 """
 from __future__ import annotations

@@ -27,9 +27,11 @@ def _layout(header: bytes) -> tuple[str, int, int] | None:
     for endian in "<>":
         size = struct.unpack(endian + "i", header[:4])[0]
         if size == 348:
-            return endian, struct.unpack(endian + "h", header[70:72])[0], int(struct.unpack(endian + "f", header[108:112])[0])
+            offset = int(struct.unpack(endian + "f", header[108:112])[0])
+            return endian, struct.unpack(endian + "h", header[70:72])[0], offset
         if size == 540:
-            return endian, struct.unpack(endian + "h", header[12:14])[0], struct.unpack(endian + "q", header[168:176])[0]
+            offset = struct.unpack(endian + "q", header[168:176])[0]
+            return endian, struct.unpack(endian + "h", header[12:14])[0], offset
     return None
 
 

@@ -158,7 +158,10 @@ def copy_series(source: Path, destination: Path, frame_interval_s: Optional[floa
                     finite = np.isfinite(frame)
                     non_finite += int(frame.size - np.count_nonzero(finite))
                     frame = np.where(finite, frame, 0)
-                signal = frame != 0 if header.inter == 0 else frame.astype(np.float32) * header.slope + header.inter != 0
+                if header.inter == 0:
+                    signal = frame != 0
+                else:
+                    signal = frame.astype(np.float32) * header.slope + header.inter != 0
                 covered |= signal.any(axis=(1, 2))
                 del frame, signal, data
         scan = SeriesScan(num_frames=t, frame_interval_s=float(interval), covered_slices=covered,

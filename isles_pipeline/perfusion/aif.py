@@ -48,7 +48,9 @@ class ArterialInput:
         return self.aif * self.scale
 
     def to_json(self) -> dict:
-        round_list = lambda a: [round(float(x), 4) for x in a]
+        def round_list(values) -> list[float]:
+            return [round(float(x), 4) for x in values]
+
         return {
             "grid_s": round_list(self.grid_s),
             "aif_hu": round_list(self.aif),

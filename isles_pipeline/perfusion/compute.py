@@ -99,7 +99,8 @@ def _head_curve(series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "osvd", device: str = "auto",
-                 denoise: bool = True, smoothing_mm: float = DEFAULT_SMOOTHING_MM, vof_correction: bool = True, mask_vessels: bool = True,
+                 denoise: bool = True, smoothing_mm: float = DEFAULT_SMOOTHING_MM, vof_correction: bool = True,
+                 mask_vessels: bool = True,
                  name: str = "series", motion_correction: bool = False, **deconvolution_settings) -> PerfusionResult:
     """Perfusion maps of a (T, Z, Y, X) series in HU.
 
@@ -187,6 +188,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     valid = masks.valid
     for key in maps:
         maps[key] = np.where(valid, maps[key], 0.0).astype(np.float32)
-    settings = {"denoise": denoise, "smoothing_mm": smoothing_mm if denoise else 0.0, "vof_correction": vof_correction, "mask_vessels": mask_vessels,
+    settings = {"denoise": denoise, "smoothing_mm": smoothing_mm if denoise else 0.0, "vof_correction": vof_correction,
+                "mask_vessels": mask_vessels,
                 "grid_step_s": step, "baseline_frames": baseline_count, **motion_settings, **deconvolution_settings}
     return PerfusionResult(maps, masks, arterial, method, noise_sd, str(torch_device), settings)

@@ -85,7 +85,9 @@ class Deconvolver:
         # torch's LAPACK call on one thread: numpy's threaded OpenBLAS took 0.3 s for this 100 x 100 on a busy CPU
         u, s, vt = (t.numpy() for t in torch.linalg.svd(torch.as_tensor(matrix, dtype=torch.float64)))
         n = len(aif)
-        as_tensor = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
+        def as_tensor(array):
+            return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32, device=device)
+
         return cls(method, float(step_s), n, as_tensor(u.T[:, :n]), as_tensor(vt.T), as_tensor(s), **settings)
 
     def _ranks(self) -> list[int]:

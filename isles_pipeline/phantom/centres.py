@@ -85,31 +85,35 @@ CENTRES = (
     Centre("A", Protocol(slice_counts=(8, 16), slice_count_probabilities=(0.5, 0.5), slice_mm=(5.0,),
                          pixel_mm=(0.85, 0.95), dense_interval_s=1.0, dense_duration_s=(60, 60),
                          sparse_interval_s=1.0, total_duration_s=(44, 60), mas=(100, 200)),
-           Vendor(deconvolution="osvd", svd_threshold=0.0, oscillation_index=0.035, aif_choice="early", vof_scaling=True, smoothing_mm=3.0,
-                  matrix_step=2, tmax_definition="residue", cbf_unit_scale=1.0, cbv_unit_scale=10.0,
+           Vendor(deconvolution="osvd", svd_threshold=0.0, oscillation_index=0.035, aif_choice="early",
+                  vof_scaling=True, smoothing_mm=3.0, matrix_step=2,
+                  tmax_definition="residue", cbf_unit_scale=1.0, cbv_unit_scale=10.0,
                   hu_window=(15.0, 80.0), vessel_cbv_limit=10.0), 0.3),
     # B: a 4-row scanner's thick slabs at low dose, 1 s frames, delay-sensitive standard SVD, strong smoothing.
     Centre("B", Protocol(slice_counts=(2, 4), slice_count_probabilities=(0.4, 0.6), slice_mm=(10.0, 12.0),
                          pixel_mm=(0.8, 0.9), dense_interval_s=1.0, dense_duration_s=(60, 60),
                          sparse_interval_s=1.0, total_duration_s=(42, 50), mas=(60, 120)),
-           Vendor(deconvolution="ssvd", svd_threshold=0.2, oscillation_index=0.0, aif_choice="peak", vof_scaling=False, smoothing_mm=4.0,
-                  matrix_step=1, tmax_definition="residue", cbf_unit_scale=1.0, cbv_unit_scale=10.0,
+           Vendor(deconvolution="ssvd", svd_threshold=0.2, oscillation_index=0.0, aif_choice="peak",
+                  vof_scaling=False, smoothing_mm=4.0, matrix_step=1,
+                  tmax_definition="residue", cbf_unit_scale=1.0, cbv_unit_scale=10.0,
                   hu_window=(12.0, 80.0), vessel_cbv_limit=12.0), 0.2),
     # C: an "adaptive" protocol, dense 1.5 s frames over the first pass then 3 s, block-circulant SVD on a
     # 128 matrix, Tmax in whole grid steps, CBV stored in 0.01 ml/100g.
     Centre("C", Protocol(slice_counts=(8, 16, 22), slice_count_probabilities=(0.4, 0.4, 0.2), slice_mm=(5.0,),
                          pixel_mm=(0.9, 1.0), dense_interval_s=1.5, dense_duration_s=(28, 34),
                          sparse_interval_s=3.0, total_duration_s=(48, 63), mas=(80, 150)),
-           Vendor(deconvolution="bcsvd", svd_threshold=0.2, oscillation_index=0.0, aif_choice="peak", vof_scaling=True, smoothing_mm=3.0,
-                  matrix_step=2, tmax_definition="frame", cbf_unit_scale=1.0, cbv_unit_scale=100.0,
+           Vendor(deconvolution="bcsvd", svd_threshold=0.2, oscillation_index=0.0, aif_choice="peak",
+                  vof_scaling=True, smoothing_mm=3.0, matrix_step=2,
+                  tmax_definition="frame", cbf_unit_scale=1.0, cbv_unit_scale=100.0,
                   hu_window=(10.0, 80.0), vessel_cbv_limit=10.0), 0.25),
     # D: 4 or 8 slices of 8 to 10 mm, long 1 s series, Tikhonov-regularised circulant deconvolution without
     # VOF correction, light smoothing.
     Centre("D", Protocol(slice_counts=(4, 8), slice_count_probabilities=(0.4, 0.6), slice_mm=(8.0, 10.0),
                          pixel_mm=(0.8, 1.0), dense_interval_s=1.0, dense_duration_s=(60, 60),
                          sparse_interval_s=1.0, total_duration_s=(52, 63), mas=(120, 250)),
-           Vendor(deconvolution="tikhonov", svd_threshold=0.15, oscillation_index=0.0, aif_choice="early", vof_scaling=False, smoothing_mm=2.5,
-                  matrix_step=1, tmax_definition="residue", cbf_unit_scale=1.0, cbv_unit_scale=10.0,
+           Vendor(deconvolution="tikhonov", svd_threshold=0.15, oscillation_index=0.0, aif_choice="early",
+                  vof_scaling=False, smoothing_mm=2.5, matrix_step=1,
+                  tmax_definition="residue", cbf_unit_scale=1.0, cbv_unit_scale=10.0,
                   hu_window=(15.0, 80.0), vessel_cbv_limit=10.0), 0.25),
 )
 
@@ -131,9 +135,9 @@ def centre_by_name(name: str) -> Centre:
 # a phantom written at a coarser matrix is less noisy per voxel, as a scan reconstructed on one would be.
 # The reference level is the one free calibration constant of the acquisition: 7 HU at 100 mAs, 5 mm and
 # 0.9 mm pixels (frames of 3 to 8 HU over the four protocols at 256 x 256, the low end of the
-# 5-25 HU of clinical CTP frames: perfusion source images are reconstructed with smooth kernels), chosen so that the perfusion-
-# threshold baseline scores near the published Dice 0.30 and |dV| 15 ml of ISLES 2018 (Hakim et al., Stroke
-# 2021): noise is what most decides how well a threshold of the delivered maps finds the core. No learned
+# 5-25 HU of clinical CTP frames: perfusion source images are reconstructed with smooth kernels), chosen so that
+# the perfusion-threshold baseline scores near the published Dice 0.30 and |dV| 15 ml of ISLES 2018 (Hakim et
+# al., Stroke 2021): noise is what most decides how well a threshold of the delivered maps finds the core. No learned
 # model's score entered this choice.
 REFERENCE_NOISE_HU, REFERENCE_MAS, REFERENCE_SLICE_MM, REFERENCE_PIXEL_MM = 7.0, 100.0, 5.0, 0.9
 

@@ -198,7 +198,8 @@ def format_report(report: dict) -> str:
                      + f"  {row['white_enhancement_hu']:<7.1f}  {row['noise_hu']:.1f}")
     cells = []
     for name in MAPS:
-        cells.append(f"{s[f'median_delivered_{name}_spearman']:.2f} | {s.get(f'median_own_{name}_spearman', float('nan')):.2f}")
+        own = s.get(f"median_own_{name}_spearman", float("nan"))
+        cells.append(f"{s[f'median_delivered_{name}_spearman']:.2f} | {own:.2f}")
     lines.append(f"{'all':<7} {s['cases']:<3} " + "  ".join(f"{c:<11}" for c in cells))
     lines.append("(enhancement: peak of the mean tissue curve over its pre-bolus level, HU; noise: temporal SD of "
                  "pre-bolus frames in white matter, HU)")

@@ -79,7 +79,8 @@ def case_fingerprint(raw_case: RawCase, seed: int, with_ctp_statistics: bool, te
     entry = {"shape_zyx": list(geometry.shape_zyx), "spacing_zyx": list(geometry.spacing[::-1]),
              "num_frames": int(frames), "frame_interval_s": float(dt), "patient": raw_case.patient,
              "has_dwi": dwi is not None,
-             "has_computed_maps": len(computed) == len(COMPUTED_CHANNELS), "head_voxels": int(mask.sum()), "samples": samples}
+             "has_computed_maps": len(computed) == len(COMPUTED_CHANNELS), "head_voxels": int(mask.sum()),
+             "samples": samples}
     if seg is not None:
         components, _ = label_components(seg > 0, connectivity)
         sizes = np.bincount(components.ravel())[1:] * geometry.voxel_volume_ml
@@ -152,6 +153,7 @@ def compute_fingerprint(raw_dataset_folder: Path, num_processes: int = 1,
             logger.error(error)
     cases = dict(sorted(cases.items()))
     if not cases:
-        raise ValueError(f"{raw_dataset_folder}: no usable training case" + (f" ({len(failed)} failed)" if failed else ""))
+        failed_note = f" ({len(failed)} failed)" if failed else ""
+        raise ValueError(f"{raw_dataset_folder}: no usable training case{failed_note}")
     return _aggregate(Path(raw_dataset_folder).name, cases, dict(sorted(failed.items())),
                       sorted(c for c in with_ctp if c in cases), temporal, connectivity)

@@ -1,4 +1,5 @@
-"""The ISLES planner: the seed's method (paper 2.1-2.4; documentation/explanation/method.md) as one `2d` configuration, with
+"""The ISLES planner: the seed's method (paper 2.1-2.4; documentation/explanation/method.md) as one `2d`
+configuration, with
 data-derived values taken from the fingerprint. Every hyper-parameter the trainer and the predictor use is
 written here into the plans; they have no other source (see `plans.TRAINER_KEYS`).
 
@@ -173,7 +174,8 @@ class ISLESPlanner:
             "data_identifier": f"{self.plans_name}_{self.configuration_name}",
             "in_plane_size": size, "patch_size": list(size), "num_frames": self.num_frames,
             "in_plane_spacing_mm": self.in_plane_spacing_mm(size), **self.coverage_settings(),
-            "map_source": self.map_source, "frame_channels": frames, "map_channels": maps, "input_channels": frames + maps,
+            "map_source": self.map_source, "frame_channels": frames, "map_channels": maps,
+            "input_channels": frames + maps,
             "normalization": self.normalization(frames, maps), "dwi_normalization": {"type": "case_zscore"},
             "head_mask": {"clip_max": DEFAULT_CLIP_MAX},
             "temporal": TemporalParameters(num_frames=self.num_frames).to_config(),

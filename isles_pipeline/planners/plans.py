@@ -64,7 +64,10 @@ def plans_file(preprocessed_dataset: Path, plans_name: str = DEFAULT_PLANS) -> P
 
 def load_plans(dataset_id: int, plans_name: str = DEFAULT_PLANS, preprocessed_dataset: Optional[Path] = None) -> dict:
     """The plans of a dataset (by id, under $ISLES_preprocessed, or in a given preprocessed dataset folder)."""
-    folder = Path(preprocessed_dataset) if preprocessed_dataset else find_dataset_folder(isles_preprocessed(), dataset_id)
+    if preprocessed_dataset:
+        folder = Path(preprocessed_dataset)
+    else:
+        folder = find_dataset_folder(isles_preprocessed(), dataset_id)
     path = plans_file(folder, plans_name)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no plans named {plans_name}; run isles_plan_and_preprocess first")

@@ -101,7 +101,8 @@ def preprocess_case(images: Mapping[str, Path], ctp: Path, configuration: dict, 
                     dwi: Optional[Path] = None, case: str = "case",
                     case_info: Optional[dict] = None) -> PreprocessedCase:
     """Preprocess one case given its files (`images` maps CT and the planned maps, CBF, CBV, MTT, Tmax and/or
-    CBF_computed ..., to paths; `case_info` is its dataset.json["cases"] entry, optional). Raises CaseError naming the case on bad input."""
+    CBF_computed ..., to paths; `case_info` is its dataset.json["cases"] entry, optional). Raises CaseError
+    naming the case on bad input."""
     case_info = dict(case_info or {})
     maps, geometry, seg, dwi_array = read_case_inputs(images, label, dwi, case, planned_map_files(configuration))
     series = read_ctp(ctp, case, geometry, case_info.get("frame_interval_s"))
