@@ -58,7 +58,7 @@ def _synchronise(device: torch.device) -> None:
 
 def section_cuda_tests(opts: argparse.Namespace, device: torch.device, compiled: bool) -> dict:
     """tests/test_cuda_paths.py in a child pytest, without the suite's conftest (it needs SimpleITK)."""
-    tests = Path(__file__).resolve().parents[2] / "tests" / "test_cuda_paths.py"
+    tests = Path(__file__).resolve().parents[1] / "tests" / "test_cuda_paths.py"
     if device.type != "cuda":
         return {"skipped": "no CUDA device"}
     if not tests.is_file():

@@ -39,7 +39,7 @@ from typing import Optional, Sequence
 from isles_pipeline.files import atomic_write_json, read_json
 from isles_pipeline.splits import nnunet_splits
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+REPOSITORY = Path(__file__).resolve().parents[1]
 VENV_SCRIPT = REPOSITORY / "scripts" / "nnunet_venv.sh"
 TRAINER_FOLDER = REPOSITORY / "scripts" / "nnunet_trainers"
 TRAINER = "nnUNetTrainer_ISLESBudget"

@@ -119,7 +119,7 @@ def test_the_benchmarks_are_not_part_of_the_installed_package():
 
 
 def test_nothing_cites_documents_or_issues_users_do_not_have():
-    pattern_words = ("DESIGN.md", "DESIGN section", "issue #")
+    pattern_words = ("DESIGN" + ".md", "DESIGN" + " section", "issue" + " #")  # split so this file does not match
     files = [p for folder in ("isles_pipeline", "benchmarks", "experiments", "tests", "scripts", "documentation")
              for p in (ROOT / folder).rglob("*") if p.is_file() and p.suffix in (".py", ".md", ".sh")]
     files += [ROOT / "README.md"]

@@ -55,7 +55,7 @@ def raw_case_name(split: str, number: int) -> str:
 
 
 def same_grid(reference: sitk.Image, other: sitk.Image) -> bool:
-    """The project's one grid-equality rule (preprocessing.image_io.geometry_mismatch and its tolerances)."""
+    """The project's one grid-equality rule (imageio.case_images.geometry_mismatch and its tolerances)."""
     return geometry_mismatch(Geometry.of(reference), Geometry.of(other)) is None
 
 
