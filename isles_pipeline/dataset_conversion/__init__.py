@@ -1,1 +1,1 @@
-"""ISLES 2018 layout -> raw format, and the digital perfusion phantom."""
+"""ISLES 2018 and ISLES 2024 downloads -> the raw format (`isles_pipeline.raw_format`)."""

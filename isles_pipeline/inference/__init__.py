@@ -1,1 +1,1 @@
-"""Prediction: model folders and fold ensembles, case inputs, connected-component post-processing, writing."""
+"""Prediction: fold ensembles, case inputs, connected-component post-processing, writing the masks."""
