@@ -89,6 +89,8 @@ def computed_map_paths(folder: Path, name: str, dataset: dict) -> dict[str, Path
     indices = channel_indices(dataset)
     return {f"{ch}{COMPUTED_SUFFIX}": Path(folder) / channel_file_name(name, indices[ch], ending)
             for ch in RAW_CHANNELS[1:]}
+
+
 DATASET_JSON_KEYS = ("channel_names", "labels", "numTraining", "file_ending")
 
 
