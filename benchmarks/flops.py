@@ -3,7 +3,7 @@
     python -m benchmarks.flops          # GFLOP per slice of each network and the chain
 
 The GPU targets are stated against this count (compute floor = device FLOP/s / (3 x forward FLOPs) for
-training slices/s), so the README quotes it from here.
+training slices/s), so documentation/results/flops.md quotes it from here.
 """
 from __future__ import annotations
 

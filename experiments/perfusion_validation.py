@@ -93,7 +93,7 @@ def evaluate_case(case_dir: Path, truth_dir: Path, noise_levels, method: str, vo
 
 
 def summarise(rows: list[dict], noise_levels) -> str:
-    """The README table: one block per noise level, mean over cases."""
+    """The results table (documentation/results/perfusion-validation.md): one block per noise level, mean over cases."""
     lines = []
     for level in noise_levels:
         chosen = [r for r in rows if r["noise_sd_hu"] == level]

@@ -1,7 +1,7 @@
 """The phantom benchmark: 4-fold cross-validation by patient on a TRAINING phantom and a TESTING phantom, every
 Table-1 row and the threshold baseline (protocol: `phantom_protocol`).
 
-CPU preset (the default; the README's table):
+CPU preset (the default; documentation/results/phantom-cross-validation.md):
 
     OMP_NUM_THREADS=1 python -m experiments.phantom_results -np 2 -o phantom_results.json
 

@@ -1,4 +1,4 @@
-"""isles_demo: the whole chain on a small generated phantom (the README's main job)."""
+"""isles_demo: the whole chain on a small generated phantom (the project's main job)."""
 from __future__ import annotations
 
 import argparse

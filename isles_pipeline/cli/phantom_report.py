@@ -1,5 +1,5 @@
 """isles_phantom_report: how realistic a generated phantom is (lesion volumes, threshold baseline, map quality
-per centre, tissue enhancement and noise), printed as the table the README quotes."""
+per centre, tissue enhancement and noise), printed as the table documentation/results/phantom-realism.md quotes."""
 from __future__ import annotations
 
 import argparse

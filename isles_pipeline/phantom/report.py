@@ -1,4 +1,4 @@
-"""How realistic a generated phantom is: the figures the README quotes, measured on the files themselves.
+"""How realistic a generated phantom is: the figures documentation/results/phantom-realism.md quotes, measured on the files themselves.
 
 `phantom_report(folder)` reads a phantom folder (case files and `phantom_truth/`) and measures:
 - lesion volumes (ml) of the DWI lesions, quantiles over cases that have one;
@@ -170,7 +170,7 @@ def phantom_report(folder, own_maps: bool = True, num_processes: int = 1) -> dic
 
 
 def format_report(report: dict) -> str:
-    """The report as the plain-text table the README quotes."""
+    """The report as a plain-text table."""
     s = report["summary"]
     q = s["lesion_ml_quantiles"]
     p = s["published"]
