@@ -1,4 +1,5 @@
-"""How realistic a generated phantom is: the figures documentation/results/phantom-realism.md quotes, measured on the files themselves.
+"""How realistic a generated phantom is, measured on the files themselves (documentation/results/
+phantom-realism.md quotes these figures).
 
 `phantom_report(folder)` reads a phantom folder (case files and `phantom_truth/`) and measures:
 - lesion volumes (ml) of the DWI lesions, quantiles over cases that have one;
