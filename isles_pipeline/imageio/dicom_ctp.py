@@ -1,0 +1,206 @@
+"""A 4D CT perfusion series read straight from a DICOM export folder: voxels in HU, world grid, frame times.
+
+`read_ctp_dicom(folder)` finds the CTP among everything the folder holds (`dicom_scan`, `dicom_series`), takes
+the largest 4D CT series (the others are logged; `series=` picks another by SeriesInstanceUID, SeriesNumber,
+SeriesDescription or FrameOfReferenceUID), and reads its pixels with pydicom, whose handlers decode the
+compressed transfer syntaxes (RLE natively; JPEG lossless, JPEG-LS and JPEG 2000 through pylibjpeg/pyjpegls).
+HU = stored value x RescaleSlope + RescaleIntercept, per slice; the series stays int16 when that is exact
+(half the memory of float32), else float32. A bad export raises CaseError naming the folder and the problem.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+
+from isles_pipeline.imageio.dicom_geometry import GeometryError, Grid, stack_grid
+from isles_pipeline.imageio.dicom_scan import iter_files, scan_folder
+from isles_pipeline.imageio.dicom_series import MIN_TIME_POINTS, Candidate, find_candidates, organise
+from isles_pipeline.preprocessing.errors import CaseError
+
+logger = logging.getLogger(__name__)
+
+UNIFORM_TOLERANCE_S = 1e-3  # intervals this close are one constant frame interval (header times have ms steps)
+_INT16 = np.iinfo(np.int16)
+
+
+@dataclass
+class DicomCtp:
+    """A CTP series read from DICOM. `series` is (T, Z, Y, X) HU; `files[t][z]` the file of each slice."""
+
+    folder: Path
+    series: np.ndarray
+    times_s: np.ndarray
+    grid: Grid
+    label: str
+    time_source: str
+    time_key: str
+    files: list
+    others: list = field(default_factory=list)
+    series_uids: list = field(default_factory=list)
+
+    @property
+    def frame_interval_s(self) -> Optional[float]:
+        """The constant interval when the frames are evenly spaced in time, else None (non-uniform protocol)."""
+        if len(self.times_s) < 2:
+            return None
+        steps = np.diff(self.times_s)
+        return float(steps.mean()) if np.ptp(steps) <= UNIFORM_TOLERANCE_S else None
+
+    def image(self, dtype=None) -> sitk.Image:
+        """The series as a 4D SimpleITK image (x, y, z, t) on its exact world grid; 4th spacing: the frame
+        interval when uniform, else 1 (the per-frame times are `times_s`)."""
+        array = self.series if dtype is None else self.series.astype(dtype, copy=False)
+        image = sitk.GetImageFromArray(array, isVector=False)
+        image.SetSpacing(tuple(self.grid.spacing) + (self.frame_interval_s or 1.0,))
+        image.SetOrigin(tuple(self.grid.origin) + (0.0,))
+        direction = np.eye(4)
+        direction[:3, :3] = np.array(self.grid.direction).reshape(3, 3)
+        image.SetDirection(tuple(direction.ravel()))
+        return image
+
+    def reference_3d(self) -> sitk.Image:
+        """An empty float32 3D image on the series' spatial grid (for maps and masks)."""
+        reference = sitk.Image(self.grid.size, sitk.sitkFloat32)
+        reference.SetSpacing(self.grid.spacing)
+        reference.SetOrigin(self.grid.origin)
+        reference.SetDirection(self.grid.direction)
+        return reference
+
+    def summary(self) -> dict:
+        """What the import decided, for a JSON sidecar and the log."""
+        return {"source_folder": str(self.folder), "series": self.label, "time_points": int(self.series.shape[0]),
+                "slices": int(self.series.shape[1]), "frame_times_s": [float(t) for t in self.times_s],
+                "frame_interval_s": self.frame_interval_s, "time_source": self.time_source,
+                "time_points_from": self.time_key, "origin_lps_mm": list(self.grid.origin),
+                "spacing_mm": list(self.grid.spacing), "direction": list(self.grid.direction),
+                "series_instance_uids": list(self.series_uids),
+                "other_series": list(self.others)}
+
+
+def is_dicom_folder(path: Path) -> bool:
+    """True for a folder holding at least one DICOM file (a quick look: the first 200 files at most)."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    for number, file in enumerate(iter_files(path)):
+        if number >= 200:
+            return False
+        try:
+            with open(file, "rb") as handle:
+                head = handle.read(132)
+        except OSError:
+            continue
+        if head[128:132] == b"DICM":
+            return True
+    return False
+
+
+def choose_candidate(folder: Path, candidates: list[Candidate], others: list[str],
+                     series: Optional[str] = None) -> Candidate:
+    """The 4D CT candidate to read: `series` when given, else the largest; CaseError naming the folder."""
+    everything = [c.label for c in candidates] + others
+    if series is not None:
+        matching = [c for c in candidates if str(series) in c.names]
+        if not matching:
+            raise CaseError(str(folder), f"no 4D series matches {series!r}; 4D series found: "
+                                         + ("; ".join(c.label for c in candidates) or "none"))
+        if len(matching) > 1:
+            raise CaseError(str(folder), f"{len(matching)} 4D series match {series!r}: "
+                                         + "; ".join(c.label for c in matching) + " (give a SeriesInstanceUID)")
+        chosen = matching[0]
+    else:
+        ct = [c for c in candidates if c.modality == "CT"]
+        if not ct:
+            if candidates:
+                raise CaseError(str(folder), f"the only 4D series is not CT: {candidates[0].label}")
+            raise CaseError(str(folder), f"no 4D series (the same slice positions at {MIN_TIME_POINTS} or more "
+                                         "time points); found: " + ("; ".join(everything) or "no image slices"))
+        ct.sort(key=lambda c: c.size, reverse=True)
+        if len(ct) > 1 and ct[0].size == ct[1].size:
+            raise CaseError(str(folder), f"two equally large 4D series: {ct[0].label} and {ct[1].label}; "
+                                         "pick one with --series")
+        chosen = ct[0]
+    if chosen.modality != "CT":
+        raise CaseError(str(folder), f"{chosen.label} is {chosen.modality or 'of no modality'}, not CT")
+    for other in everything:
+        if other != chosen.label:
+            logger.info("%s: also found %s", folder, other)
+    return chosen
+
+
+def find_ctp(folder: Path, series: Optional[str] = None) -> tuple[Candidate, list[str]]:
+    """The organised CTP candidate of an export folder and the labels of the other series found."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CaseError(str(folder), "not a folder")
+    scan = scan_folder(folder)
+    try:
+        candidates, others = find_candidates(scan.slices)
+    except GeometryError as error:
+        raise CaseError(str(folder), str(error)) from None
+    chosen = organise(choose_candidate(folder, candidates, others, series))
+    if chosen.problem:
+        raise CaseError(str(folder), f"{chosen.label}: {chosen.problem}")
+    return chosen, [c.label for c in candidates if c is not chosen] + others
+
+
+def _read_slice(path: Path) -> np.ndarray:
+    ds = pydicom.dcmread(path)
+    return ds.pixel_array
+
+
+def _fill(series: np.ndarray, frames: list, folder: Path, threads: int) -> np.ndarray:
+    """Decode every slice into `series` as HU (int16 while exact, else switching to float32)."""
+    flat = [(t, z, header) for t, frame in enumerate(frames) for z, header in enumerate(frame)]
+    rows, columns = series.shape[2:]
+
+    def read(item):
+        t, z, header = item
+        try:
+            return item, _read_slice(header.path)
+        except Exception as error:  # any decoder failure: one line naming the file
+            raise CaseError(str(folder), f"cannot read the pixels of {header.path} ({type(error).__name__}: "
+                                         f"{str(error).splitlines()[0] if str(error) else ''})") from None
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for (t, z, header), stored in pool.map(read, flat):
+            if stored.shape != (rows, columns):
+                raise CaseError(str(folder), f"{header.path}: pixel data of shape {stored.shape}, header says "
+                                             f"{rows}x{columns}")
+            if series.dtype == np.int16:
+                values = stored.astype(np.int32) * int(header.slope) + int(header.intercept)
+                if values.min() >= _INT16.min and values.max() <= _INT16.max:
+                    series[t, z] = values
+                    continue
+                series = series.astype(np.float32)
+            series[t, z] = stored.astype(np.float32) * np.float32(header.slope) + np.float32(header.intercept)
+    return series
+
+
+def read_ctp_dicom(folder: Path, series: Optional[str] = None, threads: Optional[int] = None) -> DicomCtp:
+    """The CTP series of a DICOM export folder (see the module docstring); CaseError on a bad export."""
+    folder = Path(folder)
+    chosen, others = find_ctp(folder, series)
+    first = chosen.frames[0]
+    try:
+        grid = stack_grid(np.array([h.position for h in first]), first[0].orientation, first[0].pixel_spacing,
+                          first[0].rows, first[0].columns, first[0].slice_thickness)
+    except GeometryError as error:
+        raise CaseError(str(folder), f"{chosen.label}: {error}") from None
+    exact = all(float(h.slope).is_integer() and float(h.intercept).is_integer() for h in chosen.slices)
+    shape = (len(chosen.frames), len(first), first[0].rows, first[0].columns)
+    array = np.empty(shape, np.int16 if exact else np.float32)
+    array = _fill(array, chosen.frames, folder, threads or min(4, os.cpu_count() or 1))
+    logger.info("%s: read %s (%d time points over %.1f s, times from %s)", folder, chosen.label, shape[0],
+                chosen.times_s[-1], chosen.time_key)
+    return DicomCtp(folder, array, chosen.times_s, grid, chosen.label, chosen.time_source, chosen.time_key,
+                    [[h.path for h in frame] for frame in chosen.frames], others,
+                    sorted({h.series_uid for h in chosen.slices}))

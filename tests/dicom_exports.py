@@ -1,0 +1,154 @@
+"""Write DICOM exports of a known 4D series the way different scanners and PACS do, for the importer's tests.
+
+The source is a (T, Z, Y, X) HU array on a known ITK grid (origin, spacing, direction, LPS) with known frame
+times; the writer turns it into single-frame CT files in one vendor style, optionally with the other objects
+an export holds (localizer, non-contrast CT, dose report, DICOMDIR, a text file), shuffled random file names
+and nested folders, and a compressed transfer syntax.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+
+STYLES = ("temporal_index", "series_per_time_point", "times_only", "trigger_time", "acquisition_number")
+START_S = 10 * 3600 + 15 * 60 + 30.25  # 10:15:30.25
+
+
+def tm(seconds: float) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{int(hours):02d}{int(minutes):02d}{secs:09.6f}"
+
+
+def ds_text(value: float) -> str:
+    """A DS value within the standard's 16 characters."""
+    return f"{value:.6f}"[:16]
+
+
+def _base(modality: str = "CT", sop_class=CTImageStorage) -> Dataset:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.Modality = modality
+    ds.PatientName = "Phantom^CTP"
+    ds.PatientID = "PHANTOM01"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    ds.StudyDate = "20261206"
+    ds.Manufacturer = "isles_pipeline tests"
+    return ds
+
+
+def slice_dataset(stored: np.ndarray, origin, direction, spacing, *, signed=True, slope=1.0, intercept=0.0,
+                  modality="CT", series_uid="", frame_of_reference="", description="") -> Dataset:
+    """One CT image slice: `stored` (rows, columns) values; position `origin` (LPS); ITK `direction` columns."""
+    ds = _base(modality)
+    direction = np.asarray(direction, float).reshape(3, 3)
+    ds.Rows, ds.Columns = stored.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 1 if signed else 0
+    ds.PixelSpacing = [ds_text(spacing[1]), ds_text(spacing[0])]
+    ds.SliceThickness = ds_text(spacing[2])
+    ds.ImageOrientationPatient = [f"{v:.10f}" for v in list(direction[:, 0]) + list(direction[:, 1])]
+    ds.ImagePositionPatient = [ds_text(v) for v in origin]
+    ds.RescaleSlope, ds.RescaleIntercept = ds_text(slope), ds_text(intercept)
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.FrameOfReferenceUID = frame_of_reference or generate_uid()
+    ds.SeriesDescription = description
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.PixelData = stored.astype(np.int16 if signed else np.uint16).tobytes()
+    return ds
+
+
+def write_ctp_export(folder: Path, series: np.ndarray, origin, spacing, direction, times_s, style: str,
+                     *, signed=True, slope=1.0, intercept=0.0, transfer_syntax=None, shuffle=False, seed=0,
+                     description="CTP 4D", series_number=5, whole_seconds=False) -> list[Path]:
+    """The 4D HU `series` (T, Z, Y, X) as files in `folder` in one of STYLES; returns the files written."""
+    folder = Path(folder)
+    rng = random.Random(seed)
+    direction = np.asarray(direction, float).reshape(3, 3)
+    frame_of_reference = generate_uid()
+    series_uid = generate_uid()
+    per_time_uids = [generate_uid() for _ in times_s]
+    written = []
+    for t, time in enumerate(times_s):
+        stamp = START_S + float(time)
+        if whole_seconds:
+            stamp = float(int(stamp))
+        for z in range(series.shape[1]):
+            stored = np.round((series[t, z] - intercept) / slope)
+            position = np.asarray(origin, float) + direction[:, 2] * spacing[2] * z
+            uid = per_time_uids[t] if style == "series_per_time_point" else series_uid
+            ds = slice_dataset(stored, position, direction, spacing, signed=signed, slope=slope, intercept=intercept,
+                               series_uid=uid, frame_of_reference=frame_of_reference, description=description)
+            ds.SeriesNumber = series_number + (t if style == "series_per_time_point" else 0)
+            ds.InstanceNumber = z + 1 + (0 if style == "series_per_time_point" else t * series.shape[1])
+            if style == "temporal_index":
+                ds.TemporalPositionIndex = t + 1
+                ds.AcquisitionNumber = t + 1
+            if style == "acquisition_number":
+                ds.AcquisitionNumber = t + 1
+            if style == "trigger_time":
+                ds.TriggerTime = ds_text(float(time) * 1000.0)
+                ds.AcquisitionNumber = 1
+            else:
+                ds.AcquisitionTime = tm(stamp)
+                ds.ContentTime = tm(stamp + 5.0)
+                ds.AcquisitionNumber = ds.get("AcquisitionNumber", 1)
+            if transfer_syntax is not None:
+                ds.compress(transfer_syntax)
+            name = (f"{rng.getrandbits(64):016X}" if shuffle else f"IM_{t:03d}_{z:03d}.dcm")
+            sub = folder / (f"{rng.randrange(3):02d}" if shuffle else "") / ("S1" if shuffle else "")
+            sub.mkdir(parents=True, exist_ok=True)
+            ds.save_as(sub / name, enforce_file_format=True)
+            written.append(sub / name)
+    return written
+
+
+def write_volume(folder: Path, volume: np.ndarray, origin, spacing, direction, *, description: str,
+                 series_number: int, image_type=("ORIGINAL", "PRIMARY", "AXIAL"), modality="CT") -> list[Path]:
+    """A 3D series (Z, Y, X) HU, e.g. a non-contrast CT, or a localizer (one slice, ImageType LOCALIZER)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    direction = np.asarray(direction, float).reshape(3, 3)
+    uid, frame = generate_uid(), generate_uid()
+    written = []
+    for z in range(volume.shape[0]):
+        position = np.asarray(origin, float) + direction[:, 2] * spacing[2] * z
+        ds = slice_dataset(volume[z], position, direction, spacing, series_uid=uid, frame_of_reference=frame,
+                           description=description, modality=modality)
+        ds.ImageType = list(image_type)
+        ds.SeriesNumber, ds.InstanceNumber = series_number, z + 1
+        ds.AcquisitionTime = tm(START_S - 300 + z)
+        path = folder / f"{description.replace(' ', '_')}_{z:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        written.append(path)
+    return written
+
+
+def write_clutter(folder: Path) -> None:
+    """What else an export holds: a localizer, a non-contrast CT, a dose report (no pixels), a DICOMDIR, text."""
+    folder = Path(folder)
+    axial = np.eye(3)
+    write_volume(folder / "LOC", np.zeros((1, 32, 32)), (-100.0, -100.0, 0.0), (6.0, 6.0, 1.0),
+                 [[1, 0, 0], [0, 0, 1], [0, -1, 0]], description="Topogram", series_number=1,
+                 image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    write_volume(folder / "NCCT", np.full((6, 16, 16), 40.0), (-60.0, -60.0, -20.0), (7.5, 7.5, 5.0), axial,
+                 description="Head NCCT", series_number=2)
+    report = _base("SR", "1.2.840.10008.5.1.4.1.1.88.67")  # X-Ray Radiation Dose SR
+    report.SeriesInstanceUID = generate_uid()
+    report.SeriesNumber = 999
+    report.save_as(folder / "DOSE_REPORT", enforce_file_format=True)
+    directory = _base("", "1.2.840.10008.1.3.10")
+    directory.save_as(folder / "DICOMDIR", enforce_file_format=True)
+    (folder / "README.TXT").write_text("Exported by PACS\n")
