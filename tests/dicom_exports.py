@@ -152,3 +152,18 @@ def write_clutter(folder: Path) -> None:
     directory = _base("", "1.2.840.10008.1.3.10")
     directory.save_as(folder / "DICOMDIR", enforce_file_format=True)
     (folder / "README.TXT").write_text("Exported by PACS\n")
+
+
+NON_UNIFORM_TIMES = (0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.25, 11.0, 13.0, 16.0, 19.5, 24.75)
+
+
+def source_series(seed: int = 0, frames: int = len(NON_UNIFORM_TIMES)):
+    """(series (T, Z, Y, X) HU, origin, spacing, direction, times): 4 oblique slices of 32 x 40, every voxel a
+    different random HU value, so any transposed, flipped or misordered axis shows."""
+    rng = np.random.default_rng(seed)
+    series = rng.integers(-1024, 3000, size=(frames, 4, 32, 40)).astype(np.float32)
+    angle_x, angle_z = np.radians(12.0), np.radians(-20.0)
+    rot_x = np.array([[1, 0, 0], [0, np.cos(angle_x), -np.sin(angle_x)], [0, np.sin(angle_x), np.cos(angle_x)]])
+    rot_z = np.array([[np.cos(angle_z), -np.sin(angle_z), 0], [np.sin(angle_z), np.cos(angle_z), 0], [0, 0, 1]])
+    times = np.array(NON_UNIFORM_TIMES[:frames]) if frames <= len(NON_UNIFORM_TIMES) else np.arange(frames) * 1.5
+    return series, (-50.25, 30.5, 12.0), (0.8, 0.9, 5.0), rot_z @ rot_x, times

@@ -107,13 +107,17 @@ def parse_time(text) -> Optional[float]:
     return hours * 3600 + minutes * 60 + seconds + (float(f"0.{fraction}") if fraction else 0.0)
 
 
+_EPOCH_DAY = datetime.date(2000, 1, 1).toordinal()  # a near epoch keeps microseconds exact in a float64
+
+
 def _day_seconds(date) -> float:
-    """Seconds from a fixed epoch to the start of a DICOM DA date (0 when absent), so times cross midnight."""
+    """Seconds from 2000-01-01 to the start of a DICOM DA date (0 when absent), so times cross midnight."""
     text = str(date or "").strip()
     if len(text) != 8 or not text.isdigit():
         return 0.0
     try:
-        return float(datetime.date(int(text[:4]), int(text[4:6]), int(text[6:])).toordinal()) * 86400.0
+        days = datetime.date(int(text[:4]), int(text[4:6]), int(text[6:])).toordinal() - _EPOCH_DAY
+        return float(days) * 86400.0
     except ValueError:
         return 0.0
 

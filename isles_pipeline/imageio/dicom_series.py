@@ -252,7 +252,7 @@ def organise(candidate: Candidate) -> Candidate:
         logger.warning("%s: time points ordered by %s, which disagrees with the order of %s", candidate.label,
                        source, key)
     candidate.frames = [[h for _, h in sorted(groups[i], key=lambda item: item[0])] for i in order]
-    candidate.times_s = times[order] - times[order][0]
+    candidate.times_s = np.round(times[order] - times[order][0], 6)  # TM has microsecond resolution
     described = {"SeriesInstanceUID": "one series per time point", "": f"{source} at each slice position"}
     candidate.time_source, candidate.time_key = source, described.get(key, key)
     return candidate

@@ -1,0 +1,88 @@
+"""The DICOM CTP importer reads every vendor layout to the same voxels, world grid and frame times."""
+import logging
+
+import numpy as np
+import pytest
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+
+from dicom_exports import source_series, write_clutter, write_ctp_export
+from isles_pipeline.imageio.dicom_ctp import read_ctp_dicom
+
+
+def assert_same_series(ctp, series, origin, spacing, direction, times):
+    assert ctp.series.shape == series.shape
+    np.testing.assert_array_equal(ctp.series, series)
+    np.testing.assert_allclose(ctp.grid.origin, origin, atol=1e-5)
+    np.testing.assert_allclose(ctp.grid.spacing, spacing, atol=1e-5)
+    np.testing.assert_allclose(np.array(ctp.grid.direction).reshape(3, 3), direction, atol=1e-9)
+    np.testing.assert_array_equal(ctp.times_s, times)
+
+
+@pytest.mark.parametrize("style, syntax", [
+    ("temporal_index", None),
+    ("series_per_time_point", None),
+    ("times_only", RLELossless),
+    ("trigger_time", None),
+    ("acquisition_number", JPEGLSLossless),
+    ("temporal_index", JPEG2000Lossless),
+])
+def test_every_vendor_style_reads_to_the_source(tmp_path, style, syntax):
+    series, origin, spacing, direction, times = source_series()
+    write_ctp_export(tmp_path, series, origin, spacing, direction, times, style, transfer_syntax=syntax,
+                     shuffle=True)
+    write_clutter(tmp_path / "other")
+    ctp = read_ctp_dicom(tmp_path)
+    assert_same_series(ctp, series, origin, spacing, direction, times)
+    assert ctp.series.dtype == np.int16
+    assert ctp.frame_interval_s is None  # non-uniform: kept as per-frame times
+    image = ctp.image()
+    world = image.TransformContinuousIndexToPhysicalPoint((39.0, 31.0, 3.0, 0.0))[:3]
+    expected = np.array(origin) + direction @ (np.array(spacing) * [39, 31, 3])
+    np.testing.assert_allclose(world, expected, atol=1e-4)
+
+
+def test_unsigned_storage_and_a_fractional_slope_give_the_same_hu(tmp_path):
+    series, origin, spacing, direction, times = source_series()
+    write_ctp_export(tmp_path / "unsigned", series, origin, spacing, direction, times, "temporal_index", signed=False,
+                     intercept=-1024.0)
+    unsigned = read_ctp_dicom(tmp_path / "unsigned")
+    assert unsigned.series.dtype == np.int16
+    np.testing.assert_array_equal(unsigned.series, series)
+    write_ctp_export(tmp_path / "slope", series, origin, spacing, direction, times, "temporal_index", slope=0.5,
+                     intercept=-1024.0)
+    scaled = read_ctp_dicom(tmp_path / "slope")
+    assert scaled.series.dtype == np.float32
+    np.testing.assert_array_equal(scaled.series, series)
+
+
+def test_uniform_times_give_a_frame_interval(tmp_path):
+    series, origin, spacing, direction, _ = source_series()
+    times = np.arange(series.shape[0]) * 1.6
+    write_ctp_export(tmp_path, series, origin, spacing, direction, times, "times_only")
+    ctp = read_ctp_dicom(tmp_path)
+    assert ctp.frame_interval_s == pytest.approx(1.6, abs=1e-6)
+    np.testing.assert_allclose(ctp.times_s, times, atol=1e-6)
+
+
+def test_largest_series_is_taken_the_other_named_and_selectable(tmp_path, caplog):
+    series, origin, spacing, direction, times = source_series()
+    write_ctp_export(tmp_path / "a", series, origin, spacing, direction, times, "temporal_index", series_number=5,
+                     description="CTP wide")
+    write_ctp_export(tmp_path / "b", series[:, :3], origin, spacing, direction, times, "temporal_index",
+                     series_number=7, description="CTP narrow")
+    with caplog.at_level(logging.INFO):
+        largest = read_ctp_dicom(tmp_path)
+    assert largest.series.shape[1] == 4 and "CTP wide" in largest.label
+    assert any("also found" in r.message and "CTP narrow" in r.message for r in caplog.records)
+    for name in ("7", "CTP narrow"):
+        picked = read_ctp_dicom(tmp_path, series=name)
+        np.testing.assert_array_equal(picked.series, series[:, :3])
+
+
+def test_frames_are_ordered_by_time_whatever_the_file_order(tmp_path):
+    series, origin, spacing, direction, times = source_series()
+    write_ctp_export(tmp_path, series[::-1], origin, spacing, direction, times[-1] - times[::-1], "times_only",
+                     shuffle=True, seed=3)
+    ctp = read_ctp_dicom(tmp_path)
+    np.testing.assert_array_equal(ctp.series, series[::-1])
+    np.testing.assert_allclose(ctp.times_s, times[-1] - times[::-1], atol=1e-6)
