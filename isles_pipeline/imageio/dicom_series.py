@@ -54,8 +54,8 @@ class Candidate:
 def _series_label(slices: list, time_points: int, positions: int) -> str:
     first = slices[0]
     number = f"series {first.series_number}" if first.series_number is not None else "series"
-    return (f'{number} "{first.series_description}" ({first.modality}, {time_points} time points x {positions} '
-            f"slices, {first.series_uid})")
+    times = f"{time_points} time points x " if time_points > 1 else ""
+    return f'{number} "{first.series_description}" ({first.modality}, {times}{positions} slices, {first.series_uid})'
 
 
 def _names(slices: list) -> set:
@@ -237,6 +237,12 @@ def organise(candidate: Candidate) -> Candidate:
                     if all(len({h.times[s] for h in v}) == len(v) for v in by_position.values())]
         if not distinct:
             candidate.problem = _duplicate_or_untimed(by_position, sources)
+            return candidate
+        counts = {position: len(headers) for position, headers in by_position.items()}
+        if len(set(counts.values())) > 1:
+            short = min(counts, key=counts.get)
+            candidate.problem = (f"a time point is missing a slice: slice position {short + 1} has {counts[short]} "
+                                 f"time points, others {max(counts.values())}")
             return candidate
         key, groups = "", _time_groups(candidate, positions, distinct[0])
     candidate.problem = _group_problem(groups, num_positions, key)

@@ -1,0 +1,87 @@
+"""isles_dicom_to_nifti: the 4D NIfTI and frame times it writes are the source's, and read back as the engine
+reads them; compared with dcm2niix on the same export."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from dicom_exports import source_series, write_clutter, write_ctp_export
+from isles_pipeline.cli.dicom_to_nifti import main
+from isles_pipeline.dataset_conversion.nifti_io import read_image
+from isles_pipeline.perfusion.io import header_frame_interval, read_frame_times_csv, read_series
+
+
+DCM2NIIX = shutil.which("dcm2niix") or shutil.which("dcm2niix", path=str(Path(sys.executable).parent))
+
+
+def index_to_world(image: sitk.Image) -> np.ndarray:
+    """4 x 4 affine from a (x, y, z) index to LPS world of the first three axes."""
+    dimension = image.GetDimension()
+    direction = np.array(image.GetDirection()).reshape(dimension, dimension)[:3, :3]
+    affine = np.eye(4)
+    affine[:3, :3] = direction * np.array(image.GetSpacing()[:3])
+    affine[:3, 3] = image.GetOrigin()[:3]
+    return affine
+
+
+@pytest.mark.parametrize("uniform", [False, True])
+def test_writes_the_series_and_its_frame_times_as_the_engine_reads_them(tmp_path, capsys, uniform):
+    series, origin, spacing, direction, times = source_series()
+    if uniform:
+        times = np.arange(len(times)) * 1.25
+    write_ctp_export(tmp_path / "export", series, origin, spacing, direction, times, "times_only", shuffle=True)
+    write_clutter(tmp_path / "export" / "more")
+    out = tmp_path / "out"
+    assert main(["-i", str(tmp_path / "export"), "-o", str(out)]) == 0
+    assert "ctp.nii.gz" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["ctp.nii.gz", "ctp_dicom.json", "ctp_frame_times.csv"]
+    image = read_image(out / "ctp.nii.gz")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), series)
+    np.testing.assert_allclose(image.GetOrigin()[:3], origin, atol=1e-4)
+    np.testing.assert_allclose(image.GetSpacing()[:3], spacing, atol=1e-5)
+    np.testing.assert_allclose(np.array(image.GetDirection()).reshape(4, 4)[:3, :3], direction, atol=1e-6)
+    np.testing.assert_array_equal(read_frame_times_csv(out / "ctp_frame_times.csv"), times)
+    sidecar = json.loads((out / "ctp_dicom.json").read_text())
+    assert sidecar["frame_times_s"] == list(times) and "Head NCCT" in " ".join(sidecar["other_series"])
+    if uniform:  # the header alone gives the engine the right times
+        assert header_frame_interval(out / "ctp.nii.gz") == pytest.approx(1.25)
+        np.testing.assert_allclose(read_series(out / "ctp.nii.gz")[2], times)
+    else:  # the header holds no invented constant interval: without the CSV the engine refuses the series
+        assert header_frame_interval(out / "ctp.nii.gz") == 0.0
+        with pytest.raises(ValueError, match="timing is unknown"):
+            read_series(out / "ctp.nii.gz")
+        np.testing.assert_array_equal(read_series(out / "ctp.nii.gz", out / "ctp_frame_times.csv")[2], times)
+
+
+@pytest.mark.skipif(DCM2NIIX is None, reason="dcm2niix is not installed (pip install dcm2niix)")
+def test_same_voxels_in_the_world_as_dcm2niix_and_where_we_differ(tmp_path):
+    series, origin, spacing, direction, times = source_series()
+    write_ctp_export(tmp_path / "export", series, origin, spacing, direction, times, "temporal_index")
+    assert main(["-i", str(tmp_path / "export"), "-o", str(tmp_path / "ours")]) == 0
+    (tmp_path / "theirs").mkdir()
+    subprocess.run([DCM2NIIX, "-z", "n", "-f", "ctp", "-o", str(tmp_path / "theirs"), str(tmp_path / "export")],
+                   check=True, capture_output=True)
+    ours, theirs = read_image(tmp_path / "ours" / "ctp.nii.gz"), sitk.ReadImage(str(tmp_path / "theirs" / "ctp.nii"))
+    # every voxel of ours, through the world, lands on a voxel of theirs holding the same value
+    mapping = np.linalg.inv(index_to_world(theirs)) @ index_to_world(ours)
+    x, y, z = np.meshgrid(*(np.arange(n) for n in ours.GetSize()[:3]), indexing="ij")
+    index = np.stack([x.ravel(), y.ravel(), z.ravel(), np.ones(x.size)])
+    mapped = mapping @ index
+    np.testing.assert_allclose(mapped, np.round(mapped), atol=1e-3)
+    mapped = np.round(mapped).astype(int)
+    ours_array, theirs_array = sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(theirs)
+    np.testing.assert_array_equal(ours_array[:, index[2].astype(int), index[1].astype(int), index[0].astype(int)],
+                                  theirs_array[:, mapped[2], mapped[1], mapped[0]])
+    # they flip the row axis (their grid starts at the other end of the y axis); we keep DICOM's order
+    assert not np.allclose(ours.GetOrigin()[:3], theirs.GetOrigin()[:3])
+    # timing: both keep the exact times (their JSON FrameTimesStart, our CSV), but their header's interval is the
+    # mean interval (2.25 s), a constant the protocol never had; ours is 0, so nothing can use it by mistake
+    sidecar = json.loads((tmp_path / "theirs" / "ctp.json").read_text())
+    np.testing.assert_allclose(sidecar["FrameTimesStart"], times)
+    assert theirs.GetSpacing()[3] == pytest.approx(times[-1] / (len(times) - 1))
+    assert header_frame_interval(tmp_path / "ours" / "ctp.nii.gz") == 0.0
