@@ -1,0 +1,79 @@
+"""The infarct core mask as a DICOM Segmentation (binary SEG, highdicom) referencing the source CTP series.
+
+A viewer overlays a SEG on the images it references, so the SEG's frames are the mask's slices referenced to
+the slices of one CTP time point (the first: every time point covers the same positions). The mask must be on
+the CTP's own grid ((Z, Y, X) with z sorted along the slice normal, as `dicom_ctp` reads it): each of its slices
+then lands on one source file, frame by frame, with no resampling. Empty slices are kept, so a reader sees the
+whole slab.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+from isles_pipeline.files import atomic_path
+from isles_pipeline.preprocessing.errors import CaseError
+
+INFARCT = Code("55641003", "SCT", "Infarct")
+BRAIN = Code("12738006", "SCT", "Brain")
+SEG_NAME = "core_seg.dcm"
+# Type 2 patient/study attributes highdicom copies from the sources: de-identified exports often drop them.
+_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+          "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def _with_type2(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """The source with absent Type 2 attributes present and empty (in memory only; the file is not touched)."""
+    for keyword in _TYPE2:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    return ds
+
+
+def core_segment(algorithm_version: str = "") -> hd.seg.SegmentDescription:
+    """Segment 1: infarct core (a morphologically abnormal structure, brain), found by this software."""
+    algorithm = hd.AlgorithmIdentificationSequence(name="isles_pipeline", version=algorithm_version or "unknown",
+                                                   family=codes.cid7162.ArtificialIntelligence)
+    return hd.seg.SegmentDescription(segment_number=1, segment_label="infarct core",
+                                     segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+                                     segmented_property_type=INFARCT, algorithm_type="AUTOMATIC",
+                                     algorithm_identification=algorithm, anatomic_regions=[BRAIN])
+
+
+def write_core_seg(mask: np.ndarray, source_files: Sequence[Path], path: Path, series_number: int = 9901,
+                   algorithm_version: str = "") -> Path:
+    """Write `mask` ((Z, Y, X), nonzero = core) as a binary SEG on `source_files` (one per z, in z order).
+
+    Raises CaseError naming the first source file when the mask does not fit the source slices.
+    """
+    mask = np.asarray(mask) > 0
+    source_files = [Path(p) for p in source_files]
+    sources = [_with_type2(pydicom.dcmread(p, stop_before_pixels=True)) for p in source_files]
+    first = sources[0]
+    if mask.shape != (len(sources), int(first.Rows), int(first.Columns)):
+        raise CaseError(str(source_files[0]), f"core mask of shape {mask.shape} does not fit {len(sources)} source "
+                                              f"slices of {first.Rows}x{first.Columns}")
+    seg = hd.seg.Segmentation(
+        source_images=sources, pixel_array=mask.astype(np.uint8), segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[core_segment(algorithm_version)], series_instance_uid=hd.UID(),
+        series_number=series_number, sop_instance_uid=hd.UID(), instance_number=1, manufacturer="isles_pipeline",
+        manufacturer_model_name="isles_pipeline", software_versions=algorithm_version or "unknown",
+        device_serial_number="none", series_description="Infarct core (isles_pipeline)", omit_empty_frames=False)
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        seg.save_as(temporary)
+    return path
+
+
+def read_core_seg(path: Path) -> dict[str, np.ndarray]:
+    """{source SOPInstanceUID: (rows, columns) bool mask} of a SEG written by `write_core_seg`."""
+    seg = hd.seg.segread(Path(path))
+    uids = [uid for _, _, uid in seg.get_source_image_uids()]
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1])
+    return {uid: pixels[i, ..., 0] > 0 for i, uid in enumerate(uids)}
