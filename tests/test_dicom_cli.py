@@ -37,10 +37,11 @@ def test_writes_the_series_and_its_frame_times_as_the_engine_reads_them(tmp_path
     write_ctp_export(tmp_path / "export", series, origin, spacing, direction, times, "times_only", shuffle=True)
     write_clutter(tmp_path / "export" / "more")
     out = tmp_path / "out"
-    assert main(["-i", str(tmp_path / "export"), "-o", str(out)]) == 0
-    assert "ctp.nii.gz" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["ctp.nii.gz", "ctp_dicom.json", "ctp_frame_times.csv"]
-    image = read_image(out / "ctp.nii.gz")
+    name = "ctp.nii.gz" if uniform else "ctp.nii"
+    assert main(["-i", str(tmp_path / "export"), "-o", str(out)] + (["--compress"] if uniform else [])) == 0
+    assert name in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted([name, "ctp_dicom.json", "ctp_frame_times.csv"])
+    image = read_image(out / name)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(image), series)
     np.testing.assert_allclose(image.GetOrigin()[:3], origin, atol=1e-4)
     np.testing.assert_allclose(image.GetSpacing()[:3], spacing, atol=1e-5)
@@ -49,13 +50,13 @@ def test_writes_the_series_and_its_frame_times_as_the_engine_reads_them(tmp_path
     sidecar = json.loads((out / "ctp_dicom.json").read_text())
     assert sidecar["frame_times_s"] == list(times) and "Head NCCT" in " ".join(sidecar["other_series"])
     if uniform:  # the header alone gives the engine the right times
-        assert header_frame_interval(out / "ctp.nii.gz") == pytest.approx(1.25)
-        np.testing.assert_allclose(read_series(out / "ctp.nii.gz")[2], times)
+        assert header_frame_interval(out / name) == pytest.approx(1.25)
+        np.testing.assert_allclose(read_series(out / name)[2], times)
     else:  # the header holds no invented constant interval: without the CSV the engine refuses the series
-        assert header_frame_interval(out / "ctp.nii.gz") == 0.0
+        assert header_frame_interval(out / name) == 0.0
         with pytest.raises(ValueError, match="timing is unknown"):
-            read_series(out / "ctp.nii.gz")
-        np.testing.assert_array_equal(read_series(out / "ctp.nii.gz", out / "ctp_frame_times.csv")[2], times)
+            read_series(out / name)
+        np.testing.assert_array_equal(read_series(out / name, out / "ctp_frame_times.csv")[2], times)
 
 
 @pytest.mark.skipif(DCM2NIIX is None, reason="dcm2niix is not installed (pip install dcm2niix)")
@@ -66,7 +67,7 @@ def test_same_voxels_in_the_world_as_dcm2niix_and_where_we_differ(tmp_path):
     (tmp_path / "theirs").mkdir()
     subprocess.run([DCM2NIIX, "-z", "n", "-f", "ctp", "-o", str(tmp_path / "theirs"), str(tmp_path / "export")],
                    check=True, capture_output=True)
-    ours, theirs = read_image(tmp_path / "ours" / "ctp.nii.gz"), sitk.ReadImage(str(tmp_path / "theirs" / "ctp.nii"))
+    ours, theirs = read_image(tmp_path / "ours" / "ctp.nii"), sitk.ReadImage(str(tmp_path / "theirs" / "ctp.nii"))
     # every voxel of ours, through the world, lands on a voxel of theirs holding the same value
     mapping = np.linalg.inv(index_to_world(theirs)) @ index_to_world(ours)
     x, y, z = np.meshgrid(*(np.arange(n) for n in ours.GetSize()[:3]), indexing="ij")
@@ -84,4 +85,4 @@ def test_same_voxels_in_the_world_as_dcm2niix_and_where_we_differ(tmp_path):
     sidecar = json.loads((tmp_path / "theirs" / "ctp.json").read_text())
     np.testing.assert_allclose(sidecar["FrameTimesStart"], times)
     assert theirs.GetSpacing()[3] == pytest.approx(times[-1] / (len(times) - 1))
-    assert header_frame_interval(tmp_path / "ours" / "ctp.nii.gz") == 0.0
+    assert header_frame_interval(tmp_path / "ours" / "ctp.nii") == 0.0

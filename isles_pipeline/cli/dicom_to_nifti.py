@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--series", default=None,
                         help="the 4D series to take when there are several (SeriesInstanceUID, SeriesNumber, "
                              "SeriesDescription or FrameOfReferenceUID); default: the largest")
+    parser.add_argument("--compress", action="store_true",
+                        help=f"write {SERIES_NAME}.gz (gzip level 1: about 2x smaller, several seconds slower)")
     parser.add_argument("--verbose", action="store_true", help="log every file set aside and every series found")
     return parser
 
@@ -32,7 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
-        ctp = dicom_to_nifti(args.input, args.output, args.series)
+        ctp = dicom_to_nifti(args.input, args.output, args.series, args.compress)
     except CaseError as error:
         print(f"isles_dicom_to_nifti: {error}", file=sys.stderr)
         return 1
@@ -40,7 +42,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"isles_dicom_to_nifti: {args.output}: cannot write ({error.strerror or error})", file=sys.stderr)
         return 1
     interval = f"every {ctp.frame_interval_s:g} s" if ctp.frame_interval_s else "non-uniform intervals"
-    print(f"wrote {args.output / SERIES_NAME} ({' x '.join(str(n) for n in ctp.grid.size)} x "
+    name = SERIES_NAME + (".gz" if args.compress else "")
+    print(f"wrote {args.output / name} ({' x '.join(str(n) for n in ctp.grid.size)} x "
           f"{len(ctp.times_s)} frames, {interval}, {ctp.times_s[-1]:g} s) and {FRAME_TIMES_NAME} from {ctp.label}")
     return 0
 

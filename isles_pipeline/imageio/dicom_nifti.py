@@ -1,6 +1,7 @@
 """A DICOM CTP export as the files the rest of the project reads: a 4D NIfTI, its frame times, a sidecar.
 
-`dicom_to_nifti(folder, out)` writes `out/ctp.nii.gz` (HU, the series' exact LPS grid), `out/ctp_frame_times.csv`
+`dicom_to_nifti(folder, out)` writes `out/ctp.nii` (HU, the series' exact LPS grid; `ctp.nii.gz` with
+`compress=True`: gzip takes ~9 s of a 10 s budget on a 420 MB series of 2 cores, and CT noise halves at best), `out/ctp_frame_times.csv`
 (one time in seconds per frame, relative to the first: what `isles_perfusion_maps -frame_times` reads) and
 `out/ctp_dicom.json` (what was chosen and why). The header's frame interval (pixdim[4], seconds) is the
 constant interval when the frames are evenly spaced; for a non-uniform protocol it is 0, so a reader that
@@ -21,7 +22,7 @@ import SimpleITK as sitk
 from isles_pipeline.files import atomic_path, json_text, temporary_sibling
 from isles_pipeline.imageio.dicom_ctp import DicomCtp, read_ctp_dicom
 
-SERIES_NAME = "ctp.nii.gz"
+SERIES_NAME = "ctp.nii"
 FRAME_TIMES_NAME = "ctp_frame_times.csv"
 SIDECAR_NAME = "ctp_dicom.json"
 _PIXDIM4_OFFSET = 76 + 4 * 4
@@ -59,10 +60,11 @@ def write_series_nifti(image: sitk.Image, path: Path, frame_interval_s: Optional
             plain.unlink(missing_ok=True)
 
 
-def write_ctp_outputs(ctp: DicomCtp, out_folder: Path) -> list[Path]:
+def write_ctp_outputs(ctp: DicomCtp, out_folder: Path, compress: bool = False) -> list[Path]:
     """The three files of an imported series in `out_folder`, renamed into place only when all are complete."""
     out_folder = Path(out_folder)
-    paths = [out_folder / SERIES_NAME, out_folder / FRAME_TIMES_NAME, out_folder / SIDECAR_NAME]
+    series_name = SERIES_NAME + (".gz" if compress else "")
+    paths = [out_folder / series_name, out_folder / FRAME_TIMES_NAME, out_folder / SIDECAR_NAME]
     sidecar = json_text(ctp.summary())  # serialised before anything touches the disk
     image = ctp.image()
     with contextlib.ExitStack() as outputs:
@@ -73,11 +75,11 @@ def write_ctp_outputs(ctp: DicomCtp, out_folder: Path) -> list[Path]:
     return paths
 
 
-def dicom_to_nifti(folder: Path, out_folder: Path, series: Optional[str] = None) -> DicomCtp:
+def dicom_to_nifti(folder: Path, out_folder: Path, series: Optional[str] = None, compress: bool = False) -> DicomCtp:
     """Read the CTP of a DICOM export folder and write it to `out_folder` (see the module docstring).
 
     Raises CaseError naming the folder for a bad export; nothing is written then.
     """
     ctp = read_ctp_dicom(folder, series)
-    write_ctp_outputs(ctp, out_folder)
+    write_ctp_outputs(ctp, out_folder, compress)
     return ctp
