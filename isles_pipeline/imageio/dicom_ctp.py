@@ -136,14 +136,16 @@ def choose_candidate(folder: Path, candidates: list[Candidate], others: list[str
     return chosen
 
 
-def find_ctp(folder: Path, series: Optional[str] = None) -> tuple[Candidate, list[str]]:
-    """The organised CTP candidate of an export folder and the labels of the other series found."""
+def find_ctp(folder: Path, series: Optional[str] = None, slices: Optional[list] = None) -> tuple[Candidate, list]:
+    """The organised CTP candidate of an export folder (or of `slices` already scanned from it, e.g. one study
+    of several) and the labels of the other series found."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CaseError(str(folder), "not a folder")
-    scan = scan_folder(folder)
+    if slices is None:
+        slices = scan_folder(folder).slices
     try:
-        candidates, others = find_candidates(scan.slices)
+        candidates, others = find_candidates(slices)
     except GeometryError as error:
         raise CaseError(str(folder), str(error)) from None
     chosen = organise(choose_candidate(folder, candidates, others, series))
@@ -185,10 +187,11 @@ def _fill(series: np.ndarray, frames: list, folder: Path, threads: int) -> np.nd
     return series
 
 
-def read_ctp_dicom(folder: Path, series: Optional[str] = None, threads: Optional[int] = None) -> DicomCtp:
+def read_ctp_dicom(folder: Path, series: Optional[str] = None, threads: Optional[int] = None,
+                   slices: Optional[list] = None) -> DicomCtp:
     """The CTP series of a DICOM export folder (see the module docstring); CaseError on a bad export."""
     folder = Path(folder)
-    chosen, others = find_ctp(folder, series)
+    chosen, others = find_ctp(folder, series, slices)
     first = chosen.frames[0]
     try:
         grid = stack_grid(np.array([h.position for h in first]), first[0].orientation, first[0].pixel_spacing,
