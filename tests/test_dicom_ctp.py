@@ -86,3 +86,21 @@ def test_frames_are_ordered_by_time_whatever_the_file_order(tmp_path):
     ctp = read_ctp_dicom(tmp_path)
     np.testing.assert_array_equal(ctp.series, series[::-1])
     np.testing.assert_allclose(ctp.times_s, times[-1] - times[::-1], atol=1e-6)
+
+
+def test_files_without_preamble_are_read_and_strays_ignored(tmp_path):
+    """Old PACS write DICOM without the 128-byte preamble and 'DICM' (and without a transfer syntax: implicit VR)."""
+    import pydicom
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    series, origin, spacing, direction, times = source_series()
+    for path in write_ctp_export(tmp_path, series, origin, spacing, direction, times, "temporal_index"):
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=False)
+        raw = path.read_bytes()
+        path.write_bytes(raw[raw.index(b"\x08\x00", 132):] if raw[128:132] == b"DICM" else raw)
+    (tmp_path / "notes.bin").write_bytes(bytes(range(256)) * 4)
+    assert pydicom.dcmread(next(tmp_path.glob("IM_*")), force=True).Rows == 32
+    ctp = read_ctp_dicom(tmp_path)
+    assert_same_series(ctp, series, origin, spacing, direction, times)

@@ -19,9 +19,10 @@ from typing import Optional
 import numpy as np
 import pydicom
 import SimpleITK as sitk
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from isles_pipeline.imageio.dicom_geometry import GeometryError, Grid, stack_grid
-from isles_pipeline.imageio.dicom_scan import iter_files, scan_folder
+from isles_pipeline.imageio.dicom_scan import iter_files, looks_like_dicom, scan_folder
 from isles_pipeline.imageio.dicom_series import MIN_TIME_POINTS, Candidate, find_candidates, organise
 from isles_pipeline.preprocessing.errors import CaseError
 
@@ -98,7 +99,7 @@ def is_dicom_folder(path: Path) -> bool:
                 head = handle.read(132)
         except OSError:
             continue
-        if head[128:132] == b"DICM":
+        if looks_like_dicom(head):
             return True
     return False
 
@@ -155,7 +156,13 @@ def find_ctp(folder: Path, series: Optional[str] = None, slices: Optional[list] 
 
 
 def _read_slice(path: Path) -> np.ndarray:
-    ds = pydicom.dcmread(path)
+    with open(path, "rb") as handle:
+        preamble = handle.read(132)[128:132] == b"DICM"
+    ds = pydicom.dcmread(path, force=not preamble)
+    if "TransferSyntaxUID" not in ds.file_meta:  # no file meta (no preamble): the encoding pydicom detected
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                          ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
     return ds.pixel_array
 
 

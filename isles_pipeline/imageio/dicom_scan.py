@@ -169,10 +169,20 @@ def _skip_reason(path: Path, ds) -> Optional[str]:
     return None
 
 
+def looks_like_dicom(head: bytes) -> bool:
+    """The 'DICM' marker after the 128-byte preamble, or (old exports without a preamble) a first element in
+    group 0008 (little endian), which plain text and images do not start with."""
+    return head[128:132] == b"DICM" or head[:2] == b"\x08\x00" and len(head) >= 8
+
+
 def read_header(path: Path):
     """(SliceHeader, None) for an image slice, (None, reason) for anything else."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+        if not looks_like_dicom(head):
+            return None, "non-DICOM file(s)"
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS, force=head[128:132] != b"DICM")
     except (InvalidDicomError, EOFError):
         return None, "non-DICOM file(s)"
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
