@@ -104,3 +104,25 @@ def test_files_without_preamble_are_read_and_strays_ignored(tmp_path):
     assert pydicom.dcmread(next(tmp_path.glob("IM_*")), force=True).Rows == 32
     ctp = read_ctp_dicom(tmp_path)
     assert_same_series(ctp, series, origin, spacing, direction, times)
+
+
+def test_gantry_tilt_is_resampled_onto_the_orthogonal_grid(tmp_path):
+    """Slices stacked 3 rows further along the column direction per slice (a tilt of atan(2.7/5) = 28.4 deg): an
+    integer shift, so the resampled voxels are exactly the source voxels moved by 3 rows per slice."""
+    import pydicom
+
+    series, origin, spacing, direction, times = source_series()
+    files = write_ctp_export(tmp_path, series, origin, spacing, direction, times, "temporal_index")
+    for path in files:
+        ds = pydicom.dcmread(path)
+        z = int(path.stem.split("_")[2])
+        position = np.array([float(v) for v in ds.ImagePositionPatient]) + direction[:, 1] * spacing[1] * 3 * z
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in position]
+        ds.save_as(path)
+    ctp = read_ctp_dicom(tmp_path)
+    assert ctp.grid.tilt_deg == pytest.approx(np.degrees(np.arctan2(3 * spacing[1], spacing[2])), abs=1e-3)
+    np.testing.assert_allclose(np.array(ctp.grid.direction).reshape(3, 3), direction, atol=1e-9)
+    np.testing.assert_allclose(ctp.grid.spacing, spacing, atol=1e-5)
+    for z in range(series.shape[1]):  # grid row y holds the slice's row y - 3z
+        np.testing.assert_allclose(ctp.series[:, z, 3 * z:], series[:, z, : series.shape[2] - 3 * z], atol=1e-3)
+        assert (ctp.series[:, z, : 3 * z] == series[:, z].min(axis=(1, 2))[:, None, None]).all()

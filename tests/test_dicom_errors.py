@@ -73,17 +73,6 @@ def no_4d(folder):
     write_clutter(folder)
 
 
-def gantry_tilt(folder):
-    series, origin, spacing, _, times = source_series()
-    stacking = np.array([0.0, 0.2, 1.0])  # slices displaced in y as they advance in z: an 11.3 degree tilt
-    files = write_ctp_export(folder, series, origin, spacing, np.eye(3), times, "temporal_index")
-    for path in files:
-        ds = pydicom.dcmread(path)
-        z = (float(ds.ImagePositionPatient[2]) - origin[2]) / spacing[2]
-        position = np.array(origin) + stacking * spacing[2] * z
-        edit(path, ImagePositionPatient=[f"{v:.6f}" for v in position])
-
-
 def no_times(folder):
     for path in export(folder, "times_only"):
         ds = pydicom.dcmread(path)
@@ -108,7 +97,6 @@ CASES = {
     two_equal_series: "two equally large 4D series",
     not_ct: "not CT",
     no_4d: "no 4D series",
-    gantry_tilt: "gantry tilt",
     no_times: "no way to tell the time points apart",
     uneven_slices: "uneven slice spacing",
 }

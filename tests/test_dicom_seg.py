@@ -42,3 +42,22 @@ def test_a_mask_on_another_grid_is_refused(tmp_path):
     with pytest.raises(CaseError, match="does not fit"):
         write_core_seg(np.zeros((4, 40, 32)), ctp.files[0], tmp_path / "seg.dcm")
     assert not (tmp_path / "seg.dcm").exists()
+
+
+def test_after_gantry_tilt_the_seg_lands_on_the_source_slices(tmp_path):
+    series, origin, spacing, direction, times = source_series()
+    files = write_ctp_export(tmp_path / "export", series, origin, spacing, direction, times, "temporal_index")
+    for path in files:  # 2 rows further per slice: the importer shifts slice z by 2z rows onto its grid
+        ds = pydicom.dcmread(path)
+        z = int(path.stem.split("_")[2])
+        position = np.array([float(v) for v in ds.ImagePositionPatient]) + direction[:, 1] * spacing[1] * 2 * z
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in position]
+        ds.save_as(path)
+    ctp = read_ctp_dicom(tmp_path / "export")
+    mask = np.zeros(series.shape[1:], bool)
+    mask[:, 14:20, 10:30] = True  # the same world block on every grid slice
+    back = read_core_seg(write_core_seg(mask, ctp.files[0], tmp_path / "seg.dcm", grid=ctp.grid))
+    for z, path in enumerate(ctp.files[0]):
+        expected = np.zeros(mask.shape[1:], bool)
+        expected[14 - 2 * z:20 - 2 * z, 10:30] = True  # on the source slice the block sits 2z rows higher
+        np.testing.assert_array_equal(back[pydicom.dcmread(path).SOPInstanceUID], expected)

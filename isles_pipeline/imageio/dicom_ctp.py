@@ -21,7 +21,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from isles_pipeline.imageio.dicom_geometry import GeometryError, Grid, stack_grid
+from isles_pipeline.imageio.dicom_geometry import GeometryError, Grid, resample_tilted, stack_grid
 from isles_pipeline.imageio.dicom_scan import iter_files, looks_like_dicom, scan_folder
 from isles_pipeline.imageio.dicom_series import MIN_TIME_POINTS, Candidate, find_candidates, organise
 from isles_pipeline.preprocessing.errors import CaseError
@@ -82,6 +82,7 @@ class DicomCtp:
                 "frame_interval_s": self.frame_interval_s, "time_source": self.time_source,
                 "time_points_from": self.time_key, "origin_lps_mm": list(self.grid.origin),
                 "spacing_mm": list(self.grid.spacing), "direction": list(self.grid.direction),
+                "gantry_tilt_deg": self.grid.tilt_deg,
                 "series_instance_uids": list(self.series_uids),
                 "other_series": list(self.others)}
 
@@ -209,6 +210,10 @@ def read_ctp_dicom(folder: Path, series: Optional[str] = None, threads: Optional
     shape = (len(chosen.frames), len(first), first[0].rows, first[0].columns)
     array = np.empty(shape, np.int16 if exact else np.float32)
     array = _fill(array, chosen.frames, folder, threads or min(4, os.cpu_count() or 1))
+    if grid.shifts:
+        logger.warning("%s: gantry tilt of %.2f degrees: slices shifted in their planes onto an orthogonal grid "
+                       "(linear interpolation)", folder, grid.tilt_deg)
+        array = resample_tilted(array, grid)
     logger.info("%s: read %s (%d time points over %.1f s, times from %s)", folder, chosen.label, shape[0],
                 chosen.times_s[-1], chosen.time_key)
     return DicomCtp(folder, array, chosen.times_s, grid, chosen.label, chosen.time_source, chosen.time_key,

@@ -3,8 +3,9 @@
 A viewer overlays a SEG on the images it references, so the SEG's frames are the mask's slices referenced to
 the slices of one CTP time point (the first: every time point covers the same positions). The mask must be on
 the CTP's own grid ((Z, Y, X) with z sorted along the slice normal, as `dicom_ctp` reads it): each of its slices
-then lands on one source file, frame by frame, with no resampling. Empty slices are kept, so a reader sees the
-whole slab.
+then lands on one source file, frame by frame, with no resampling; after a gantry tilt (the series was shifted
+in-plane onto an orthogonal grid) each mask slice is shifted back onto its source slice (nearest neighbour).
+Empty slices are kept, so a reader sees the whole slab.
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
+from scipy import ndimage
 
 from isles_pipeline.files import atomic_path
+from isles_pipeline.imageio.dicom_geometry import Grid
 from isles_pipeline.preprocessing.errors import CaseError
 
 INFARCT = Code("55641003", "SCT", "Infarct")
@@ -46,13 +49,26 @@ def core_segment(algorithm_version: str = "") -> hd.seg.SegmentDescription:
                                      algorithm_identification=algorithm, anatomic_regions=[BRAIN])
 
 
-def write_core_seg(mask: np.ndarray, source_files: Sequence[Path], path: Path, series_number: int = 9901,
-                   algorithm_version: str = "") -> Path:
-    """Write `mask` ((Z, Y, X), nonzero = core) as a binary SEG on `source_files` (one per z, in z order).
+def mask_on_source_slices(mask: np.ndarray, grid: Grid) -> np.ndarray:
+    """A (Z, Y, X) mask on a tilted series' orthogonal grid moved back onto its source slices."""
+    if not grid.shifts:
+        return mask
+    moved = np.zeros_like(mask)
+    for z, (rows, columns) in enumerate(grid.shifts):
+        moved[z] = ndimage.shift(mask[z].astype(np.uint8), (-rows, -columns), order=0, mode="constant") > 0
+    return moved
+
+
+def write_core_seg(mask: np.ndarray, source_files: Sequence[Path], path: Path, grid: Grid | None = None,
+                   series_number: int = 9901, algorithm_version: str = "") -> Path:
+    """Write `mask` ((Z, Y, X), nonzero = core, on the grid `dicom_ctp` read) as a binary SEG on `source_files`
+    (one per z, in z order); `grid`: the series' grid, needed only after a gantry tilt.
 
     Raises CaseError naming the first source file when the mask does not fit the source slices.
     """
     mask = np.asarray(mask) > 0
+    if grid is not None and mask.shape == grid.size[::-1]:
+        mask = mask_on_source_slices(mask, grid)
     source_files = [Path(p) for p in source_files]
     sources = [_with_type2(pydicom.dcmread(p, stop_before_pixels=True)) for p in source_files]
     first = sources[0]
