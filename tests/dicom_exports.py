@@ -167,3 +167,46 @@ def source_series(seed: int = 0, frames: int = len(NON_UNIFORM_TIMES)):
     rot_z = np.array([[np.cos(angle_z), -np.sin(angle_z), 0], [np.sin(angle_z), np.cos(angle_z), 0], [0, 0, 1]])
     times = np.array(NON_UNIFORM_TIMES[:frames]) if frames <= len(NON_UNIFORM_TIMES) else np.arange(frames) * 1.5
     return series, (-50.25, 30.5, 12.0), (0.8, 0.9, 5.0), rot_z @ rot_x, times
+
+
+def write_enhanced_ct(path: Path, series: np.ndarray, origin, spacing, direction, times_s, seed: int = 0) -> Path:
+    """The whole 4D series as one enhanced CT object: frames in a shuffled order, each with its position,
+    TemporalPositionIndex and FrameAcquisitionDateTime in its per-frame functional group."""
+    from pydicom.sequence import Sequence
+
+    enhanced = "1.2.840.10008.5.1.4.1.1.2.1"
+    direction = np.asarray(direction, float).reshape(3, 3)
+    ds = _base("CT", enhanced)
+    ds.SeriesInstanceUID, ds.FrameOfReferenceUID = generate_uid(), generate_uid()
+    ds.SeriesNumber, ds.InstanceNumber, ds.SeriesDescription = 8, 1, "CTP enhanced"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
+    ds.Rows, ds.Columns = series.shape[2:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    shared = Dataset()
+    orientation, measures, transform = Dataset(), Dataset(), Dataset()
+    orientation.ImageOrientationPatient = [f"{v:.10f}" for v in list(direction[:, 0]) + list(direction[:, 1])]
+    measures.PixelSpacing = [ds_text(spacing[1]), ds_text(spacing[0])]
+    measures.SliceThickness = ds_text(spacing[2])
+    transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = "1", "-1024", "HU"
+    shared.PlaneOrientationSequence = Sequence([orientation])
+    shared.PixelMeasuresSequence = Sequence([measures])
+    shared.PixelValueTransformationSequence = Sequence([transform])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    order = [(t, z) for t in range(series.shape[0]) for z in range(series.shape[1])]
+    random.Random(seed).shuffle(order)
+    per_frame, pixels = [], []
+    for t, z in order:
+        item, position, content = Dataset(), Dataset(), Dataset()
+        position.ImagePositionPatient = [ds_text(v) for v in np.asarray(origin) + direction[:, 2] * spacing[2] * z]
+        content.TemporalPositionIndex = t + 1
+        content.FrameAcquisitionDateTime = "20261206" + tm(START_S + float(times_s[t]))
+        item.PlanePositionSequence, item.FrameContentSequence = Sequence([position]), Sequence([content])
+        per_frame.append(item)
+        pixels.append((series[t, z] + 1024).astype(np.int16))
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    ds.NumberOfFrames = len(order)
+    ds.PixelData = np.stack(pixels).tobytes()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return Path(path)

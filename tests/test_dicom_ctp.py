@@ -126,3 +126,14 @@ def test_gantry_tilt_is_resampled_onto_the_orthogonal_grid(tmp_path):
     for z in range(series.shape[1]):  # grid row y holds the slice's row y - 3z
         np.testing.assert_allclose(ctp.series[:, z, 3 * z:], series[:, z, : series.shape[2] - 3 * z], atol=1e-3)
         assert (ctp.series[:, z, : 3 * z] == series[:, z].min(axis=(1, 2))[:, None, None]).all()
+
+
+def test_an_enhanced_multiframe_ct_object_reads_to_the_source(tmp_path):
+    from dicom_exports import write_enhanced_ct
+
+    series, origin, spacing, direction, times = source_series()
+    write_enhanced_ct(tmp_path / "export" / "CTP.dcm", series, origin, spacing, direction, times)
+    write_clutter(tmp_path / "export" / "other")
+    ctp = read_ctp_dicom(tmp_path / "export")
+    assert_same_series(ctp, series, origin, spacing, direction, times)
+    assert ctp.time_source == "AcquisitionDateTime"

@@ -156,7 +156,8 @@ def find_ctp(folder: Path, series: Optional[str] = None, slices: Optional[list] 
     return chosen, [c.label for c in candidates if c is not chosen] + others
 
 
-def _read_slice(path: Path) -> np.ndarray:
+def _read_pixels(path: Path) -> np.ndarray:
+    """The stored values of a file: (rows, columns), or (frames, rows, columns) for a multi-frame object."""
     with open(path, "rb") as handle:
         preamble = handle.read(132)[128:132] == b"DICM"
     ds = pydicom.dcmread(path, force=not preamble)
@@ -168,30 +169,39 @@ def _read_slice(path: Path) -> np.ndarray:
 
 
 def _fill(series: np.ndarray, frames: list, folder: Path, threads: int) -> np.ndarray:
-    """Decode every slice into `series` as HU (int16 while exact, else switching to float32)."""
-    flat = [(t, z, header) for t, frame in enumerate(frames) for z, header in enumerate(frame)]
+    """Decode every slice into `series` as HU (int16 while exact, else switching to float32).
+
+    Files are read in parallel threads (the decoders and numpy release the GIL); a multi-frame file once."""
+    by_file: dict = {}
+    for t, frame in enumerate(frames):
+        for z, header in enumerate(frame):
+            by_file.setdefault(header.path, []).append((t, z, header))
     rows, columns = series.shape[2:]
 
     def read(item):
-        t, z, header = item
+        path, slices = item
         try:
-            return item, _read_slice(header.path)
+            stored = _read_pixels(path)
         except Exception as error:  # any decoder failure: one line naming the file
-            raise CaseError(str(folder), f"cannot read the pixels of {header.path} ({type(error).__name__}: "
+            raise CaseError(str(folder), f"cannot read the pixels of {path} ({type(error).__name__}: "
                                          f"{str(error).splitlines()[0] if str(error) else ''})") from None
+        if slices[0][2].frame is None:
+            return [(slices[0], stored)]
+        return [(entry, stored[entry[2].frame] if stored.ndim == 3 else stored) for entry in slices]
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for (t, z, header), stored in pool.map(read, flat):
-            if stored.shape != (rows, columns):
-                raise CaseError(str(folder), f"{header.path}: pixel data of shape {stored.shape}, header says "
-                                             f"{rows}x{columns}")
-            if series.dtype == np.int16:
-                values = stored.astype(np.int32) * int(header.slope) + int(header.intercept)
-                if values.min() >= _INT16.min and values.max() <= _INT16.max:
-                    series[t, z] = values
-                    continue
-                series = series.astype(np.float32)
-            series[t, z] = stored.astype(np.float32) * np.float32(header.slope) + np.float32(header.intercept)
+        for decoded in pool.map(read, by_file.items()):
+            for (t, z, header), stored in decoded:
+                if stored.shape != (rows, columns):
+                    raise CaseError(str(folder), f"{header.path}: pixel data of shape {stored.shape}, header says "
+                                                 f"{rows}x{columns}")
+                if series.dtype == np.int16:
+                    values = stored.astype(np.int32) * int(header.slope) + int(header.intercept)
+                    if values.min() >= _INT16.min and values.max() <= _INT16.max:
+                        series[t, z] = values
+                        continue
+                    series = series.astype(np.float32)
+                series[t, z] = stored.astype(np.float32) * np.float32(header.slope) + np.float32(header.intercept)
     return series
 
 
@@ -219,3 +229,11 @@ def read_ctp_dicom(folder: Path, series: Optional[str] = None, threads: Optional
     return DicomCtp(folder, array, chosen.times_s, grid, chosen.label, chosen.time_source, chosen.time_key,
                     [[h.path for h in frame] for frame in chosen.frames], others,
                     sorted({h.series_uid for h in chosen.slices}))
+
+
+def read_engine_inputs(folder: Path, series: Optional[str] = None) -> tuple[np.ndarray, sitk.Image, np.ndarray]:
+    """What the perfusion engine reads from a 4D NIfTI, from a DICOM export instead: the (T, Z, Y, X) float32
+    series in HU, the 4D image (its grid), and the frame times in seconds from the headers."""
+    ctp = read_ctp_dicom(folder, series)
+    image = ctp.image()
+    return ctp.series.astype(np.float32, copy=False), image, np.asarray(ctp.times_s, float)

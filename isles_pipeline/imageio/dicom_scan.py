@@ -31,7 +31,8 @@ _TAGS = ["SOPClassUID", "SOPInstanceUID", "Modality", "SeriesInstanceUID", "Seri
          "InstanceNumber", "AcquisitionDate", "AcquisitionTime", "AcquisitionDateTime", "ContentDate",
          "ContentTime", "TriggerTime", "SeriesDate", "StudyDate", "NumberOfFrames", "BitsAllocated",
          "PixelRepresentation", "SamplesPerPixel", "GantryDetectorTilt", "StudyInstanceUID", "SliceThickness",
-         "SpacingBetweenSlices", "PixelPaddingValue"]
+         "SpacingBetweenSlices", "PixelPaddingValue", "SharedFunctionalGroupsSequence",
+         "PerFrameFunctionalGroupsSequence"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class SliceHeader:
     times: dict = field(default_factory=dict, compare=False)  # source -> seconds (of the day, + date)
     slice_thickness: Optional[float] = None
     study_uid: str = ""
+    frame: Optional[int] = None  # the frame of a multi-frame object (0-based); None for a single-frame file
 
 
 @dataclass
@@ -156,15 +158,15 @@ def _skip_reason(path: Path, ds) -> Optional[str]:
         return "DICOMDIR"
     if "Rows" not in ds or "Columns" not in ds:
         return "non-image object(s)"
-    if _number(ds.get("NumberOfFrames"), int) not in (None, 1):
-        return ("enhanced multi-frame CT object(s) (not read)" if sop_class == ENHANCED_CT_SOP_CLASS
-                else "multi-frame object(s)")
+    if _number(ds.get("NumberOfFrames"), int) not in (None, 1) and sop_class != ENHANCED_CT_SOP_CLASS:
+        return "multi-frame object(s) other than enhanced CT"
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
         return "colour image(s)"
     image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
     if "LOCALIZER" in image_type:
         return "localizer(s)"
-    if any(ds.get(tag) in (None, "") for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")):
+    if sop_class != ENHANCED_CT_SOP_CLASS and any(
+            ds.get(tag) in (None, "") for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")):
         return "image(s) without position or orientation"
     return None
 
@@ -175,43 +177,52 @@ def looks_like_dicom(head: bytes) -> bool:
     return head[128:132] == b"DICM" or head[:2] == b"\x08\x00" and len(head) >= 8
 
 
-def read_header(path: Path):
-    """(SliceHeader, None) for an image slice, (None, reason) for anything else."""
+def read_headers(path: Path) -> tuple[list, Optional[str]]:
+    """([SliceHeader, ...], None) for an image (one per frame of an enhanced CT object), ([], reason) else."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(132)
         if not looks_like_dicom(head):
-            return None, "non-DICOM file(s)"
+            return [], "non-DICOM file(s)"
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS, force=head[128:132] != b"DICM")
     except (InvalidDicomError, EOFError):
-        return None, "non-DICOM file(s)"
+        return [], "non-DICOM file(s)"
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
         logger.debug("%s: unreadable DICOM (%s)", path, error)
-        return None, "unreadable DICOM file(s)"
+        return [], "unreadable DICOM file(s)"
     reason = _skip_reason(path, ds)
     if reason is not None:
-        return None, reason
+        return [], reason
     try:
-        header = SliceHeader(
-            path=path, series_uid=str(ds.get("SeriesInstanceUID", "")),
-            series_number=_number(ds.get("SeriesNumber"), int),
-            series_description=str(ds.get("SeriesDescription", "")).strip(),
-            frame_of_reference=str(ds.get("FrameOfReferenceUID", "")), modality=str(ds.get("Modality", "")).upper(),
-            sop_instance_uid=str(ds.get("SOPInstanceUID", "")), rows=int(ds.Rows), columns=int(ds.Columns),
-            pixel_spacing=tuple(float(v) for v in ds.PixelSpacing),
-            orientation=tuple(float(v) for v in ds.ImageOrientationPatient),
-            position=tuple(float(v) for v in ds.ImagePositionPatient),
-            slope=_or(_number(ds.get("RescaleSlope")), 1.0), intercept=_or(_number(ds.get("RescaleIntercept")), 0.0),
-            temporal_index=_number(ds.get("TemporalPositionIndex"), int),
-            acquisition_number=_number(ds.get("AcquisitionNumber"), int),
-            instance_number=_number(ds.get("InstanceNumber"), int), times=slice_times(ds),
-            slice_thickness=_number(ds.get("SliceThickness")), study_uid=str(ds.get("StudyInstanceUID", "")))
-    except (TypeError, ValueError, AttributeError) as error:
+        if str(ds.get("SOPClassUID", "")) == ENHANCED_CT_SOP_CLASS:
+            from isles_pipeline.imageio.dicom_multiframe import flat_frames
+
+            headers = [header_from(path, frame_ds, frame) for frame, frame_ds in enumerate(flat_frames(ds))]
+        else:
+            headers = [header_from(path, ds)]
+    except (TypeError, ValueError, AttributeError, IndexError) as error:
         logger.debug("%s: malformed geometry (%s)", path, error)
-        return None, "image(s) with malformed geometry tags"
-    if len(header.pixel_spacing) != 2 or len(header.orientation) != 6 or len(header.position) != 3:
-        return None, "image(s) with malformed geometry tags"
-    return header, None
+        return [], "image(s) with malformed geometry tags"
+    if any(len(h.pixel_spacing) != 2 or len(h.orientation) != 6 or len(h.position) != 3 for h in headers):
+        return [], "image(s) with malformed geometry tags"
+    return headers, None
+
+
+def header_from(path: Path, ds, frame: Optional[int] = None) -> SliceHeader:
+    """The record of one slice from its (or its frame's flattened) attributes."""
+    return SliceHeader(
+        path=path, series_uid=str(ds.get("SeriesInstanceUID", "")), series_number=_number(ds.get("SeriesNumber"), int),
+        series_description=str(ds.get("SeriesDescription", "")).strip(),
+        frame_of_reference=str(ds.get("FrameOfReferenceUID", "")), modality=str(ds.get("Modality", "")).upper(),
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "")), rows=int(ds.Rows), columns=int(ds.Columns),
+        pixel_spacing=tuple(float(v) for v in ds.PixelSpacing),
+        orientation=tuple(float(v) for v in ds.ImageOrientationPatient),
+        position=tuple(float(v) for v in ds.ImagePositionPatient),
+        slope=_or(_number(ds.get("RescaleSlope")), 1.0), intercept=_or(_number(ds.get("RescaleIntercept")), 0.0),
+        temporal_index=_number(ds.get("TemporalPositionIndex"), int),
+        acquisition_number=_number(ds.get("AcquisitionNumber"), int),
+        instance_number=_number(ds.get("InstanceNumber"), int), times=slice_times(ds),
+        slice_thickness=_number(ds.get("SliceThickness")), study_uid=str(ds.get("StudyInstanceUID", "")), frame=frame)
 
 
 def scan_folder(folder: Path) -> FolderScan:
@@ -219,11 +230,10 @@ def scan_folder(folder: Path) -> FolderScan:
     folder = Path(folder)
     slices, skipped = [], Counter()
     for path in iter_files(folder):
-        header, reason = read_header(path)
-        if header is None:
+        headers, reason = read_headers(path)
+        if reason is not None:
             skipped[reason] += 1
-        else:
-            slices.append(header)
+        slices.extend(headers)
     scan = FolderScan(folder, slices, skipped)
     logger.info("%s: %s", folder, scan.summary())
     return scan

@@ -66,6 +66,9 @@ def write_core_seg(mask: np.ndarray, source_files: Sequence[Path], path: Path, g
 
     Raises CaseError naming the first source file when the mask does not fit the source slices.
     """
+    if len(set(map(str, source_files))) != len(source_files):
+        raise CaseError(str(source_files[0]), "the source is an enhanced multi-frame object: a SEG is written only "
+                                              "on single-frame source slices")
     mask = np.asarray(mask) > 0
     if grid is not None and mask.shape == grid.size[::-1]:
         mask = mask_on_source_slices(mask, grid)

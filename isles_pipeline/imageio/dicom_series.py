@@ -270,7 +270,7 @@ def _duplicate_or_untimed(by_position: dict, sources: list) -> str:
         for source in sources[:1] or [None]:
             seen = {}
             for header in headers:
-                value = header.times[source] if source else header.sop_instance_uid
+                value = header.times[source] if source else (header.sop_instance_uid, header.frame)
                 if value in seen:
                     return (f"duplicated instances: {seen[value].path} and {header.path} are at the same slice "
                             "position and time")
