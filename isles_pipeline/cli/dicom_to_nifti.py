@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"for -frame_times) and OUT/{SIDECAR_NAME}."))
     parser.add_argument("-i", dest="input", required=True, type=Path, help="DICOM export folder of one study")
     parser.add_argument("-o", dest="output", required=True, type=Path, help="output folder")
-    parser.add_argument("--series", default=None,
+    parser.add_argument("-series", "--series", default=None,
                         help="the 4D series to take when there are several (SeriesInstanceUID, SeriesNumber, "
                              "SeriesDescription or FrameOfReferenceUID); default: the largest")
     parser.add_argument("--compress", action="store_true",

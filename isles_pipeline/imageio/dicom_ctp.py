@@ -128,7 +128,7 @@ def choose_candidate(folder: Path, candidates: list[Candidate], others: list[str
         ct.sort(key=lambda c: c.size, reverse=True)
         if len(ct) > 1 and ct[0].size == ct[1].size:
             raise CaseError(str(folder), f"two equally large 4D series: {ct[0].label} and {ct[1].label}; "
-                                         "pick one with --series")
+                                         "pick one with -series")
         chosen = ct[0]
     if chosen.modality != "CT":
         raise CaseError(str(folder), f"{chosen.label} is {chosen.modality or 'of no modality'}, not CT")

@@ -33,7 +33,7 @@ class Candidate:
     """A set of slices that may be a 4D series; after `organise`, `frames` holds them by time and position."""
 
     label: str
-    names: set  # what `--series` matches: SeriesInstanceUIDs, SeriesNumbers, descriptions, FrameOfReferenceUID
+    names: set  # what `-series` matches: SeriesInstanceUIDs, SeriesNumbers, descriptions, FrameOfReferenceUID
     slices: list
     per_time_point_series: bool = False
     frames: list = field(default_factory=list)  # [time point][position] -> SliceHeader
