@@ -1,8 +1,9 @@
 """A DICOM CTP export as the files the rest of the project reads: a 4D NIfTI, its frame times, a sidecar.
 
 `dicom_to_nifti(folder, out)` writes `out/ctp.nii` (HU, the series' exact LPS grid; `ctp.nii.gz` with
-`compress=True`: gzip takes ~9 s of a 10 s budget on a 420 MB series of 2 cores, and CT noise halves at best), `out/ctp_frame_times.csv`
-(one time in seconds per frame, relative to the first: what `isles_perfusion_maps -frame_times` reads) and
+`compress=True`: gzip takes ~9 s of a 10 s budget on a 420 MB series of 2 cores, and CT noise halves at best),
+`out/ctp_frame_times.csv` (one time in seconds per frame, relative to the first: what `isles_perfusion_maps
+-frame_times` reads) and
 `out/ctp_dicom.json` (what was chosen and why). The header's frame interval (pixdim[4], seconds) is the
 constant interval when the frames are evenly spaced; for a non-uniform protocol it is 0, so a reader that
 ignores the CSV refuses the series instead of assuming a wrong constant interval. The three files appear

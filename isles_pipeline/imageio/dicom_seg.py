@@ -79,7 +79,8 @@ def write_core_seg(mask: np.ndarray, source_files: Sequence[Path], path: Path, g
         raise CaseError(str(source_files[0]), f"core mask of shape {mask.shape} does not fit {len(sources)} source "
                                               f"slices of {first.Rows}x{first.Columns}")
     seg = hd.seg.Segmentation(
-        source_images=sources, pixel_array=mask.astype(np.uint8), segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        source_images=sources, pixel_array=mask.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[core_segment(algorithm_version)], series_instance_uid=hd.UID(),
         series_number=series_number, sop_instance_uid=hd.UID(), instance_number=1, manufacturer="isles_pipeline",
         manufacturer_model_name="isles_pipeline", software_versions=algorithm_version or "unknown",
