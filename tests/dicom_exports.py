@@ -72,7 +72,7 @@ def slice_dataset(stored: np.ndarray, origin, direction, spacing, *, signed=True
 
 def write_ctp_export(folder: Path, series: np.ndarray, origin, spacing, direction, times_s, style: str,
                      *, signed=True, slope=1.0, intercept=0.0, transfer_syntax=None, shuffle=False, seed=0,
-                     description="CTP 4D", series_number=5, whole_seconds=False) -> list[Path]:
+                     description="CTP 4D", series_number=5, whole_seconds=False, study_uid=None) -> list[Path]:
     """The 4D HU `series` (T, Z, Y, X) as files in `folder` in one of STYLES; returns the files written."""
     folder = Path(folder)
     rng = random.Random(seed)
@@ -91,6 +91,7 @@ def write_ctp_export(folder: Path, series: np.ndarray, origin, spacing, directio
             uid = per_time_uids[t] if style == "series_per_time_point" else series_uid
             ds = slice_dataset(stored, position, direction, spacing, signed=signed, slope=slope, intercept=intercept,
                                series_uid=uid, frame_of_reference=frame_of_reference, description=description)
+            ds.StudyInstanceUID = study_uid or ds.StudyInstanceUID
             ds.SeriesNumber = series_number + (t if style == "series_per_time_point" else 0)
             ds.InstanceNumber = z + 1 + (0 if style == "series_per_time_point" else t * series.shape[1])
             if style == "temporal_index":
@@ -116,7 +117,8 @@ def write_ctp_export(folder: Path, series: np.ndarray, origin, spacing, directio
 
 
 def write_volume(folder: Path, volume: np.ndarray, origin, spacing, direction, *, description: str,
-                 series_number: int, image_type=("ORIGINAL", "PRIMARY", "AXIAL"), modality="CT") -> list[Path]:
+                 series_number: int, image_type=("ORIGINAL", "PRIMARY", "AXIAL"), modality="CT",
+                 study_uid=None) -> list[Path]:
     """A 3D series (Z, Y, X) HU, e.g. a non-contrast CT, or a localizer (one slice, ImageType LOCALIZER)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -128,6 +130,7 @@ def write_volume(folder: Path, volume: np.ndarray, origin, spacing, direction, *
         ds = slice_dataset(volume[z], position, direction, spacing, series_uid=uid, frame_of_reference=frame,
                            description=description, modality=modality)
         ds.ImageType = list(image_type)
+        ds.StudyInstanceUID = study_uid or ds.StudyInstanceUID
         ds.SeriesNumber, ds.InstanceNumber = series_number, z + 1
         ds.AcquisitionTime = tm(START_S - 300 + z)
         path = folder / f"{description.replace(' ', '_')}_{z:03d}.dcm"

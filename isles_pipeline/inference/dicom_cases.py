@@ -2,7 +2,8 @@
 
 Studies are told apart by StudyInstanceUID (not by folder: one study's series often sit in several folders);
 a study is named after the top-level subfolder holding all its files, else `study_<n>` in scan order, and a
-folder of one study after the folder itself. Each study becomes what the raw layout gives the preprocessor:
+folder of one study after the folder itself. Of several studies, those without a 4D series (a prior head CT
+exported alongside) are left out, and logged, unless none has one. Each study becomes what the raw layout gives the preprocessor:
 - the 4D series on a uniform time grid. The network's temporal preprocessing takes one frame interval, so a
   non-uniform protocol is interpolated linearly in time onto the grid the perfusion engine uses
   (`perfusion.timing.uniform_grid`: the median interval, at most 1 s); a uniform one is kept as it is;
@@ -25,6 +26,7 @@ import SimpleITK as sitk
 from isles_pipeline.dataset_conversion.nifti_io import write_image
 from isles_pipeline.imageio.dicom_ctp import DicomCtp, read_ctp_dicom
 from isles_pipeline.imageio.dicom_scan import scan_folder
+from isles_pipeline.imageio.dicom_series import find_candidates
 from isles_pipeline.perfusion.baseline import baseline_frame_count
 from isles_pipeline.perfusion.timing import resampling_matrix, uniform_grid
 from isles_pipeline.preprocessing.temporal import global_curve
@@ -49,6 +51,11 @@ def find_dicom_studies(folder: Path) -> list[DicomStudy]:
     by_study = defaultdict(list)
     for header in scan_folder(folder).slices:
         by_study[header.study_uid].append(header)
+    if len(by_study) > 1:
+        with_4d = {uid: slices for uid, slices in by_study.items() if find_candidates(slices)[0]}
+        for uid in set(by_study) - set(with_4d) if with_4d else ():
+            logger.info("%s: study %s has no 4D series: left out", folder, uid)
+        by_study = with_4d or by_study
     if len(by_study) == 1:
         uid, slices = next(iter(by_study.items()))
         return [DicomStudy(folder.name, folder, uid, tuple(slices))]
