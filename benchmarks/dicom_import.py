@@ -44,7 +44,8 @@ def write_export(folder: Path, slices: int, size: int, frames: int, syntax: str 
 
 
 def measure(command: list[str]) -> dict:
-    """Wall seconds and peak RSS (MiB) of one child process."""
+    """Wall seconds and peak RSS (MiB) of one child process (started from this small process, so the peak is
+    the child's own)."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     _, status, usage = os.wait4(process.pid, 0)
@@ -67,9 +68,13 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="isles_dicom_bench_") as work:
         work = Path(work)
         start = time.perf_counter()
-        files = write_export(work / "export", args.slices, args.size, args.frames, args.syntax)
-        print(f"wrote {files:.0f} files in {time.perf_counter() - start:.1f} s")
         python = sys.executable
+        # in a child process: a forked child's peak RSS would count the memory this process holds
+        writer = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from benchmarks.dicom_import import write_export; "
+                  f"print(write_export(__import__('pathlib').Path({str(work / 'export')!r}), {args.slices}, "
+                  f"{args.size}, {args.frames}, {args.syntax!r}))")
+        files = float(measure([python, "-c", writer])["stdout"])
+        print(f"wrote {files:.0f} files in {time.perf_counter() - start:.1f} s")
         results = {"files": files, "cpus": os.cpu_count(), "syntax": args.syntax or "explicit VR little endian"}
         results["pydicom_bare_read"] = measure([python, "-c", BARE_READ, str(work / "export")])
         results["isles_dicom_to_nifti"] = measure([python, "-m", "isles_pipeline.cli.dicom_to_nifti", "-i",

@@ -137,3 +137,13 @@ def test_an_enhanced_multiframe_ct_object_reads_to_the_source(tmp_path):
     ctp = read_ctp_dicom(tmp_path / "export")
     assert_same_series(ctp, series, origin, spacing, direction, times)
     assert ctp.time_source == "AcquisitionDateTime"
+
+
+def test_values_beyond_int16_switch_the_series_to_float32(tmp_path):
+    series, origin, spacing, direction, times = source_series()
+    series[5:] += 30000  # unsigned storage up to 33000 HU from the sixth frame on: int16 no longer holds them
+    write_ctp_export(tmp_path, series, origin, spacing, direction, times, "temporal_index", signed=False,
+                     intercept=-1024.0)
+    ctp = read_ctp_dicom(tmp_path, threads=1)
+    assert ctp.series.dtype == np.float32
+    np.testing.assert_array_equal(ctp.series, series)
