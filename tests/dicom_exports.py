@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 STYLES = ("temporal_index", "series_per_time_point", "times_only", "trigger_time", "acquisition_number")
 START_S = 10 * 3600 + 15 * 60 + 30.25  # 10:15:30.25

@@ -3,9 +3,9 @@ import logging
 
 import numpy as np
 import pytest
+from dicom_exports import source_series, write_clutter, write_ctp_export
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
-from dicom_exports import source_series, write_clutter, write_ctp_export
 from isles_pipeline.imageio.dicom_ctp import read_ctp_dicom
 
 
@@ -147,3 +147,13 @@ def test_values_beyond_int16_switch_the_series_to_float32(tmp_path):
     ctp = read_ctp_dicom(tmp_path, threads=1)
     assert ctp.series.dtype == np.float32
     np.testing.assert_array_equal(ctp.series, series)
+
+
+def test_a_missing_decoder_is_named_with_the_package_to_install(monkeypatch):
+    from isles_pipeline.imageio import dicom_codecs
+
+    assert dicom_codecs.missing_decoder(JPEGLSLossless) is None  # installed: the tests above decode JPEG-LS
+    monkeypatch.setattr(dicom_codecs, "installed_plugins", lambda: set())
+    assert "pip install pyjpegls" in dicom_codecs.missing_decoder(JPEGLSLossless)
+    assert "pip install pylibjpeg-openjpeg" in dicom_codecs.missing_decoder(JPEG2000Lossless)
+    assert dicom_codecs.missing_decoder(RLELossless) is None  # pydicom decodes RLE itself

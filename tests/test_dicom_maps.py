@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from dicom_exports import write_clutter, write_ctp_export
 from pydicom.uid import RLELossless
 
-from dicom_exports import write_clutter, write_ctp_export
 from isles_pipeline.cli.perfusion_maps import main
 from isles_pipeline.imageio.nifti_io import read_image
 from isles_pipeline.perfusion import MAP_NAMES

@@ -1,9 +1,9 @@
 """isles_predict's DICOM input: a folder of one study or of several, each study's series staged for the network."""
 import numpy as np
 import SimpleITK as sitk
+from dicom_exports import source_series, write_clutter, write_ctp_export, write_volume
 from pydicom.uid import generate_uid
 
-from dicom_exports import source_series, write_clutter, write_ctp_export, write_volume
 from isles_pipeline.inference.dicom_cases import find_dicom_studies, read_study, uniform_series
 
 

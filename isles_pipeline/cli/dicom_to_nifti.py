@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from isles_pipeline.errors import CaseError
 from isles_pipeline.imageio.dicom_nifti import FRAME_TIMES_NAME, SERIES_NAME, SIDECAR_NAME, dicom_to_nifti
-from isles_pipeline.preprocessing.errors import CaseError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,10 +22,11 @@ import SimpleITK as sitk
 from pydicom.pixels import pixel_array
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from isles_pipeline.errors import CaseError
+from isles_pipeline.imageio.dicom_codecs import missing_decoder
 from isles_pipeline.imageio.dicom_geometry import GeometryError, Grid, resample_tilted, stack_grid
 from isles_pipeline.imageio.dicom_scan import iter_files, looks_like_dicom, scan_folder
 from isles_pipeline.imageio.dicom_series import MIN_TIME_POINTS, Candidate, find_candidates, organise
-from isles_pipeline.preprocessing.errors import CaseError
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +178,17 @@ def _read_pixels(path: Path) -> np.ndarray:
     return ds.pixel_array
 
 
+def _decode_problem(path: Path, error: Exception) -> str:
+    """What to tell about a failed decode: the package to install when a plugin is missing, else the error."""
+    try:
+        syntax = pydicom.dcmread(path, stop_before_pixels=True, force=True).file_meta.get("TransferSyntaxUID", "")
+    except Exception:  # the file itself is unreadable: report the original error
+        syntax = ""
+    advice = missing_decoder(syntax) if syntax else None
+    text = str(error).splitlines()[0] if str(error) else ""
+    return advice or f"{type(error).__name__}: {text}"
+
+
 def _to_int16_hu(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray) -> bool:
     """Write stored x slope + intercept into the int16 `out` when that is exact; False (nothing written) if not.
 
@@ -211,8 +223,7 @@ def _fill(series: np.ndarray, frames: list, folder: Path, threads: int) -> np.nd
         try:
             stored = _read_pixels(path)
         except Exception as error:  # any decoder failure: one line naming the file
-            raise CaseError(str(folder), f"cannot read the pixels of {path} ({type(error).__name__}: "
-                                         f"{str(error).splitlines()[0] if str(error) else ''})") from None
+            raise CaseError(str(folder), f"cannot read the pixels of {path} ({_decode_problem(path, error)})") from None
         if slices[0][2].frame is None:
             return [(slices[0], stored)]
         return [(entry, stored[entry[2].frame] if stored.ndim == 3 else stored) for entry in slices]

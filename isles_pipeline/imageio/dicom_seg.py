@@ -19,9 +19,9 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from scipy import ndimage
 
+from isles_pipeline.errors import CaseError
 from isles_pipeline.files import atomic_path
 from isles_pipeline.imageio.dicom_geometry import Grid
-from isles_pipeline.preprocessing.errors import CaseError
 
 INFARCT = Code("55641003", "SCT", "Infarct")
 BRAIN = Code("12738006", "SCT", "Brain")

@@ -3,7 +3,8 @@
 Studies are told apart by StudyInstanceUID (not by folder: one study's series often sit in several folders);
 a study is named after the top-level subfolder holding all its files, else `study_<n>` in scan order, and a
 folder of one study after the folder itself. Of several studies, those without a 4D series (a prior head CT
-exported alongside) are left out, and logged, unless none has one. Each study becomes what the raw layout gives the preprocessor:
+exported alongside) are left out, and logged, unless none has one. Each study becomes what the raw layout
+gives the preprocessor:
 - the 4D series on a uniform time grid. The network's temporal preprocessing takes one frame interval, so a
   non-uniform protocol is interpolated linearly in time onto the grid the perfusion engine uses
   (`perfusion.timing.uniform_grid`: the median interval, at most 1 s); a uniform one is kept as it is;
@@ -23,13 +24,13 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from isles_pipeline.dataset_conversion.nifti_io import write_image
 from isles_pipeline.imageio.dicom_ctp import DicomCtp, read_ctp_dicom
 from isles_pipeline.imageio.dicom_scan import scan_folder
 from isles_pipeline.imageio.dicom_series import find_candidates
+from isles_pipeline.imageio.nifti_io import write_image
 from isles_pipeline.perfusion.baseline import baseline_frame_count
+from isles_pipeline.perfusion.bolus_timing import global_curve
 from isles_pipeline.perfusion.timing import resampling_matrix, uniform_grid
-from isles_pipeline.preprocessing.temporal import global_curve
 
 logger = logging.getLogger(__name__)
 SOFT_TISSUE_HU = (-100.0, 150.0)  # the head's non-bone, non-air voxels, for the global curve
