@@ -25,8 +25,12 @@ def tm(seconds: float) -> str:
 
 
 def ds_text(value: float) -> str:
-    """A DS value within the standard's 16 characters."""
-    return f"{value:.6f}"[:16]
+    """A DS value within the standard's 16 characters, as precise as they allow (as careful scanners write)."""
+    for digits in range(15, 0, -1):
+        text = f"{float(value):.{digits}g}"
+        if len(text) <= 16:
+            return text
+    raise ValueError(value)
 
 
 def _base(modality: str = "CT", sop_class=CTImageStorage) -> Dataset:

@@ -13,14 +13,18 @@ from isles_pipeline.perfusion.io import read_series, write_outputs
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isles_perfusion_maps", description=__doc__)
-    parser.add_argument("-i", dest="input", required=True, type=Path, help="4D CTP series (.nii or .nii.gz), HU")
+    parser.add_argument("-i", dest="input", required=True, type=Path,
+                        help="4D CTP series (.nii or .nii.gz, HU), or a DICOM export folder of one study")
     parser.add_argument("-o", dest="output", required=True, type=Path,
                         help="output folder: cbf, cbv, mtt, tmax, ttp .nii.gz, aif.json, qc.png")
     parser.add_argument("-method", default="osvd", choices=METHODS,
                         help="deconvolution (default osvd: block-circulant SVD, oscillation-index threshold)")
     parser.add_argument("-frame_times", type=Path, default=None,
-                        help="CSV of per-frame times in seconds (non-uniform protocols); default: the header's "
-                             "frame interval (pixdim[4])")
+                        help="CSV of per-frame times in seconds (non-uniform protocols); default: the DICOM "
+                             "headers' times, or the NIfTI header's frame interval (pixdim[4])")
+    parser.add_argument("-series", default=None,
+                        help="DICOM input: the 4D series to take when there are several (SeriesInstanceUID, "
+                             "SeriesNumber, SeriesDescription); default: the largest")
     parser.add_argument("-device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--no_vof_correction", action="store_true",
                         help="do not rescale the AIF's area to the venous output function's")
@@ -34,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        series, image, times = read_series(args.input, args.frame_times)
+        series, image, times = read_series(args.input, args.frame_times, args.series)
         result = compute_maps(series, times, image.GetSpacing()[2::-1], method=args.method, device=args.device,
                               denoise=not args.no_denoise, vof_correction=not args.no_vof_correction,
                               motion_correction=args.motion_correction, name=str(args.input))

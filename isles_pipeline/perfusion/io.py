@@ -1,7 +1,8 @@
 """Files of `isles_perfusion_maps`: the 4D series and its frame times in, maps, aif.json and a QC picture out.
 
-Frame times come from a CSV (one time in seconds per frame, in order; commas or new lines; a non-numeric
-first line is a header) when given, else from the 4D header: pixdim[4] in the header's time unit (seconds
+The series is a 4D NIfTI or a DICOM export folder (frame times from its headers). Frame times come from a CSV
+(one time in seconds per frame, in order; commas or new lines; a non-numeric first line is a header) when
+given, else from the DICOM headers or the 4D header: pixdim[4] in the header's time unit (seconds
 when unset, as in ISLES 2018). A zero or absent interval is an error, never a default.
 Maps are written on the series' exact 3D grid (size, spacing, origin, direction of its first three axes,
 with the ISLES identity-sform quirk resolved by `nifti_io.read_image`).
@@ -17,6 +18,7 @@ import SimpleITK as sitk
 
 from isles_pipeline.errors import CaseError
 from isles_pipeline.files import atomic_path, atomic_write_json
+from isles_pipeline.imageio.dicom_ctp import read_engine_inputs
 from isles_pipeline.imageio.nifti_io import raw_header, read_image, write_image
 from isles_pipeline.imageio.nifti_scan import count_non_finite
 from isles_pipeline.imageio.nifti_stream import TIME_UNIT_SECONDS
@@ -60,9 +62,16 @@ def header_frame_interval(path: Path) -> float:
     return float(interval) * TIME_UNIT_SECONDS.get(units, 1.0)
 
 
-def read_series(path: Path, frame_times_csv: Path | None = None) -> tuple[np.ndarray, sitk.Image, np.ndarray]:
-    """(T, Z, Y, X) float32 series, the 4D image (geometry), and the frame times in seconds."""
+def read_series(path: Path, frame_times_csv: Path | None = None,
+                dicom_series: str | None = None) -> tuple[np.ndarray, sitk.Image, np.ndarray]:
+    """(T, Z, Y, X) float32 series, the 4D image (geometry), and the frame times in seconds.
+
+    `path` may be a DICOM export folder: the series, its grid and its frame times then come from the headers
+    (`imageio.dicom_ctp`; `dicom_series` picks among several 4D series); a CSV, when given, still wins."""
     path = Path(path)
+    if path.is_dir():
+        series, image, times = read_engine_inputs(path, dicom_series)
+        return series, image, (read_frame_times_csv(frame_times_csv) if frame_times_csv is not None else times)
     image = read_image(path)
     if image.GetDimension() != 4:
         raise CaseError(str(path), f"expected a 4D CTP series, got a {image.GetDimension()}D image of size "
