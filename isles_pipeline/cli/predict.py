@@ -1,5 +1,5 @@
 """`isles_predict -i IN -o OUT -d 18 [-f 0 1 2 3] [-tr T] [-p P] [-chk checkpoint_final.pth] [-device auto]
-[--save_probabilities] [--save_pseudo_dwi] [--disable_postprocessing] [--smir_names] [--overlays]`:
+[--save_probabilities] [--save_pseudo_dwi] [--disable_postprocessing] [--smir_names] [--overlays] [--dicom_seg]`:
 a thin layer over `isles_pipeline.inference.predict.predict_folder`."""
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from isles_pipeline.paths import DEFAULT_CONFIGURATION, DEFAULT_PLANS, DEFAULT_T
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isles_predict", description=(
         "Predict infarct core with a trained model's fold ensemble (mean probability, threshold, the chosen "
-        "post-processing). IN: a folder of ISLES 2018 case folders (e.g. TESTING/) or a raw imagesTs folder "
-        "with ctpTs/ beside it. Outputs keep each input CT's exact geometry."))
+        "post-processing). IN: a folder of ISLES 2018 case folders (e.g. TESTING/), a raw imagesTs folder "
+        "with ctpTs/ beside it, or a DICOM export of one study or of several (the CTP found in each). Outputs keep "
+        "each input CT's exact geometry."))
     parser.add_argument("-i", required=True, type=Path, help="input folder")
     parser.add_argument("-o", required=True, type=Path, help="output folder")
     parser.add_argument("-d", required=True, type=int, help="dataset id, e.g. 18")
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-precision", default="auto", choices=("auto", "bf16", "fp32"),
                         help="auto: bf16 autocast on CUDA, float32 on CPU")
     parser.add_argument("--overlays", action="store_true", help="also OUT/overlays/<case>.png (paper Fig. 4)")
+    parser.add_argument("--dicom_seg", action="store_true",
+                        help="DICOM input: also OUT/<case>_core_seg.dcm, a DICOM SEG of the core on the source CTP")
     return parser
 
 
@@ -51,7 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     options = PredictionOptions(args.save_probabilities, args.save_pseudo_dwi, args.smir_names, args.smir_name,
-                                args.overlays)
+                                args.overlays, args.dicom_seg)
     try:
         report = predict_folder(args.i, args.o, args.d, args.f, args.tr, args.p, args.c, args.chk, args.device,
                                 args.disable_postprocessing, options,

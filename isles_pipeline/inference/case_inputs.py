@@ -1,7 +1,7 @@
 """What `isles_predict -i IN` can read, as a list of cases that are prepared (read, checked, preprocessed) one
 at a time.
 
-Two layouts:
+Three layouts:
 - a folder of ISLES 2018 case folders (`case_N/SMIR.Brain.XX.O.<MOD>.<id>/...`, e.g. TESTING/): each case is
   read with the converter's reader and checks (identity-sform quirk resolved, 5D series squeezed), staged as
   plain NIfTI in a temporary folder and preprocessed from there, so prediction sees exactly what the converter
@@ -9,6 +9,9 @@ Two layouts:
 - a raw `images<split>` folder (`<case>_0000.nii.gz` ...), with `ctp<split>/` beside it (`ctpTs/` when the
   folder has another name) and, when present, the dataset's `dataset.json` above it (channel order, frame
   timing, SMIR ids); `labels<split>/` beside it, when present, gives the truth drawn in overlays.
+- a DICOM export: a folder holding one study, or a folder of studies (`dicom_cases`: studies by
+  StudyInstanceUID; plain CT from the series' pre-contrast frames, maps computed, a uniform time grid). Output
+  name: the study's folder; the first time point's slices are kept for a DICOM SEG of the mask.
 Preprocessing is `preprocessing.case_preprocessor.preprocess_case`, the function training data went through.
 A case without perfusion maps (ISLES layout: no map folders; raw: no _0001.._0004 files) gets maps computed
 from its 4D series (`isles_pipeline.perfusion`), as the converter does. Plans on computed maps (map source
@@ -29,6 +32,7 @@ from isles_pipeline.dataset_conversion.convert import add_computed_maps, load_ca
 from isles_pipeline.dataset_conversion.isles2018_layout import list_case_folders, read_case_layout
 from isles_pipeline.files import read_json
 from isles_pipeline.imageio.nifti_io import read_image, write_image
+from isles_pipeline.inference.dicom_cases import DicomSource, find_dicom_studies, read_study, stage_study
 from isles_pipeline.preprocessing.case_preprocessor import PreprocessedCase, preprocess_case
 from isles_pipeline.raw_format import (
     CHANNEL_NAMES,
@@ -49,7 +53,8 @@ ISLES_TO_COMPUTED = {m: f"{name}{COMPUTED_SUFFIX}" for m, name in ISLES_TO_RAW.i
 
 @dataclass(frozen=True)
 class InputCase:
-    """One case to predict: `kind` "isles" (path = the case folder) or "raw" (path = the images folder)."""
+    """One case to predict: `kind` "isles" (path = the case folder), "raw" (path = the images folder) or "dicom"
+    (path = the folder given, dataset["study"] = its `DicomStudy`)."""
 
     name: str
     kind: str
@@ -66,6 +71,7 @@ class PreparedCase:
     preprocessed: PreprocessedCase
     truth: Optional[np.ndarray]  # (Z, Y, X) bool on the original grid, when a label exists
     ct_mtt_id: Optional[int]
+    dicom: Optional[DicomSource] = None  # a DICOM study's source slices and grid (for a SEG of the mask)
 
     @property
     def properties(self) -> dict:
@@ -93,8 +99,11 @@ def find_input_cases(folder: Path) -> list[InputCase]:
     first = channel_file_name("", min(int(i) for i in dataset["channel_names"]), ending)
     names = sorted(p.name[: -len(first)] for p in folder.glob(f"*{first}") if not p.name.startswith("."))
     if not names:
+        studies = find_dicom_studies(folder)
+        if studies:
+            return [InputCase(study.name, "dicom", folder, dataset={"study": study}) for study in studies]
         raise FileNotFoundError(f"{folder}: neither case_N folders (ISLES 2018 layout) nor *{first} images "
-                                "(raw images folder)")
+                                "(raw images folder) nor DICOM images")
     split = folder.name[len("images"):] if folder.name.startswith("images") and len(folder.name) > 6 else "Ts"
     return [InputCase(name, "raw", folder, split, dataset) for name in names]
 
@@ -173,8 +182,20 @@ def _prepare_isles(case: InputCase, configuration: dict) -> PreparedCase:
     return PreparedCase(case.name, result, truth, source.ids.get("CT_MTT"))
 
 
+def _prepare_dicom(case: InputCase, configuration: dict) -> PreparedCase:
+    ctp = read_study(case.dataset["study"])
+    with tempfile.TemporaryDirectory(prefix=f"isles_predict_{case.name}_") as staging:
+        images, series, step = stage_study(ctp, Path(staging), case.name)
+        for modality, computed_name in ISLES_TO_COMPUTED.items():  # the only maps a DICOM study has
+            images[computed_name] = images[ISLES_TO_RAW[modality]]
+        result = preprocess_case(images, series, configuration, case=case.name, case_info={"frame_interval_s": step})
+    return PreparedCase(case.name, result, None, None, DicomSource(ctp.files[0], ctp.grid))
+
+
 def prepare_case(case: InputCase, configuration: dict) -> PreparedCase:
     """Read, check and preprocess one case (raises with a message naming the case on bad input)."""
     if case.kind == "isles":
         return _prepare_isles(case, configuration)
+    if case.kind == "dicom":
+        return _prepare_dicom(case, configuration)
     return _prepare_raw(case, configuration)

@@ -25,15 +25,27 @@ import numpy as np
 import SimpleITK as sitk
 
 from isles_pipeline.imageio.dicom_ctp import DicomCtp, read_ctp_dicom
+from isles_pipeline.imageio.dicom_geometry import Grid
 from isles_pipeline.imageio.dicom_scan import scan_folder
+from isles_pipeline.imageio.dicom_seg import write_core_seg
 from isles_pipeline.imageio.dicom_series import find_candidates
 from isles_pipeline.imageio.nifti_io import write_image
 from isles_pipeline.perfusion.baseline import baseline_frame_count
 from isles_pipeline.perfusion.bolus_timing import global_curve
 from isles_pipeline.perfusion.timing import resampling_matrix, uniform_grid
+from isles_pipeline.preprocessing.resampling import to_original_image
 
 logger = logging.getLogger(__name__)
+SEG_SUFFIX = "_core_seg.dcm"
 SOFT_TISSUE_HU = (-100.0, 150.0)  # the head's non-bone, non-air voxels, for the global curve
+
+
+@dataclass(frozen=True)
+class DicomSource:
+    """What a DICOM SEG of a study's mask refers to: the first time point's files (z order) and the grid."""
+
+    files: list
+    grid: Grid
 
 
 @dataclass(frozen=True)
@@ -127,3 +139,9 @@ def stage_study(ctp: DicomCtp, staging: Path, name: str) -> tuple[dict[str, Path
     ctp_path = staging / "CTP.nii"
     write_image(image4d, ctp_path)
     return paths, ctp_path, step
+
+
+def write_study_seg(mask: np.ndarray, properties: dict, source: DicomSource, path: Path) -> Path:
+    """The predicted mask (on the preprocessed grid) as a DICOM SEG on the study's source slices."""
+    original = sitk.GetArrayFromImage(to_original_image(np.ascontiguousarray(mask, np.uint8), properties))
+    return write_core_seg(original, source.files, path, grid=source.grid)

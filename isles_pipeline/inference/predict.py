@@ -20,6 +20,7 @@ import numpy as np
 from isles_pipeline.evaluation.overlay import save_overlay
 from isles_pipeline.files import atomic_path, atomic_write_json
 from isles_pipeline.inference.case_inputs import InputCase, PreparedCase, find_input_cases, prepare_case
+from isles_pipeline.inference.dicom_cases import SEG_SUFFIX, write_study_seg
 from isles_pipeline.inference.predictor import DEFAULT_CHECKPOINT, CasePrediction, Predictor
 from isles_pipeline.inference.writer import (
     OVERLAYS_FOLDER,
@@ -45,6 +46,7 @@ class PredictionOptions:
     smir_names: bool = False
     smir_name: str = "isles_pipeline"
     overlays: bool = False
+    dicom_seg: bool = False  # DICOM input: also <case>_core_seg.dcm, a SEG on the source CTP slices
 
 
 @dataclass
@@ -89,6 +91,9 @@ def write_case(prepared: PreparedCase, prediction: CasePrediction, output_folder
             save_overlay(outputs.enter_context(atomic_path(output_folder / OVERLAYS_FOLDER / f"{prepared.name}.png")),
                          input_map, prediction.mask, prediction.pseudo_dwi, prepared.truth,
                          input_name=map_name, title=f"{prepared.name}: core {prediction.volume_ml:.2f} ml")
+        if options.dicom_seg and prepared.dicom is not None:
+            write_study_seg(prediction.mask, prepared.properties, prepared.dicom,
+                            outputs.enter_context(atomic_path(output_folder / f"{prepared.name}{SEG_SUFFIX}")))
     return {"case": prepared.name, "file": name, "core_volume_ml": round(prediction.volume_ml, 4),
             "lesion_count": prediction.lesion_count, "ct_mtt_id": prepared.ct_mtt_id}
 
