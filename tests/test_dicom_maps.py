@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 from dicom_exports import write_clutter, write_ctp_export
@@ -44,7 +45,8 @@ def test_dicom_in_gives_the_maps_of_the_nifti_in(tmp_path, phantom_series, unifo
         csv.write_text("\n".join(str(t) for t in times))
         arguments += ["-frame_times", str(csv)]
     assert main(["-i", str(nifti), "-o", str(tmp_path / "from_nifti"), *arguments]) == 0
-    assert main(["-i", str(export), "-o", str(tmp_path / "from_dicom"), "-device", "cpu", "--no_qc"]) == 0
+    assert main(["-i", str(export), "-o", str(tmp_path / "from_dicom"), "-device", "cpu", "--no_qc"]
+                + (["--dicom_maps"] if uniform else [])) == 0
     for name in MAP_NAMES:
         ours = read_image(tmp_path / "from_dicom" / f"{name}.nii.gz")
         reference = read_image(tmp_path / "from_nifti" / f"{name}.nii.gz")
@@ -55,3 +57,14 @@ def test_dicom_in_gives_the_maps_of_the_nifti_in(tmp_path, phantom_series, unifo
                                    atol=1e-5, err_msg=name)
     aif = json.loads((tmp_path / "from_dicom" / "aif.json").read_text())
     assert aif["source"] == str(export)
+    if uniform:  # the parametric maps hold the NIfTI maps' values, slice by slice in z order
+        cbf = sitk.GetArrayFromImage(read_image(tmp_path / "from_dicom" / "cbf.nii.gz"))
+        parametric = pydicom.dcmread(tmp_path / "from_dicom" / "dicom" / "cbf.dcm")
+        depth = [float(np.dot(f.PlanePositionSequence[0].ImagePositionPatient, direction[:, 2]))
+                 for f in parametric.PerFrameFunctionalGroupsSequence]
+        np.testing.assert_array_equal(parametric.pixel_array[np.argsort(depth)], cbf)
+
+
+def test_dicom_maps_need_dicom_input(tmp_path, phantom_series, capsys):
+    assert main(["-i", str(phantom_series[0]), "-o", str(tmp_path / "out"), "--dicom_maps"]) == 1
+    assert "needs a DICOM export folder" in capsys.readouterr().err and not (tmp_path / "out").exists()

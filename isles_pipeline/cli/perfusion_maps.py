@@ -32,11 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--motion_correction", action="store_true",
                         help="register every frame to the first (one rigid in-plane transform per frame, on bone)")
     parser.add_argument("--no_qc", action="store_true", help="do not write qc.png")
+    parser.add_argument("--dicom_maps", action="store_true",
+                        help="DICOM input: also OUT/dicom/<map>.dcm, parametric maps referencing the source series")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.dicom_maps and not args.input.is_dir():
+        print(f"isles_perfusion_maps: {args.input}: --dicom_maps needs a DICOM export folder as input", file=sys.stderr)
+        return 1
     try:
         series, image, times = read_series(args.input, args.frame_times, args.series)
         result = compute_maps(series, times, image.GetSpacing()[2::-1], method=args.method, device=args.device,
@@ -49,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"isles_perfusion_maps: {args.input}: {error}", file=sys.stderr)
         return 1
     write_outputs(result, image, args.output, source=str(args.input), qc=not args.no_qc)
+    if args.dicom_maps:
+        from isles_pipeline.imageio.dicom_ctp import source_slices
+        from isles_pipeline.imageio.dicom_maps import write_maps_dicom
+
+        write_maps_dicom(result.maps, *source_slices(args.input, args.series), args.output / "dicom")
     arterial = result.arterial
     print(f"wrote cbf, cbv, mtt, tmax, ttp, aif.json{'' if args.no_qc else ', qc.png'} to {args.output} "
           f"({result.method} on {result.device}; AIF peak {arterial.aif.max():.0f} HU, scale {arterial.scale:.2f})")

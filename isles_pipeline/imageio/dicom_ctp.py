@@ -274,3 +274,16 @@ def read_engine_inputs(folder: Path, series: Optional[str] = None) -> tuple[np.n
     ctp = read_ctp_dicom(folder, series)
     image = ctp.image()
     return ctp.series.astype(np.float32, copy=False), image, np.asarray(ctp.times_s, float)
+
+
+def source_slices(folder: Path, series: Optional[str] = None) -> tuple[list, Grid]:
+    """The first time point's files (z order) and the grid of an export's CTP, from the headers only: what
+    DICOM outputs (SEG, parametric maps) refer to."""
+    chosen, _ = find_ctp(folder, series)
+    first = chosen.frames[0]
+    try:
+        grid = stack_grid(np.array([h.position for h in first]), first[0].orientation, first[0].pixel_spacing,
+                          first[0].rows, first[0].columns, first[0].slice_thickness)
+    except GeometryError as error:
+        raise CaseError(str(folder), f"{chosen.label}: {error}") from None
+    return [h.path for h in first], grid
