@@ -29,8 +29,7 @@ print(total)
 
 def write_export(folder: Path, slices: int, size: int, frames: int, syntax: str | None) -> float:
     """A head-like series (a disk of brain in air, noise) in the Canon style: one series, temporal indices."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from dicom_exports import write_ctp_export  # the tests' vendor-style writer
+    from isles_pipeline.phantom.dicom_export import write_ctp_export
 
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:size, :size]

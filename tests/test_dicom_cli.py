@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from dicom_exports import source_series, write_clutter, write_ctp_export
 
 from isles_pipeline.cli.dicom_to_nifti import main
 from isles_pipeline.imageio.nifti_io import read_image
 from isles_pipeline.perfusion.io import header_frame_interval, read_frame_times_csv, read_series
+from isles_pipeline.phantom.dicom_export import source_series, write_clutter, write_ctp_export
 
 DCM2NIIX = shutil.which("dcm2niix") or shutil.which("dcm2niix", path=str(Path(sys.executable).parent))
 

@@ -3,10 +3,10 @@ import logging
 
 import numpy as np
 import pytest
-from dicom_exports import source_series, write_clutter, write_ctp_export
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from isles_pipeline.imageio.dicom_ctp import read_ctp_dicom
+from isles_pipeline.phantom.dicom_export import source_series, write_clutter, write_ctp_export
 
 
 def assert_same_series(ctp, series, origin, spacing, direction, times):
@@ -129,7 +129,7 @@ def test_gantry_tilt_is_resampled_onto_the_orthogonal_grid(tmp_path):
 
 
 def test_an_enhanced_multiframe_ct_object_reads_to_the_source(tmp_path):
-    from dicom_exports import write_enhanced_ct
+    from isles_pipeline.phantom.dicom_export import write_enhanced_ct
 
     series, origin, spacing, direction, times = source_series()
     write_enhanced_ct(tmp_path / "export" / "CTP.dcm", series, origin, spacing, direction, times)

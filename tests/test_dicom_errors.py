@@ -4,11 +4,11 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
-from dicom_exports import slice_dataset, source_series, write_clutter, write_ctp_export
 
 from isles_pipeline.cli.dicom_to_nifti import main
 from isles_pipeline.errors import CaseError
 from isles_pipeline.imageio.dicom_ctp import read_ctp_dicom
+from isles_pipeline.phantom.dicom_export import slice_dataset, source_series, write_clutter, write_ctp_export
 
 
 def export(folder, style="temporal_index", **options):

@@ -5,12 +5,12 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from dicom_exports import write_clutter, write_ctp_export
 from pydicom.uid import RLELossless
 
 from isles_pipeline.cli.perfusion_maps import main
 from isles_pipeline.imageio.nifti_io import read_image
 from isles_pipeline.perfusion import MAP_NAMES
+from isles_pipeline.phantom.dicom_export import write_clutter, write_ctp_export
 
 
 @pytest.fixture(scope="module")

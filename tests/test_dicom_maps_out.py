@@ -1,10 +1,10 @@
 """Perfusion maps written as DICOM Parametric Maps read back to the same values at the same world positions."""
 import numpy as np
 import pydicom
-from dicom_exports import source_series, write_ctp_export
 
 from isles_pipeline.imageio.dicom_ctp import read_ctp_dicom
 from isles_pipeline.imageio.dicom_maps import write_maps_dicom
+from isles_pipeline.phantom.dicom_export import source_series, write_ctp_export
 
 
 def test_maps_round_trip_through_parametric_maps(tmp_path):

@@ -7,7 +7,6 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 import torch
-from dicom_exports import write_clutter, write_ctp_export
 from predict_helpers import PLANS, TRAINER, build_model, use_roots
 from pydicom.uid import generate_uid
 
@@ -15,6 +14,7 @@ from isles_pipeline.cli.predict import main as predict_main
 from isles_pipeline.imageio.dicom_ctp import read_ctp_dicom
 from isles_pipeline.imageio.dicom_seg import read_core_seg
 from isles_pipeline.imageio.nifti_io import read_image
+from isles_pipeline.phantom.dicom_export import write_clutter, write_ctp_export
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,11 @@
 import numpy as np
 import pydicom
 import pytest
-from dicom_exports import source_series, write_ctp_export
 
 from isles_pipeline.errors import CaseError
 from isles_pipeline.imageio.dicom_ctp import read_ctp_dicom
 from isles_pipeline.imageio.dicom_seg import read_core_seg, write_core_seg
+from isles_pipeline.phantom.dicom_export import source_series, write_ctp_export
 
 
 @pytest.mark.parametrize("style", ["temporal_index", "series_per_time_point"])

@@ -1,10 +1,10 @@
 """isles_predict's DICOM input: a folder of one study or of several, each study's series staged for the network."""
 import numpy as np
 import SimpleITK as sitk
-from dicom_exports import source_series, write_clutter, write_ctp_export, write_volume
 from pydicom.uid import generate_uid
 
 from isles_pipeline.inference.dicom_cases import find_dicom_studies, read_study, uniform_series
+from isles_pipeline.phantom.dicom_export import source_series, write_clutter, write_ctp_export, write_volume
 
 
 def test_a_folder_of_studies_gives_one_case_per_study_named_by_its_folder(tmp_path):

@@ -1,4 +1,5 @@
-"""Write DICOM exports of a known 4D series the way different scanners and PACS do, for the importer's tests.
+"""A known 4D series written as a DICOM export the way different scanners and PACS do: what the DICOM importer
+is tested and benchmarked on, and a way to try the DICOM path on a phantom case.
 
 The source is a (T, Z, Y, X) HU array on a known ITK grid (origin, spacing, direction, LPS) with known frame
 times; the writer turns it into single-frame CT files in one vendor style, optionally with the other objects
