@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,6 +190,18 @@ def _decode_problem(path: Path, error: Exception) -> str:
     return advice or f"{type(error).__name__}: {text}"
 
 
+def _bounded_map(pool: ThreadPoolExecutor, function, items: list, window: int):
+    """`pool.map` with at most `window` results waiting: decoded slices must not pile up in memory when the
+    consumer falls behind the readers (on a loaded machine they did, by hundreds of MB)."""
+    pending = deque()
+    for item in items:
+        pending.append(pool.submit(function, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def _to_int16_hu(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray) -> bool:
     """Write stored x slope + intercept into the int16 `out` when that is exact; False (nothing written) if not.
 
@@ -229,7 +242,7 @@ def _fill(series: np.ndarray, frames: list, folder: Path, threads: int) -> np.nd
         return [(entry, stored[entry[2].frame] if stored.ndim == 3 else stored) for entry in slices]
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for decoded in pool.map(read, by_file.items()):
+        for decoded in _bounded_map(pool, read, list(by_file.items()), 4 * threads):
             for (t, z, header), stored in decoded:
                 if stored.shape != (rows, columns):
                     raise CaseError(str(folder), f"{header.path}: pixel data of shape {stored.shape}, header says "
