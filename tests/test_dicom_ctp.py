@@ -157,3 +157,21 @@ def test_a_missing_decoder_is_named_with_the_package_to_install(monkeypatch):
     assert "pip install pyjpegls" in dicom_codecs.missing_decoder(JPEGLSLossless)
     assert "pip install pylibjpeg-openjpeg" in dicom_codecs.missing_decoder(JPEG2000Lossless)
     assert dicom_codecs.missing_decoder(RLELossless) is None  # pydicom decodes RLE itself
+
+
+def test_a_derived_series_at_the_same_positions_is_no_time_point(tmp_path):
+    """A temporal MIP exported beside one-series-per-time-point frames shares their positions and frame of
+    reference; it is left out by its ImageType DERIVED."""
+    import pydicom
+
+    from isles_pipeline.phantom.dicom_export import write_volume
+
+    series, origin, spacing, direction, times = source_series()
+    files = write_ctp_export(tmp_path, series, origin, spacing, direction, times, "series_per_time_point")
+    frame_of_reference = pydicom.dcmread(files[0]).FrameOfReferenceUID
+    write_volume(tmp_path / "tmip", series.max(axis=0), origin, spacing, direction, description="TMIP",
+                 series_number=40, image_type=("DERIVED", "SECONDARY", "AXIAL"),
+                 frame_of_reference=frame_of_reference)
+    ctp = read_ctp_dicom(tmp_path)
+    assert_same_series(ctp, series, origin, spacing, direction, times)
+    assert any("TMIP" in other for other in ctp.others)

@@ -60,6 +60,7 @@ class SliceHeader:
     slice_thickness: Optional[float] = None
     study_uid: str = ""
     frame: Optional[int] = None  # the frame of a multi-frame object (0-based); None for a single-frame file
+    derived: bool = False  # ImageType DERIVED (a MIP, a subtraction, a reformat), not an acquired image
 
 
 @dataclass
@@ -222,7 +223,8 @@ def header_from(path: Path, ds, frame: Optional[int] = None) -> SliceHeader:
         temporal_index=_number(ds.get("TemporalPositionIndex"), int),
         acquisition_number=_number(ds.get("AcquisitionNumber"), int),
         instance_number=_number(ds.get("InstanceNumber"), int), times=slice_times(ds),
-        slice_thickness=_number(ds.get("SliceThickness")), study_uid=str(ds.get("StudyInstanceUID", "")), frame=frame)
+        slice_thickness=_number(ds.get("SliceThickness")), study_uid=str(ds.get("StudyInstanceUID", "")), frame=frame,
+        derived=str((ds.get("ImageType") or [""])[0]).upper() == "DERIVED")
 
 
 def scan_folder(folder: Path) -> FolderScan:

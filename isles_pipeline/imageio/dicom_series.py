@@ -109,7 +109,8 @@ def find_candidates(slices: list[SliceHeader]) -> tuple[list[Candidate], list[st
 
 
 def _merge_series_per_time_point(group: list) -> tuple[list[Candidate], list]:
-    """One series per time point: 3D series of one frame of reference and matrix at the same positions."""
+    """One series per time point: 3D series of one frame of reference and matrix at the same positions (derived
+    ones, such as a temporal MIP, left out when the acquired ones make a 4D series by themselves)."""
     depth = {}
     for series, _ in group:
         normal = normal_of(series[0].orientation)
@@ -121,6 +122,11 @@ def _merge_series_per_time_point(group: list) -> tuple[list[Candidate], list]:
     members = [series for series, _ in group if depth[id(series)] == common]
     partial = [series for series, _ in group if depth[id(series)] < common]
     rest = [series for series, _ in group if not depth[id(series)] <= common]
+    acquired = [series for series in members + partial if not series[0].derived]
+    if len(acquired) >= MIN_TIME_POINTS:  # a TMIP or subtraction series at the same positions is no time point
+        rest += [series for series in members + partial if series[0].derived]
+        members = [series for series in members if not series[0].derived]
+        partial = [series for series in partial if not series[0].derived]
     if len(members) + len(partial) < MIN_TIME_POINTS:
         return [], [series for series, _ in group]
     slices = [h for series in members + partial for h in series]

@@ -123,12 +123,12 @@ def write_ctp_export(folder: Path, series: np.ndarray, origin, spacing, directio
 
 def write_volume(folder: Path, volume: np.ndarray, origin, spacing, direction, *, description: str,
                  series_number: int, image_type=("ORIGINAL", "PRIMARY", "AXIAL"), modality="CT",
-                 study_uid=None) -> list[Path]:
+                 study_uid=None, frame_of_reference=None) -> list[Path]:
     """A 3D series (Z, Y, X) HU, e.g. a non-contrast CT, or a localizer (one slice, ImageType LOCALIZER)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     direction = np.asarray(direction, float).reshape(3, 3)
-    uid, frame = generate_uid(), generate_uid()
+    uid, frame = generate_uid(), frame_of_reference or generate_uid()
     written = []
     for z in range(volume.shape[0]):
         position = np.asarray(origin, float) + direction[:, 2] * spacing[2] * z
