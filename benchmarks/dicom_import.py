@@ -57,12 +57,12 @@ def measure(command: list[str]) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--slices", type=int, default=16)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--frames", type=int, default=50)
-    parser.add_argument("--syntax", default=None, help="transfer syntax UID to compress with (default: none)")
+    parser.add_argument("-slices", type=int, default=16)
+    parser.add_argument("-size", type=int, default=512)
+    parser.add_argument("-frames", type=int, default=50)
+    parser.add_argument("-syntax", default=None, help="transfer syntax UID to compress with (default: none)")
     parser.add_argument("--compress", action="store_true", help="measure the command with --compress")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("-json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="isles_dicom_bench_") as work:
         work = Path(work)
