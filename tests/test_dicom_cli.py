@@ -11,6 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from isles_pipeline.cli.dicom_to_nifti import main
+from isles_pipeline.imageio.dicom_ctp import read_ctp_dicom
 from isles_pipeline.imageio.nifti_io import read_image
 from isles_pipeline.perfusion.io import header_frame_interval, read_frame_times_csv, read_series
 from isles_pipeline.phantom.dicom_export import source_series, write_clutter, write_ctp_export
@@ -85,3 +86,39 @@ def test_same_voxels_in_the_world_as_dcm2niix_and_where_we_differ(tmp_path):
     np.testing.assert_allclose(sidecar["FrameTimesStart"], times)
     assert theirs.GetSpacing()[3] == pytest.approx(times[-1] / (len(times) - 1))
     assert header_frame_interval(tmp_path / "ours" / "ctp.nii") == 0.0
+
+
+@pytest.mark.parametrize("style", ["series_per_time_point", "temporal_index"])
+def test_each_time_point_matches_gdcm_reading_its_files(tmp_path, style):
+    """An independent reader: SimpleITK's GDCM series reader on one time point's files gives the same voxels
+    and world grid as the importer's frame."""
+    series, origin, spacing, direction, times = source_series()
+    write_ctp_export(tmp_path, series, origin, spacing, direction, times, style, shuffle=True)
+    ctp = read_ctp_dicom(tmp_path)
+    reader = sitk.ImageSeriesReader()
+    for t in (0, 7):
+        reader.SetFileNames([str(p) for p in ctp.files[t]])
+        gdcm = reader.Execute()
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(gdcm), ctp.series[t])
+        np.testing.assert_allclose(gdcm.GetOrigin(), ctp.grid.origin, atol=1e-4)
+        np.testing.assert_allclose(gdcm.GetSpacing(), ctp.grid.spacing, atol=1e-4)
+        np.testing.assert_allclose(gdcm.GetDirection(), ctp.grid.direction, atol=1e-6)
+
+
+@pytest.mark.skipif(DCM2NIIX is None, reason="dcm2niix is not installed (pip install dcm2niix)")
+def test_where_dcm2niix_loses_the_4d_series_or_its_times(tmp_path):
+    """The differences the how-to states: one series per time point -> dcm2niix writes one 3D file per series;
+    times only in TriggerTime -> no times and a 1 s interval in its header. We read both as the source."""
+    series, origin, spacing, direction, times = source_series()
+    for style in ("series_per_time_point", "trigger_time"):
+        write_ctp_export(tmp_path / style, series, origin, spacing, direction, times, style)
+        (tmp_path / f"{style}_out").mkdir()
+        subprocess.run([DCM2NIIX, "-z", "n", "-f", "%s", "-o", str(tmp_path / f"{style}_out"), str(tmp_path / style)],
+                       check=True, capture_output=True)
+        np.testing.assert_array_equal(read_ctp_dicom(tmp_path / style).times_s, times)
+    per_series = sorted((tmp_path / "series_per_time_point_out").glob("*.nii"))
+    assert len(per_series) == len(times) and all(sitk.ReadImage(str(p)).GetDimension() == 3 for p in per_series)
+    trigger = sitk.ReadImage(str(next((tmp_path / "trigger_time_out").glob("*.nii"))))
+    assert trigger.GetSize()[3] == len(times) and trigger.GetSpacing()[3] == 1.0
+    sidecar = json.loads(next((tmp_path / "trigger_time_out").glob("*.json")).read_text())
+    assert "FrameTimesStart" not in sidecar
