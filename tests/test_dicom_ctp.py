@@ -175,3 +175,13 @@ def test_a_derived_series_at_the_same_positions_is_no_time_point(tmp_path):
     ctp = read_ctp_dicom(tmp_path)
     assert_same_series(ctp, series, origin, spacing, direction, times)
     assert any("TMIP" in other for other in ctp.others)
+
+
+def test_slices_of_a_time_point_at_different_times_give_its_mean_time(tmp_path):
+    """A shuttle protocol: the table sweeps back and forth, 0.2 s per slice, so every slice has its own time; a
+    frame's time is its slices' mean, and the time points are still told apart at each position."""
+    series, origin, spacing, direction, times = source_series()
+    write_ctp_export(tmp_path, series, origin, spacing, direction, times, "times_only", shuttle_s=0.2, shuffle=True)
+    ctp = read_ctp_dicom(tmp_path)
+    np.testing.assert_array_equal(ctp.series, series)
+    np.testing.assert_allclose(ctp.times_s, times, atol=1e-6)  # the sweep's mean offset is the same every frame

@@ -64,6 +64,11 @@ def two_equal_series(folder):
     export(folder / "b", series_number=6)
 
 
+def two_studies(folder):
+    export(folder / "a", study_uid="1.2.826.0.1.3680043.8.498.101")
+    export(folder / "b", study_uid="1.2.826.0.1.3680043.8.498.102")
+
+
 def not_ct(folder):
     for path in export(folder):
         edit(path, Modality="MR")
@@ -95,6 +100,7 @@ CASES = {
     different_size: "slices of different sizes",
     different_spacing: "slices of different pixel spacing",
     two_equal_series: "two equally large 4D series",
+    two_studies: "4D series of 2 studies: give the folder of one study",
     not_ct: "not CT",
     no_4d: "no 4D series",
     no_times: "no way to tell the time points apart",

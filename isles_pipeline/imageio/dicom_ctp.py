@@ -129,6 +129,10 @@ def choose_candidate(folder: Path, candidates: list[Candidate], others: list[str
             raise CaseError(str(folder), f"no 4D series (the same slice positions at {MIN_TIME_POINTS} or more "
                                          "time points); found: " + ("; ".join(everything) or "no image slices"))
         ct.sort(key=lambda c: c.size, reverse=True)
+        studies = {c.slices[0].study_uid for c in ct}
+        if len(studies) > 1:
+            raise CaseError(str(folder), f"4D series of {len(studies)} studies: give the folder of one study (or pick "
+                                         "a series with -series); isles_predict takes a folder of studies")
         if len(ct) > 1 and ct[0].size == ct[1].size:
             raise CaseError(str(folder), f"two equally large 4D series: {ct[0].label} and {ct[1].label}; "
                                          "pick one with -series")

@@ -77,8 +77,12 @@ def slice_dataset(stored: np.ndarray, origin, direction, spacing, *, signed=True
 
 def write_ctp_export(folder: Path, series: np.ndarray, origin, spacing, direction, times_s, style: str,
                      *, signed=True, slope=1.0, intercept=0.0, transfer_syntax=None, shuffle=False, seed=0,
-                     description="CTP 4D", series_number=5, whole_seconds=False, study_uid=None) -> list[Path]:
-    """The 4D HU `series` (T, Z, Y, X) as files in `folder` in one of STYLES; returns the files written."""
+                     description="CTP 4D", series_number=5, whole_seconds=False, study_uid=None,
+                     shuttle_s=0.0) -> list[Path]:
+    """The 4D HU `series` (T, Z, Y, X) as files in `folder` in one of STYLES; returns the files written.
+
+    `shuttle_s`: each slice stamped that much later than the one before, in alternating directions (a table
+    moving back and forth), so a time point's slices carry different times."""
     folder = Path(folder)
     rng = random.Random(seed)
     direction = np.asarray(direction, float).reshape(3, 3)
@@ -92,6 +96,7 @@ def write_ctp_export(folder: Path, series: np.ndarray, origin, spacing, directio
             stamp = float(int(stamp))
         for z in range(series.shape[1]):
             stored = np.round((series[t, z] - intercept) / slope)
+            stamp_z = stamp + shuttle_s * (z if t % 2 == 0 else series.shape[1] - 1 - z)
             position = np.asarray(origin, float) + direction[:, 2] * spacing[2] * z
             uid = per_time_uids[t] if style == "series_per_time_point" else series_uid
             ds = slice_dataset(stored, position, direction, spacing, signed=signed, slope=slope, intercept=intercept,
@@ -108,8 +113,8 @@ def write_ctp_export(folder: Path, series: np.ndarray, origin, spacing, directio
                 ds.TriggerTime = ds_text(float(time) * 1000.0)
                 ds.AcquisitionNumber = 1
             else:
-                ds.AcquisitionTime = tm(stamp)
-                ds.ContentTime = tm(stamp + 5.0)
+                ds.AcquisitionTime = tm(stamp_z)
+                ds.ContentTime = tm(stamp_z + 5.0)
                 ds.AcquisitionNumber = ds.get("AcquisitionNumber", 1)
             if transfer_syntax is not None:
                 ds.compress(transfer_syntax)
