@@ -14,7 +14,7 @@ from isles_pipeline.cli.predict import main as predict_main
 from isles_pipeline.imageio.dicom_ctp import read_ctp_dicom
 from isles_pipeline.imageio.dicom_seg import read_core_seg
 from isles_pipeline.imageio.nifti_io import read_image
-from isles_pipeline.phantom.dicom_export import write_clutter, write_ctp_export
+from isles_pipeline.phantom.dicom_export import export_nifti_series, write_clutter
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,10 @@ def model(tmp_path_factory):
     patch.undo()
 
 
-def export_case(case_dir, folder, times=None, study_uid=None):
+def export_case(case_dir, folder, times=None):
     """A phantom case's 4D series as a DICOM study (its own StudyInstanceUID), with the usual clutter."""
-    image = read_image(next(case_dir.glob("*CT_4DPWI*/*.nii")))
-    series = sitk.GetArrayFromImage(image)
-    times = np.arange(series.shape[0]) * image.GetSpacing()[3] if times is None else times
-    direction = np.array(image.GetDirection()).reshape(4, 4)[:3, :3]
-    files = write_ctp_export(folder, series, image.GetOrigin()[:3], image.GetSpacing()[:3], direction, times,
-                             "times_only", shuffle=True, study_uid=study_uid or generate_uid())
+    files = export_nifti_series(next(case_dir.glob("*CT_4DPWI*/*.nii")), folder, "times_only", times_s=times,
+                                shuffle=True, study_uid=generate_uid())
     write_clutter(folder / "other")
     return files
 

@@ -278,8 +278,8 @@ def read_ctp_dicom(folder: Path, series: Optional[str] = None, threads: Optional
         logger.warning("%s: gantry tilt of %.2f degrees: slices shifted in their planes onto an orthogonal grid "
                        "(linear interpolation)", folder, grid.tilt_deg)
         array = resample_tilted(array, grid)
-    logger.info("%s: read %s (%d time points over %.1f s, times from %s)", folder, chosen.label, shape[0],
-                chosen.times_s[-1], chosen.time_key)
+    logger.info("%s: read %s (%d time points over %.1f s; time points from %s, times from %s)", folder,
+                chosen.label, shape[0], chosen.times_s[-1], chosen.time_key, chosen.time_source)
     return DicomCtp(folder, array, chosen.times_s, grid, chosen.label, chosen.time_source, chosen.time_key,
                     [[h.path for h in frame] for frame in chosen.frames], others,
                     sorted({h.series_uid for h in chosen.slices}))

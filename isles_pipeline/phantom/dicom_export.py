@@ -223,3 +223,18 @@ def write_enhanced_ct(path: Path, series: np.ndarray, origin, spacing, direction
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return Path(path)
+
+
+def export_nifti_series(path: Path, folder: Path, style: str = "temporal_index", times_s=None, **options) -> list:
+    """A 4D NIfTI series (e.g. a phantom case's CT_4DPWI) written as a DICOM export in `style`, on its exact grid;
+    times: `times_s`, else the header's frame interval. For trying the DICOM path end to end."""
+    import SimpleITK as sitk
+
+    from isles_pipeline.imageio.nifti_io import read_image
+
+    image = read_image(Path(path))
+    series = sitk.GetArrayFromImage(image).astype(np.float32)
+    times = np.arange(series.shape[0]) * image.GetSpacing()[3] if times_s is None else np.asarray(times_s, float)
+    direction = np.array(image.GetDirection()).reshape(4, 4)[:3, :3]
+    return write_ctp_export(folder, np.round(series), image.GetOrigin()[:3], image.GetSpacing()[:3], direction,
+                            times, style, **options)
