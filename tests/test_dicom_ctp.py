@@ -3,7 +3,7 @@ import logging
 
 import numpy as np
 import pytest
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, JPEGLSLossless, RLELossless
 
 from isles_pipeline.imageio.dicom_ctp import read_ctp_dicom
 from isles_pipeline.phantom.dicom_export import source_series, write_clutter, write_ctp_export
@@ -25,6 +25,7 @@ def assert_same_series(ctp, series, origin, spacing, direction, times):
     ("trigger_time", None),
     ("acquisition_number", JPEGLSLossless),
     ("temporal_index", JPEG2000Lossless),
+    ("series_per_time_point", JPEGLosslessSV1),
 ])
 def test_every_vendor_style_reads_to_the_source(tmp_path, style, syntax):
     series, origin, spacing, direction, times = source_series()

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    JPEGLosslessSV1,
+    generate_uid,
+)
 
 STYLES = ("temporal_index", "series_per_time_point", "times_only", "trigger_time", "acquisition_number")
 START_S = 10 * 3600 + 15 * 60 + 30.25  # 10:15:30.25
@@ -116,7 +122,9 @@ def write_ctp_export(folder: Path, series: np.ndarray, origin, spacing, directio
                 ds.AcquisitionTime = tm(stamp_z)
                 ds.ContentTime = tm(stamp_z + 5.0)
                 ds.AcquisitionNumber = ds.get("AcquisitionNumber", 1)
-            if transfer_syntax is not None:
+            if transfer_syntax == JPEGLosslessSV1:  # pydicom has no encoder for it; GDCM (in SimpleITK) has
+                _compress_jpeg_lossless(ds, stored.astype(np.int16 if signed else np.uint16))
+            elif transfer_syntax is not None:
                 ds.compress(transfer_syntax)
             name = (f"{rng.getrandbits(64):016X}" if shuffle else f"IM_{t:03d}_{z:03d}.dcm")
             sub = folder / (f"{rng.randrange(3):02d}" if shuffle else "") / ("S1" if shuffle else "")
@@ -124,6 +132,29 @@ def write_ctp_export(folder: Path, series: np.ndarray, origin, spacing, directio
             ds.save_as(sub / name, enforce_file_format=True)
             written.append(sub / name)
     return written
+
+
+def _compress_jpeg_lossless(ds: Dataset, stored: np.ndarray) -> None:
+    """Replace the pixel data by GDCM's JPEG lossless (process 14, selection value 1) encoding of `stored`."""
+    import tempfile
+
+    import pydicom
+    import SimpleITK as sitk
+
+    with tempfile.TemporaryDirectory() as folder:
+        writer = sitk.ImageFileWriter()
+        writer.SetImageIO("GDCMImageIO")
+        writer.SetFileName(str(Path(folder) / "slice.dcm"))
+        writer.SetUseCompression(True)
+        writer.SetCompressor("JPEG")
+        writer.Execute(sitk.GetImageFromArray(stored[None]))
+        encoded = pydicom.dcmread(Path(folder) / "slice.dcm")
+    if encoded.file_meta.TransferSyntaxUID != JPEGLosslessSV1:
+        raise RuntimeError(f"GDCM wrote {encoded.file_meta.TransferSyntaxUID}, not JPEG lossless SV1")
+    ds.PixelData = encoded.PixelData
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
 
 
 def write_volume(folder: Path, volume: np.ndarray, origin, spacing, direction, *, description: str,
