@@ -26,7 +26,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from isles_pipeline.errors import CaseError
 from isles_pipeline.imageio.dicom_codecs import missing_decoder
 from isles_pipeline.imageio.dicom_geometry import GeometryError, Grid, resample_tilted, stack_grid
-from isles_pipeline.imageio.dicom_scan import iter_files, looks_like_dicom, scan_folder
+from isles_pipeline.imageio.dicom_scan import scan_folder
 from isles_pipeline.imageio.dicom_series import MIN_TIME_POINTS, Candidate, find_candidates, organise
 
 logger = logging.getLogger(__name__)
@@ -88,24 +88,6 @@ class DicomCtp:
                 "gantry_tilt_deg": self.grid.tilt_deg,
                 "series_instance_uids": list(self.series_uids),
                 "other_series": list(self.others)}
-
-
-def is_dicom_folder(path: Path) -> bool:
-    """True for a folder holding at least one DICOM file (a quick look: the first 200 files at most)."""
-    path = Path(path)
-    if not path.is_dir():
-        return False
-    for number, file in enumerate(iter_files(path)):
-        if number >= 200:
-            return False
-        try:
-            with open(file, "rb") as handle:
-                head = handle.read(132)
-        except OSError:
-            continue
-        if looks_like_dicom(head):
-            return True
-    return False
 
 
 def choose_candidate(folder: Path, candidates: list[Candidate], others: list[str],

@@ -11,11 +11,11 @@ from typing import Sequence
 
 import highdicom as hd
 import numpy as np
-import pydicom
 from pydicom.sr.coding import Code
 
 from isles_pipeline.files import atomic_path
 from isles_pipeline.imageio.dicom_geometry import Grid
+from isles_pipeline.imageio.dicom_seg import source_header
 
 UNITS = {  # map -> (UCUM code, meaning)
     "cbf": Code("mL/(100.g)/min", "UCUM", "milliliter per 100 gram per minute"),
@@ -24,24 +24,13 @@ UNITS = {  # map -> (UCUM code, meaning)
     "tmax": Code("s", "UCUM", "second"),
     "ttp": Code("s", "UCUM", "second"),
 }
-_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-          "ReferringPhysicianName", "StudyID", "AccessionNumber")
-
-
-def _source(path: Path) -> pydicom.Dataset:
-    """A source header with absent Type 2 attributes present and empty (de-identified exports drop them)."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
-    for keyword in _TYPE2:
-        if keyword not in ds:
-            setattr(ds, keyword, "")
-    return ds
 
 
 def write_map_dicom(values: np.ndarray, name: str, source_files: Sequence[Path], grid: Grid, path: Path,
                     series_number: int = 9902) -> Path:
     """Write one (Z, Y, X) map (`name` in UNITS) on `grid` as a Parametric Map referencing `source_files`."""
     values = np.ascontiguousarray(values, dtype=np.float32)
-    sources = [_source(p) for p in dict.fromkeys(Path(p) for p in source_files)]
+    sources = [source_header(p) for p in dict.fromkeys(Path(p) for p in source_files)]
     axes = np.array(grid.direction).reshape(3, 3)
     positions = [hd.PlanePositionSequence(hd.CoordinateSystemNames.PATIENT, grid.index_to_world((0, 0, z)))
                  for z in range(values.shape[0])]

@@ -31,8 +31,10 @@ _TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDa
           "ReferringPhysicianName", "StudyID", "AccessionNumber")
 
 
-def _with_type2(ds: pydicom.Dataset) -> pydicom.Dataset:
-    """The source with absent Type 2 attributes present and empty (in memory only; the file is not touched)."""
+def source_header(path: Path) -> pydicom.Dataset:
+    """A source slice's header, with absent Type 2 patient/study attributes present and empty (de-identified
+    exports drop them; highdicom copies them). In memory only: the file is not touched."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
     for keyword in _TYPE2:
         if keyword not in ds:
             setattr(ds, keyword, "")
@@ -73,7 +75,7 @@ def write_core_seg(mask: np.ndarray, source_files: Sequence[Path], path: Path, g
     if grid is not None and mask.shape == grid.size[::-1]:
         mask = mask_on_source_slices(mask, grid)
     source_files = [Path(p) for p in source_files]
-    sources = [_with_type2(pydicom.dcmread(p, stop_before_pixels=True)) for p in source_files]
+    sources = [source_header(p) for p in source_files]
     first = sources[0]
     if mask.shape != (len(sources), int(first.Rows), int(first.Columns)):
         raise CaseError(str(source_files[0]), f"core mask of shape {mask.shape} does not fit {len(sources)} source "
