@@ -186,3 +186,18 @@ def test_slices_of_a_time_point_at_different_times_give_its_mean_time(tmp_path):
     ctp = read_ctp_dicom(tmp_path)
     np.testing.assert_array_equal(ctp.series, series)
     np.testing.assert_allclose(ctp.times_s, times, atol=1e-6)  # the sweep's mean offset is the same every frame
+
+
+def test_a_constant_temporal_index_falls_back_to_the_times(tmp_path):
+    """Some exports write TemporalPositionIndex 1 (and AcquisitionNumber 1) on every slice: no key tells the time
+    points apart, the times do."""
+    import pydicom
+
+    series, origin, spacing, direction, times = source_series()
+    for path in write_ctp_export(tmp_path, series, origin, spacing, direction, times, "temporal_index"):
+        ds = pydicom.dcmread(path)
+        ds.TemporalPositionIndex, ds.AcquisitionNumber = 1, 1
+        ds.save_as(path)
+    ctp = read_ctp_dicom(tmp_path)
+    assert_same_series(ctp, series, origin, spacing, direction, times)
+    assert ctp.time_key == "AcquisitionTime at each slice position"

@@ -161,12 +161,14 @@ def _time_sources(slices: list) -> list[str]:
 
 
 def _key_groups(candidate: Candidate, positions: np.ndarray) -> tuple[str, list]:
-    """Time point groups from a header key: TemporalPositionIndex, AcquisitionNumber, or the series."""
+    """Time point groups from a header key: TemporalPositionIndex, AcquisitionNumber, or the series. A key is
+    used only when it has as many values as a slice position has time points (some exports put 1 everywhere);
+    a duplicated file adds a time point at its position, so the key is not used and the times find it."""
     slices, count = candidate.slices, int(np.bincount(positions).max())
     if candidate.per_time_point_series:
         key = "SeriesInstanceUID"
         values = [h.series_uid for h in slices]
-    elif all(h.temporal_index is not None for h in slices):
+    elif all(h.temporal_index is not None for h in slices) and len({h.temporal_index for h in slices}) == count:
         key, values = "TemporalPositionIndex", [h.temporal_index for h in slices]
     elif all(h.acquisition_number is not None for h in slices) and len({h.acquisition_number for h in slices}) == count:
         key, values = "AcquisitionNumber", [h.acquisition_number for h in slices]
