@@ -178,12 +178,15 @@ def test_a_derived_series_at_the_same_positions_is_no_time_point(tmp_path):
     assert any("TMIP" in other for other in ctp.others)
 
 
-def test_slices_of_a_time_point_at_different_times_give_its_mean_time(tmp_path):
-    """A shuttle protocol: the table sweeps back and forth, 0.2 s per slice, so every slice has its own time; a
-    frame's time is its slices' mean, and the time points are still told apart at each position."""
+def test_slices_of_a_time_point_at_different_times_give_its_mean_time(tmp_path, caplog):
+    """A shuttle protocol: the table sweeps back and forth, 0.3 s per slice, so every slice has its own time; a
+    frame's time is its slices' mean, the time points are still told apart at each position, and the log says
+    that a frame spans more than half the shortest interval (0.9 of 1.5 s)."""
     series, origin, spacing, direction, times = source_series()
-    write_ctp_export(tmp_path, series, origin, spacing, direction, times, "times_only", shuttle_s=0.2, shuffle=True)
-    ctp = read_ctp_dicom(tmp_path)
+    write_ctp_export(tmp_path, series, origin, spacing, direction, times, "times_only", shuttle_s=0.3, shuffle=True)
+    with caplog.at_level(logging.WARNING):
+        ctp = read_ctp_dicom(tmp_path)
+    assert any("span up to 0.90 s" in record.message for record in caplog.records)
     np.testing.assert_array_equal(ctp.series, series)
     np.testing.assert_allclose(ctp.times_s, times, atol=1e-6)  # the sweep's mean offset is the same every frame
 

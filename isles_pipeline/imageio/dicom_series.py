@@ -265,6 +265,11 @@ def organise(candidate: Candidate) -> Candidate:
     if key and key != "SeriesInstanceUID" and np.any(order != np.arange(len(order))):
         logger.warning("%s: time points ordered by %s, which disagrees with the order of %s", candidate.label,
                        source, key)
+    spread = max(np.ptp([h.times[source] for _, h in group]) for group in groups)
+    if len(times) > 1 and spread > 0.5 * np.min(np.diff(np.sort(times))):
+        logger.warning("%s: the slices of one time point span up to %.2f s of %s, more than half the shortest "
+                       "frame interval (a shuttle or toggling-table protocol?): each frame's time is its mean",
+                       candidate.label, spread, source)
     candidate.frames = [[h for _, h in sorted(groups[i], key=lambda item: item[0])] for i in order]
     candidate.times_s = np.round(times[order] - times[order][0], 6)  # TM has microsecond resolution
     described = {"SeriesInstanceUID": "one series per time point", "": f"{source} at each slice position"}
