@@ -8,10 +8,10 @@ isles_pipeline.evaluation.isles2024_metrics, and with the official functions (ez
 then prints, per kind of pair, how many agree on lesion F1, lesion-count difference, Dice and volume difference,
 and every pair that does not.
 
-    python -m experiments.isles2024_evaluator_agreement --panoptica_python .venv-panoptica/bin/python \
-        --official_repo /path/to/isles24 [--first_release_repo /path/to/isles24-at-first-release]
+    python -m experiments.isles2024_evaluator_agreement -panoptica_python .venv-panoptica/bin/python \
+        -official_repo /path/to/isles24 [-first_release_repo /path/to/isles24-at-first-release]
 
-With --first_release_repo (a checkout of the official repository at its first release), it also scores our
+With -first_release_repo (a checkout of the official repository at its first release), it also scores our
 module at the first release's matching threshold against that release, and lists the pairs the official code
 itself scores differently between the two releases. Two pairs outside the challenge's inputs (a 2D mask, a mask
 with labels 1 and 2) are scored too and reported apart: they show conventions that binary 3D masks never meet.
@@ -176,7 +176,7 @@ def official(panoptica_python: str, repo: Path, pairs: list[dict], adapt: bool) 
             arrays[f"reference_{i}"], arrays[f"prediction_{i}"] = pair["reference"], pair["prediction"]
             arrays[f"voxel_ml_{i}"] = np.float64(np.prod(pair["spacing"]) / 1000.0)
         np.savez_compressed(Path(tmp) / "pairs.npz", **arrays)
-        command = [panoptica_python, str(DRIVER), "--official_repo", str(repo), "--pairs",
+        command = [panoptica_python, str(DRIVER), "-official_repo", str(repo), "-pairs",
                    str(Path(tmp) / "pairs.npz"), "-o", str(Path(tmp) / "official.json")]
         done = subprocess.run(command + (["--adapt_new_panoptica"] if adapt else []), capture_output=True, text=True)
         if done.returncode:
@@ -214,13 +214,15 @@ def compare(pairs: list[dict], first: list[dict], second: list[dict], title: str
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--panoptica_python", required=True, help="python of an environment with panoptica")
-    parser.add_argument("--official_repo", type=Path, required=True,
+    parser.add_argument("-panoptica_python", "--panoptica_python", required=True,
+                        help="python of an environment with panoptica")
+    parser.add_argument("-official_repo", "--official_repo", type=Path, required=True,
                         help="checkout of ezequieldlrosa/isles24 at the commit to compare with (its latest)")
-    parser.add_argument("--first_release_repo", type=Path, help="the same repository at its first release")
+    parser.add_argument("-first_release_repo", "--first_release_repo", type=Path,
+                        help="the same repository at its first release")
     parser.add_argument("--adapt_new_panoptica", action="store_true",
                         help="panoptica >= 1.2: adapt its evaluate() result to the shape the official code unpacks")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-seed", type=int, default=0)
     parser.add_argument("-o", dest="output", type=Path, help="write the per-pair values as JSON")
     args = parser.parse_args(argv)
     pairs = make_pairs(args.seed)
@@ -238,9 +240,9 @@ def main(argv=None) -> int:
     if args.first_release_repo:
         first = official(args.panoptica_python, args.first_release_repo, pairs, args.adapt_new_panoptica)
         first_ours = ours(pairs, FIRST_RELEASE_MATCH_IOU)
-        text, result["differing_first_release"] = compare(
-            pairs, first_ours, first["pairs"], f"\nOurs at the first release's matching (IoU >= "
-            f"{FIRST_RELEASE_MATCH_IOU}) against the official evaluator at its first release ({first['official_commit']})")
+        title = (f"\nOurs at the first release's matching (IoU >= {FIRST_RELEASE_MATCH_IOU}) against the official "
+                 f"evaluator at its first release ({first['official_commit']})")
+        text, result["differing_first_release"] = compare(pairs, first_ours, first["pairs"], title)
         print(text)
         text, result["official_changes"] = compare(pairs, first["pairs"], latest["pairs"],
                                                    "\nThe official evaluator, first release against latest")

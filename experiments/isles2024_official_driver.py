@@ -5,7 +5,7 @@ the project does not depend on, and its code is not ours to copy. This driver ru
 has panoptica (and numpy) but not necessarily isles_pipeline, imports the official functions from a checkout
 given on the command line, and writes their results as JSON for experiments.isles2024_evaluator_agreement.
 
-    PANOPTICA_PYTHON experiments/isles2024_official_driver.py --official_repo DIR --pairs pairs.npz -o out.json
+    PANOPTICA_PYTHON experiments/isles2024_official_driver.py -official_repo DIR -pairs pairs.npz -o out.json
 
 `pairs.npz` holds `reference_<i>`, `prediction_<i>` and `voxel_ml_<i>` for i = 0 .. n-1. The official code
 unpacks `evaluate(...)["ungrouped"]` as (result, intermediate data), which panoptica returned up to 1.1.x;
@@ -70,8 +70,8 @@ def _commit(repo: Path) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--official_repo", type=Path, required=True)
-    parser.add_argument("--pairs", type=Path, required=True)
+    parser.add_argument("-official_repo", type=Path, required=True)
+    parser.add_argument("-pairs", type=Path, required=True)
     parser.add_argument("-o", dest="output", type=Path, required=True)
     parser.add_argument("--adapt_new_panoptica", action="store_true")
     args = parser.parse_args(argv)

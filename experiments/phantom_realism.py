@@ -9,10 +9,10 @@ the realism bands; then the spread of each figure across seeds. Lesion and lesio
 The vendor maps come from the perfusion engine (isles_pipeline.perfusion), so the table records a content hash
 of that package: numbers measured under another engine are not comparable.
 
-    python -m experiments.phantom_realism --size 128 --seeds 1 2 3 4 5 --num_cases 40 -np 2
-    python -m experiments.phantom_realism --size 256 --seeds 1 2 --num_cases 40 -np 2
+    python -m experiments.phantom_realism -size 128 -seeds 1 2 3 4 5 -num_cases 40 -np 2
+    python -m experiments.phantom_realism -size 256 -seeds 1 2 -num_cases 40 -np 2
 
-Per-seed measurements are cached in --work_dir (keyed by engine hash), so a rerun only measures what is missing.
+Per-seed measurements are cached in -work_dir (keyed by engine hash), so a rerun only measures what is missing.
 """
 from __future__ import annotations
 
@@ -153,10 +153,10 @@ def format_table(size: int, rows: dict[int, dict], engine: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
-    parser.add_argument("--num_cases", type=int, default=40)
-    parser.add_argument("--work_dir", type=Path, default=Path("phantom_realism_work"))
+    parser.add_argument("-size", type=int, default=128)
+    parser.add_argument("-seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("-num_cases", type=int, default=40)
+    parser.add_argument("-work_dir", type=Path, default=Path("phantom_realism_work"))
     parser.add_argument("-np", dest="num_processes", type=int, default=1)
     parser.add_argument("--keep_cases", action="store_true", help="keep the generated case folders")
     parser.add_argument("-o", dest="output", type=Path, help="write the per-seed rows and spread as JSON")
@@ -171,9 +171,9 @@ def main(argv=None) -> int:
         print(f"seed {seed}: {rows[seed]['lesion_cases']} lesion cases measured", file=sys.stderr)
     print(format_table(args.size, rows, engine))
     if args.output:
+        bands = {k: [low, high if np.isfinite(high) else None] for k, (low, high) in BANDS.items()}
         atomic_write_json(args.output, {"size": args.size, "num_cases": args.num_cases, "engine": engine,
-                                        "bands": {k: [lo, hi if np.isfinite(hi) else None] for k, (lo, hi) in BANDS.items()},
-                                        "seeds": rows, "spread": spread(rows)})
+                                        "bands": bands, "seeds": rows, "spread": spread(rows)})
     return 0
 
 

@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", type=Path, default=None, help="summary JSON (default: PRED/summary.json)")
     parser.add_argument("--csv", action="store_true", help="also write a per-case CSV beside the JSON")
     parser.add_argument("--isles2024", action="store_true", help="also ISLES 2024's conventions (Dice, |dV| ml, "
-                        "lesion-count difference, lesion F1 at IoU >= 0.5) in <summary>_isles2024.json")
+                        "lesion-count difference, lesion F1 at IoU >= 0.2) in <summary>_isles2024.json")
     return parser
 
 
