@@ -1,5 +1,13 @@
 """The phantom is calibrated to published ISLES 2018 statistics (Hakim et al., Stroke 2021) and physics, and its
-maps come from its series: measured by the report command on 20 cases at 128 x 128 (seed 0), built once."""
+maps come from its series: measured by the report command on 20 cases at 128 x 128, built once, of a seed the
+calibration did not use (HELD_OUT_SEED).
+
+Where the realism bands come from (experiments.phantom_realism, documentation/results/phantom-realism.md): the
+calibration fitted seeds 1-5 x 40 cases; the first 20 cases of each of those seeds give, per seed, median lesion
+volume 9.0-51.7 ml, IQR 19.5-74.4 ml, threshold Dice 0.194-0.343, |dV| 11.6-24.4 ml and 13-19 lesion cases.
+A band is that range over the five seeds widened by half its width on each side (for volumes on a log scale,
+as they are log-normal), rounded outward: five seeds undersample the tails of a seed's figures. The phantom before
+the calibration fails them on this seed (threshold Dice 0.066)."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,12 +25,13 @@ from isles_pipeline.phantom.lesion import INTERVAL_LOG_MEAN, INTERVAL_LOG_SD, St
 from isles_pipeline.phantom.report import measure_case, phantom_report
 
 NUM_CASES = 20
+HELD_OUT_SEED = 21  # not among the calibration seeds (1-5)
 
 
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
     folder = tmp_path_factory.mktemp("realism") / "TRAINING"
-    generate_phantom(folder, num_cases=NUM_CASES, seed=0, size=128, num_processes=2)
+    generate_phantom(folder, num_cases=NUM_CASES, seed=HELD_OUT_SEED, size=128, num_processes=2)
     return folder
 
 
@@ -32,19 +41,20 @@ def report(phantom):
 
 
 def test_lesion_volumes_match_isles_2018(report):
-    """Published: median 15.2 ml, IQR 5.7 to 45 ml."""
+    """Published: median 15.2 ml, IQR 5.7 to 45 ml; bands from the calibration seeds' spread (module docstring)."""
     summary = report["summary"]
     q = summary["lesion_ml_quantiles"]
-    assert summary["lesion_cases"] >= 0.75 * NUM_CASES
-    assert 8.0 <= q["q50"] <= 30.0, q
-    assert q["q75"] >= 3 * q["q25"] and q["q75"] - q["q25"] >= 15.0, q  # a wide spread, as published
+    assert summary["lesion_cases"] >= 10
+    assert 3.7 <= q["q50"] <= 125.0, q
+    assert 9.9 <= q["q75"] - q["q25"] <= 146.0, q  # a wide spread, as published
 
 
 def test_threshold_baseline_scores_like_the_challenge_baseline(report):
-    """Published: Dice 0.30 and |dV| 15.3 ml for the organisers' threshold baseline."""
+    """Published: Dice 0.30 and |dV| 15.3 ml for the organisers' threshold baseline; bands from the calibration
+    seeds' spread (module docstring)."""
     summary = report["summary"]
-    assert 0.22 <= summary["threshold_dice_lesion_cases"] <= 0.38, summary
-    assert 8.0 <= summary["threshold_abs_volume_diff_ml_lesion_cases"] <= 25.0, summary
+    assert 0.11 <= summary["threshold_dice_lesion_cases"] <= 0.42, summary
+    assert 5.0 <= summary["threshold_abs_volume_diff_ml_lesion_cases"] <= 31.0, summary
 
 
 def test_own_deconvolution_recovers_the_truth_at_least_as_well_as_the_delivered_maps(phantom, report):
@@ -68,9 +78,18 @@ def test_centres_differ_and_are_only_in_the_truth(phantom, report):
 
 
 def test_tissue_enhancement_and_noise_are_those_of_real_ctp(report):
-    for case in report["cases"]:
-        assert 8.0 <= case["grey_enhancement_hu"] <= 60.0, case
-        assert case["white_enhancement_hu"] < case["grey_enhancement_hu"], case
+    """Grey matter enhances more than white, 8-60 HU typically. Single cases vary more (bolus, protocol, lesion):
+    over seeds 1-5, 21 and 33 (40 cases each, calibrated phantom) the median over a seed's cases was 12.0-14.3 HU,
+    single cases 4.1-56.8 HU (lesion-free ones among the low), and white < grey held in 279 of 280 cases (the
+    exception: a centre-C case with a 25 ml lesion, 8.7 against 8.6 HU). Per-case bands held on seed 0 only, so
+    the bands are on the median and on nearly every case."""
+    cases = report["cases"]
+    grey = np.array([case["grey_enhancement_hu"] for case in cases])
+    white = np.array([case["white_enhancement_hu"] for case in cases])
+    assert 8.0 <= np.median(grey) <= 60.0, grey
+    assert np.all((grey >= 3.0) & (grey <= 60.0)), grey
+    assert np.mean(white < grey) >= 0.9, (white, grey)
+    for case in cases:
         assert 1.0 <= case["noise_hu"] <= 25.0, case
 
 
