@@ -2,7 +2,7 @@
 maps come from its series: measured by the report command on 20 cases at 128 x 128, built once, of a seed the
 calibration did not use (HELD_OUT_SEED).
 
-Where the realism bands come from (experiments.phantom_realism, documentation/results/phantom-realism.md): the
+Where the realism bands come from (experiments.phantom_realism, documentation/results/phantom-realism-over-seeds.md):
 calibration fitted seeds 1-5 x 40 cases; the first 20 cases of each of those seeds give, per seed, median lesion
 volume 9.0-51.7 ml, IQR 19.5-74.4 ml, threshold Dice 0.194-0.343, |dV| 11.6-24.4 ml and 13-19 lesion cases.
 A band is that range over the five seeds widened by half its width on each side (for volumes on a log scale,
