@@ -2,7 +2,8 @@
 
 Generates mask pairs chosen to exercise the evaluator's rules (empty masks; a sweep of single-lesion overlaps
 across both matching thresholds; multi-lesion cases; lesions that touch by a face, an edge or only a corner;
-one-voxel lesions; split and merged lesions; tied overlaps; irregular many-lesion masks), scores them with
+one-voxel lesions; split and merged lesions; tied overlaps; irregular many-lesion masks; and, with
+-phantom_cases N, the phantom's DWI lesions against the perfusion-threshold baseline's predictions), scores them with
 isles_pipeline.evaluation.isles2024_metrics, and with the official functions (ezequieldlrosa/isles24
 `utils/eval_utils.py`, run with panoptica in its own environment through experiments/isles2024_official_driver.py),
 then prints, per kind of pair, how many agree on lesion F1, lesion-count difference, Dice and volume difference,
@@ -161,6 +162,26 @@ def make_pairs(seed: int = 0) -> list[dict]:
     return pairs + outside
 
 
+def phantom_pairs(num_cases: int, seed: int) -> list[dict]:
+    """Realistic pairs: a small generated phantom's lesion (OT) against the threshold baseline's core (rCBF < 30 %
+    inside Tmax > 6 s on the delivered maps), which is speckled with many small components."""
+    from isles_pipeline.evaluation.threshold_baseline import threshold_core
+    from isles_pipeline.imageio.nifti_io import read_array
+    from isles_pipeline.phantom.generator import generate_phantom
+
+    pairs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "TRAINING"
+        for name in generate_phantom(folder, num_cases=num_cases, seed=seed, size=64):
+            found = {m: next((folder / name).glob(f"SMIR.Brain.XX.O.{m}.*/*.nii")) for m in ("OT", "CT_CBF", "CT_Tmax")}
+            reference, image = read_array(found["OT"])
+            predicted = threshold_core(read_array(found["CT_CBF"])[0], read_array(found["CT_Tmax"])[0])
+            pairs.append({"kind": "phantom threshold", "name": f"phantom seed {seed} {name}",
+                          "reference": (reference > 0).astype(np.uint8), "prediction": predicted.astype(np.uint8),
+                          "spacing": tuple(float(v) for v in reversed(image.GetSpacing()[:3]))})
+    return pairs
+
+
 def ours(pairs: list[dict], match_iou: float) -> list[dict]:
     rows = []
     for pair in pairs:
@@ -223,9 +244,14 @@ def main(argv=None) -> int:
     parser.add_argument("--adapt_new_panoptica", action="store_true",
                         help="panoptica >= 1.2: adapt its evaluate() result to the shape the official code unpacks")
     parser.add_argument("-seed", type=int, default=0)
+    parser.add_argument("-phantom_cases", type=int, default=0,
+                        help="also this many phantom cases (64 x 64): lesion against the threshold baseline")
     parser.add_argument("-o", dest="output", type=Path, help="write the per-pair values as JSON")
     args = parser.parse_args(argv)
     pairs = make_pairs(args.seed)
+    if args.phantom_cases:
+        outside = [p for p in pairs if p["kind"] == "outside"]
+        pairs = [p for p in pairs if p["kind"] != "outside"] + phantom_pairs(args.phantom_cases, args.seed) + outside
     n3d = sum(p["kind"] != "outside" for p in pairs)
     latest = official(args.panoptica_python, args.official_repo, pairs, args.adapt_new_panoptica)
     our_rows = ours(pairs, MATCH_IOU)

@@ -22,8 +22,8 @@ Changes since the challenge's first release (commit 34c6637, 2024-08-07), which 
   default 0.5, so a predicted lesion now finds a reference lesion at IoU >= 0.2 (MATCH_IOU; the first release's
   0.5 is kept as FIRST_RELEASE_MATCH_IOU). Lesion F1 changes wherever a best overlap lies in [0.2, 0.5); Dice,
   volume and lesion-count difference do not depend on matching.
-Measured against the official code run with panoptica 1.1.19 (the last release whose result shape it reads) on 55
-mask pairs (experiments.isles2024_evaluator_agreement;
+Measured against the official code run with panoptica 1.1.19 (the last release whose result shape it reads) on 67
+mask pairs, 12 of them from the phantom (experiments.isles2024_evaluator_agreement;
 documentation/results/isles2024-evaluator-agreement.md): all four metrics agree on every pair.
 Conventions the official code has that binary 3D masks never meet, not followed here: a 2D array is labelled with
 4-connectivity (panoptica uses scipy's default below 3D), and a mask with labels 1 and 2 is split where the labels
