@@ -241,17 +241,23 @@ def _fill(series: np.ndarray, frames: list, folder: Path, threads: int) -> np.nd
     return series
 
 
+def _first_time_point_grid(folder: Path, chosen) -> Grid:
+    """The world grid of the chosen series' first time point; CaseError naming the folder when it has none."""
+    first = chosen.frames[0]
+    try:
+        return stack_grid(np.array([h.position for h in first]), first[0].orientation, first[0].pixel_spacing,
+                          first[0].rows, first[0].columns, first[0].slice_thickness)
+    except GeometryError as error:
+        raise CaseError(str(folder), f"{chosen.label}: {error}") from None
+
+
 def read_ctp_dicom(folder: Path, series: Optional[str] = None, threads: Optional[int] = None,
                    slices: Optional[list] = None) -> DicomCtp:
     """The CTP series of a DICOM export folder (see the module docstring); CaseError on a bad export."""
     folder = Path(folder)
     chosen, others = find_ctp(folder, series, slices)
     first = chosen.frames[0]
-    try:
-        grid = stack_grid(np.array([h.position for h in first]), first[0].orientation, first[0].pixel_spacing,
-                          first[0].rows, first[0].columns, first[0].slice_thickness)
-    except GeometryError as error:
-        raise CaseError(str(folder), f"{chosen.label}: {error}") from None
+    grid = _first_time_point_grid(folder, chosen)
     exact = all(float(h.slope).is_integer() and float(h.intercept).is_integer() for h in chosen.slices)
     shape = (len(chosen.frames), len(first), first[0].rows, first[0].columns)
     array = np.empty(shape, np.int16 if exact else np.float32)
@@ -280,9 +286,5 @@ def source_slices(folder: Path, series: Optional[str] = None) -> tuple[list, Gri
     DICOM outputs (SEG, parametric maps) refer to."""
     chosen, _ = find_ctp(folder, series)
     first = chosen.frames[0]
-    try:
-        grid = stack_grid(np.array([h.position for h in first]), first[0].orientation, first[0].pixel_spacing,
-                          first[0].rows, first[0].columns, first[0].slice_thickness)
-    except GeometryError as error:
-        raise CaseError(str(folder), f"{chosen.label}: {error}") from None
+    grid = _first_time_point_grid(folder, chosen)
     return [h.path for h in first], grid
