@@ -8,7 +8,7 @@ from pathlib import Path
 from isles_pipeline.errors import CaseError
 from isles_pipeline.imageio.nifti_io import NiftiError
 from isles_pipeline.perfusion import METHODS, compute_maps
-from isles_pipeline.perfusion.io import read_series, write_outputs
+from isles_pipeline.perfusion.io import aif_warning, read_series, write_outputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-i", dest="input", required=True, type=Path,
                         help="4D CTP series (.nii or .nii.gz, HU), or a DICOM export folder of one study")
     parser.add_argument("-o", dest="output", required=True, type=Path,
-                        help="output folder: cbf, cbv, mtt, tmax, ttp .nii.gz, aif.json, qc.png")
+                        help="output folder: cbf, cbv, mtt, tmax, ttp .nii.gz, aif.json, summary.json, qc.png")
     parser.add_argument("-method", default="osvd", choices=METHODS,
                         help="deconvolution (default osvd: block-circulant SVD, oscillation-index threshold)")
     parser.add_argument("-frame_times", type=Path, default=None,
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # e.g. -device cuda without a GPU
         print(f"isles_perfusion_maps: {args.input}: {error}", file=sys.stderr)
         return 1
+    warning = aif_warning(result)
+    if warning:
+        print(f"isles_perfusion_maps: warning: {args.input}: {warning}", file=sys.stderr)
     write_outputs(result, image, args.output, source=str(args.input), qc=not args.no_qc)
     if args.dicom_maps:
         from isles_pipeline.imageio.dicom_ctp import source_slices
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
         write_maps_dicom(result.maps, *source_slices(args.input, args.series), args.output / "dicom")
     arterial = result.arterial
-    print(f"wrote cbf, cbv, mtt, tmax, ttp, aif.json{'' if args.no_qc else ', qc.png'} to {args.output} "
+    print(f"wrote cbf, cbv, mtt, tmax, ttp, aif.json, summary.json{'' if args.no_qc else ', qc.png'} to {args.output} "
           f"({result.method} on {result.device}; AIF peak {arterial.aif.max():.0f} HU, scale {arterial.scale:.2f})")
     return 0
 

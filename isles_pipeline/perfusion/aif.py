@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from isles_pipeline.errors import CaseError
+from isles_pipeline.perfusion import aif_quality
 from isles_pipeline.perfusion.baseline import full_width_half_maximum
 
 CANDIDATE_PERCENTILE = 99.0
@@ -42,6 +43,7 @@ class ArterialInput:
     vof_voxels: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), int))
     scale: float = 1.0  # the AIF used is aif * scale (VOF area correction)
     baseline_frames: int = 1
+    quality: dict = field(default_factory=dict)  # `aif_quality.quality_report` of the chosen AIF
 
     @property
     def scaled_aif(self) -> np.ndarray:
@@ -62,6 +64,7 @@ class ArterialInput:
             "aif_area_hu_s": float(self.aif.sum() * (self.grid_s[1] - self.grid_s[0])) if len(self.grid_s) > 1
             else None,
             "baseline_frames": int(self.baseline_frames),
+            "quality": self.quality,
         }
 
 
@@ -70,6 +73,8 @@ def select_arterial_input(enhancement: np.ndarray, search: np.ndarray, grid_s: n
                           name: str = "series") -> ArterialInput:
     """Pick AIF and VOF from (N, Z, Y, X) baseline-subtracted curves inside the boolean `search` mask.
 
+    Strong voxels that fail `aif_quality`'s shape checks (too narrow, brighter than blood, a jump between
+    two frames, peaking after the tissue) are no candidates; the chosen AIF's quality is in `.quality`.
     Raises CaseError when no voxel enhances like an artery.
     """
     search_index = np.flatnonzero(search.ravel())
@@ -80,10 +85,22 @@ def select_arterial_input(enhancement: np.ndarray, search: np.ndarray, grid_s: n
     step = float(grid_s[1] - grid_s[0]) if len(grid_s) > 1 else 1.0
     tissue_peak = float(np.median(peak))
     floor = max(MIN_AIF_TO_TISSUE * tissue_peak, MIN_AIF_SNR * noise_sd, 1e-6)
-    strong = np.flatnonzero((peak >= np.percentile(peak, CANDIDATE_PERCENTILE)) & (peak >= floor))
-    if strong.size == 0:
+    tissue = peak < floor
+    tissue_curve = flat[:, search_index[tissue]].mean(axis=1) if tissue.any() else None
+    tissue_peak_s = None if tissue_curve is None else float(np.argmax(tissue_curve) * step)
+    bright = np.flatnonzero(peak >= floor)
+    if bright.size == 0:
         raise CaseError(name, f"no arterial voxel found: the strongest enhancement {peak.max():.3g} HU is not "
                               f"above {floor:.3g} HU (3x the median tissue peak, 10x the noise)")
+    bright_curves = flat[:, search_index[bright]]
+    bolus_like = aif_quality.plausible(bright_curves, step)  # a venous curve too may peak after the tissue
+    shaped = bolus_like & aif_quality.plausible(bright_curves, step, tissue_peak_s)
+    # the percentile leaves out what is not shaped like a first pass: after motion, bone outnumbers arteries
+    kept = np.ones(peak.size, bool)
+    kept[bright[~shaped]] = False
+    threshold = np.percentile(peak[kept], CANDIDATE_PERCENTILE)
+    pool = bright[shaped] if shaped.any() else bright
+    strong = pool[peak[pool] >= min(threshold, peak[pool].max())]
     curves = flat[:, search_index[strong]]  # (N, candidates); below, indices are into `strong`
     time_to_peak = curves.argmax(axis=0)
     early = np.flatnonzero(time_to_peak <= np.median(time_to_peak))
@@ -94,15 +111,20 @@ def select_arterial_input(enhancement: np.ndarray, search: np.ndarray, grid_s: n
                            baseline_frames=baseline_frames)
 
     aif_peak_time = int(np.argmax(aif))
-    late = np.flatnonzero((time_to_peak - aif_peak_time) * step >= VOF_MIN_LAG_S)
+    # the VOF: strong, shaped like a bolus (not bone moving in), later than the AIF
+    venous_pool = bright[bolus_like] if bolus_like.any() else bright
+    venous_curves = flat[:, search_index[venous_pool]]
+    late = np.flatnonzero((venous_curves.argmax(axis=0) - aif_peak_time) * step >= VOF_MIN_LAG_S)
     if late.size:
-        area = curves[:, late].sum(axis=0)
+        area = venous_curves[:, late].sum(axis=0)
         venous = late[np.argsort(-area, kind="stable")[:VOF_VOXELS]]
-        result.vof = curves[:, venous].mean(axis=1)
-        result.vof_voxels = _positions(search_index[strong[venous]], search.shape)
+        result.vof = venous_curves[:, venous].mean(axis=1)
+        result.vof_voxels = _positions(search_index[venous_pool[venous]], search.shape)
         if vof_correction:
             ratio = float(result.vof.sum() / max(aif.sum(), 1e-12))
             result.scale = float(np.clip(ratio, 1.0, MAX_VOF_SCALE))
+    result.quality = aif_quality.quality_report(aif, curves[:, best], step, tissue_peak_s, result.scale, noise_sd,
+                                                bright.size, int((~shaped).sum()))
     return result
 
 

@@ -31,11 +31,23 @@ from isles_pipeline.perfusion.masks import (
     tissue_masks,
     vessel_mask,
 )
+from isles_pipeline.perfusion.moved_frames import bridge_moved_frames
 from isles_pipeline.perfusion.timing import check_frame_times, resampling_matrix, uniform_grid
 
 MIN_FRAMES = 10
-DEFAULT_SMOOTHING_MM = 4.0
+DEFAULT_SMOOTHING_MM = 4.0  # the most in-plane Gaussian smoothing after the profile bilateral filter
+SMOOTHING_MM_PER_HU = 2.0  # ... and how much the measured noise asks for: none at 0 HU, the most from 2 HU
 VESSEL_PEAK_FACTOR = 4.0  # a parenchyma voxel peaking 4x above the median is a vessel: kept out of smoothing
+
+
+def adaptive_smoothing_mm(noise_sd_hu: float, most_mm: float = DEFAULT_SMOOTHING_MM) -> float:
+    """Gaussian SD (mm) for the measured per-frame noise: none on noise-free data, never more than `most_mm`.
+
+    On noise-free data a fixed 4 mm Gaussian merged a 4 mm core with the tissue around it (rCBF 0.84 against
+    a true 0.07 on the block phantom) and the profile bilateral filter is off (its range follows the noise).
+    From 2 HU on, the full Gaussian: at the anatomical phantom's 2 HU, 2 mm instead of 4 lowered the maps'
+    Spearman rho against the truth (CBF 0.82 -> 0.81, Tmax 0.75 -> 0.70), so less smoothing is not free."""
+    return float(min(max(most_mm, 0.0), SMOOTHING_MM_PER_HU * max(noise_sd_hu, 0.0)))
 
 
 def _vessel_like(peak: np.ndarray, brain: np.ndarray) -> np.ndarray:
@@ -101,13 +113,17 @@ def _head_curve(series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "osvd", device: str = "auto",
                  denoise: bool = True, smoothing_mm: float = DEFAULT_SMOOTHING_MM, vof_correction: bool = True,
                  mask_vessels: bool = True,
-                 name: str = "series", motion_correction: bool = False, **deconvolution_settings) -> PerfusionResult:
+                 name: str = "series", motion_correction: bool = False, bridge_moved: bool = True,
+                 **deconvolution_settings) -> PerfusionResult:
     """Perfusion maps of a (T, Z, Y, X) series in HU.
 
     frame_times_s: T acquisition times (s), strictly increasing (non-uniform allowed).
     spacing_zyx: voxel size in mm (z, y, x), for the denoising kernels and the bone margin.
-    denoise: the profile bilateral filter on every frame, then (smoothing_mm > 0) a Gaussian of that SD
-    inside the parenchyma mask (see `denoise`), both in-plane only.
+    denoise: the profile bilateral filter on every frame (its strength follows the measured noise), then a
+    Gaussian inside the parenchyma mask of SD `adaptive_smoothing_mm(noise)`, at most smoothing_mm (see
+    `denoise`), both in-plane only.
+    bridge_moved: without motion_correction, frames in which the skull moved are bridged in time first
+    (`moved_frames`: bone moving into the AIF search region beat every artery).
     method: osvd (default), bcsvd, ssvd, tikhonov (see `deconvolution`); device: auto, cpu, cuda.
     deconvolution_settings: `oscillation_index`, `truncation`, `tikhonov` of `Deconvolver`.
     motion_correction: register every frame to the first by one rigid in-plane transform (see `motion`);
@@ -126,6 +142,9 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
         series, motion = correct_motion(series, spacing_zyx)
         motion_settings.update(largest_shift_mm=motion.largest_displacement_mm,
                                largest_rotation_deg=float(np.abs(motion.angle_deg).max()))
+    elif bridge_moved:  # without registration, frames where the skull moved are bridged in time
+        series, bridged = bridge_moved_frames(series, times)
+        motion_settings["moved_frames_bridged"] = bridged
     grid = uniform_grid(times)
     step = float(grid[1] - grid[0])
     resample = resampling_matrix(times, grid)  # (N, T)
@@ -158,8 +177,9 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
 
     masks = tissue_masks(baseline_image, spacing_zyx)
     vessel_like = _vessel_like(peak, masks.brain)
-    if denoise and smoothing_mm > 0:
-        _smooth_parenchyma(curves, masks.brain & ~vessel_like, smoothing_mm, spacing_zyx, torch_device)
+    sigma_mm = adaptive_smoothing_mm(noise_sd, smoothing_mm) if denoise else 0.0
+    if sigma_mm > 0:
+        _smooth_parenchyma(curves, masks.brain & ~vessel_like, sigma_mm, spacing_zyx, torch_device)
     search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,
                                                                                             BONE_MARGIN_MM))
     denoised_sd = noise_sd / (3.0 if denoise else 1.0)
@@ -176,7 +196,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     for start in range(0, brain_index.size, CHUNK_VOXELS):
         index = brain_index[start: start + CHUNK_VOXELS]
         chunk = flat_curves[:, index]
-        cbf[index], tmax[index] = flow_and_tmax(deconvolver.residues(chunk), step, len(grid))
+        cbf[index], tmax[index] = flow_and_tmax(deconvolver.residues(chunk), step, len(grid), definition="rise")
         cbv[index] = blood_volume(chunk, aif)
         ttp[index] = time_to_peak(chunk, grid)
     shape = masks.brain.shape
@@ -188,7 +208,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     valid = masks.valid
     for key in maps:
         maps[key] = np.where(valid, maps[key], 0.0).astype(np.float32)
-    settings = {"denoise": denoise, "smoothing_mm": smoothing_mm if denoise else 0.0, "vof_correction": vof_correction,
+    settings = {"denoise": denoise, "smoothing_mm": round(sigma_mm, 3), "vof_correction": vof_correction,
                 "mask_vessels": mask_vessels,
                 "grid_step_s": step, "baseline_frames": baseline_count, **motion_settings, **deconvolution_settings}
     return PerfusionResult(maps, masks, arterial, method, noise_sd, str(torch_device), settings)

@@ -8,7 +8,8 @@ memory) with torch on the CPU or a GPU.
   (block-circulant SVD, the curves zero-padded to 2N) makes the result insensitive to the bolus delay
   between AIF and tissue; the plain lower-triangular form (sSVD, Ostergaard 1996) is kept to show why.
 - Methods: `osvd` (circulant; per voxel, the least regularised truncation whose oscillation index
-  O = sum |k[i] - 2 k[i-1] + k[i-2]| / (L max k) is at most `oscillation_index`, Wu et al. 2003), `bcsvd`
+  O = sum |k[i] - 2 k[i-1] + k[i-2]| / (L max k) is at most `oscillation_index`, Wu et al. 2003, never below
+  MIN_TRUNCATION of the largest singular value), `bcsvd`
   (circulant, fixed truncation), `ssvd` (non-circulant, fixed truncation; delay-sensitive, for comparison),
   `tikhonov` (circulant, filter factors s / (s^2 + lambda^2), lambda relative to the largest s).
 - oSVD cost: the candidate truncations are nested, so the solution of each is the previous one plus the
@@ -24,6 +25,12 @@ import torch
 METHODS = ("osvd", "bcsvd", "ssvd", "tikhonov")
 OSVD_THRESHOLDS = tuple(np.geomspace(0.002, 0.5, 10))  # fractions of the largest singular value
 DEFAULT_OSCILLATION_INDEX = 0.095  # Wu et al. 2003
+# The least regularised truncation oSVD may pick (a fraction of the largest singular value). The oscillation
+# index cannot veto a one-sample spike (its summed second difference is 2 to 4 times its height, divided by
+# L max k: O ~ 4 / L, far below the limit), so a floor is the guard against a collapse on clean curves. Any
+# floor from 0.005 up cost the noise-free exponential residues of the deconvolution tests more than 10 % of
+# their CBF, and the block phantom did not collapse without one, so the default is none: a setting.
+MIN_TRUNCATION = 0.0
 DEFAULT_TRUNCATION = 0.1  # bcSVD / sSVD threshold, fraction of the largest singular value
 DEFAULT_TIKHONOV = 0.1  # lambda as a fraction of the largest singular value
 CHUNK_VOXELS = 65536  # voxels per call from `compute_maps`: bounds the (L, V) residues held at once
@@ -70,6 +77,7 @@ class Deconvolver:
     oscillation_index: float = DEFAULT_OSCILLATION_INDEX
     truncation: float = DEFAULT_TRUNCATION
     tikhonov: float = DEFAULT_TIKHONOV
+    min_truncation: float = MIN_TRUNCATION  # oSVD only; 0 gives the unguarded candidates (a simulated vendor)
     second_v: torch.Tensor = field(init=False, repr=False)  # D V (L - 2, L), D the second difference
 
     def __post_init__(self):
@@ -92,7 +100,8 @@ class Deconvolver:
 
     def _ranks(self) -> list[int]:
         smax = float(self.singular[0])
-        return sorted({max(int((self.singular >= t * smax).sum()), 1) for t in OSVD_THRESHOLDS})
+        thresholds = [t for t in OSVD_THRESHOLDS if t >= self.min_truncation] or [OSVD_THRESHOLDS[-1]]
+        return sorted({max(int((self.singular >= t * smax).sum()), 1) for t in thresholds})
 
     def level_filters(self) -> list[torch.Tensor]:
         """Filter factors f (k = V diag(f) U^T c) of each regularisation level, most regularised first."""

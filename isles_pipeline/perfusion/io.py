@@ -17,13 +17,15 @@ import numpy as np
 import SimpleITK as sitk
 
 from isles_pipeline.errors import CaseError
-from isles_pipeline.files import atomic_path, atomic_write_json
+from isles_pipeline.files import atomic_write_json
 from isles_pipeline.imageio.dicom_ctp import read_engine_inputs
 from isles_pipeline.imageio.nifti_io import raw_header, read_image, write_image
 from isles_pipeline.imageio.nifti_scan import count_non_finite
 from isles_pipeline.imageio.nifti_stream import TIME_UNIT_SECONDS
+from isles_pipeline.perfusion.clinical import clinical_volumes, lesion_masks
 from isles_pipeline.perfusion.compute import PerfusionResult
 from isles_pipeline.perfusion.maps import MAP_NAMES
+from isles_pipeline.perfusion.qc_figure import write_qc_figure
 from isles_pipeline.perfusion.timing import uniform_frame_times
 
 
@@ -100,7 +102,8 @@ def reference_3d(image: sitk.Image) -> sitk.Image:
 
 def write_outputs(result: PerfusionResult, image4d: sitk.Image, out_dir: Path, source: str = "",
                   qc: bool = True) -> list[Path]:
-    """cbf/cbv/mtt/tmax/ttp.nii.gz, aif.json and qc.png in `out_dir`, each written atomically."""
+    """cbf/cbv/mtt/tmax/ttp.nii.gz, aif.json (with the AIF's quality), summary.json (clinical volumes, the
+    AIF warning if any) and qc.png in `out_dir`, each written atomically."""
     out_dir = Path(out_dir)
     reference = reference_3d(image4d)
     written = []
@@ -113,37 +116,23 @@ def write_outputs(result: PerfusionResult, image4d: sitk.Image, out_dir: Path, s
     atomic_write_json(out_dir / "aif.json", {"source": source, "units": units, **result.summary(),
                                             **result.arterial.to_json()})
     written.append(out_dir / "aif.json")
+    spacing = tuple(float(s) for s in image4d.GetSpacing()[2::-1])
+    volumes = clinical_volumes(result.maps["cbf"], result.maps["tmax"], result.masks.valid, spacing)
+    quality = result.arterial.quality or {}
+    atomic_write_json(out_dir / "summary.json", {
+        "source": source, **volumes, "aif_plausible": quality.get("plausible", True),
+        "warning": aif_warning(result), "maps": result.summary()})
+    written.append(out_dir / "summary.json")
     if qc:
-        write_qc_png(result, out_dir / "qc.png")
+        write_qc_figure(result, volumes, lesion_masks(result.maps["cbf"], result.maps["tmax"], result.masks.valid)[:2],
+                        out_dir / "qc.png")
         written.append(out_dir / "qc.png")
     return written
 
 
-def write_qc_png(result: PerfusionResult, path: Path) -> None:
-    """AIF and VOF curves, and CBF, CBV, MTT, Tmax of the slice with the most brain, with the AIF voxels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    arterial = result.arterial
-    z = int(np.argmax(result.masks.valid.sum(axis=(1, 2))))
-    figure, axes = plt.subplots(1, 5, figsize=(20, 4))
-    axes[0].plot(arterial.grid_s, arterial.scaled_aif, label=f"AIF (x{arterial.scale:.2f})")
-    if arterial.vof is not None:
-        axes[0].plot(arterial.grid_s, arterial.vof, label="VOF")
-    axes[0].set_xlabel("s")
-    axes[0].set_ylabel("enhancement (HU)")
-    axes[0].legend()
-    limits = {"cbf": (0, 80, "ml/100g/min"), "cbv": (0, 6, "ml/100g"), "mtt": (0, 15, "s"), "tmax": (0, 15, "s")}
-    for axis, (name, (low, high, unit)) in zip(axes[1:], limits.items()):
-        shown = axis.imshow(result.maps[name][z], vmin=low, vmax=high, cmap="jet" if name != "cbv" else "viridis")
-        on_slice = arterial.aif_voxels[arterial.aif_voxels[:, 0] == z]
-        axis.scatter(on_slice[:, 2], on_slice[:, 1], s=12, c="white", marker="x")
-        axis.set_title(f"{name} ({unit}), slice {z}")
-        axis.axis("off")
-        figure.colorbar(shown, ax=axis, fraction=0.046)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=80, format="png")
-    plt.close(figure)
+def aif_warning(result: PerfusionResult) -> str | None:
+    """One line naming why the chosen AIF is implausible, or None."""
+    quality = result.arterial.quality or {}
+    if quality.get("plausible", True):
+        return None
+    return "the AIF looks implausible (" + "; ".join(quality.get("reasons", [])) + "): check qc.png before use"
