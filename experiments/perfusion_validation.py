@@ -1,7 +1,12 @@
-"""Validation of `isles_pipeline.perfusion` against the phantom's truth, at three noise levels.
+"""Validation of `isles_pipeline.perfusion` against known truth, every method in the same run.
 
-    python -m experiments.perfusion_validation [-n 2] [-size 128] [-noise 10 15 25]
-        [-method osvd] [--no_vof_correction] [-o table.json]
+    python -m experiments.perfusion_validation [--kudo_noise 0 5 10 20] [--kudo_seeds 2 3] [--seeds 1 2 3]
+        [-n 2] [-size 128] [--skip_kudo] [--skip_anatomical] [-o rows.json]
+    python -m experiments.perfusion_validation --noise_table [-n 2] [-noise 10 15 25] [-i TRAINING]
+
+By default: the Kudo-design block phantom's table (`experiments.kudo_validation`) and the anatomical
+phantom's over several seeds (`experiments.anatomical_table`), each for the engine as shipped, the engine
+without denoising and a plain fixed-threshold bcSVD. With --noise_table, the engine alone:
 
 Simulates `-n` phantom cases (or reads `-i` an existing phantom TRAINING folder with its `phantom_truth`),
 brings each case's 4D series to each total noise SD by adding the phantom's own spatially correlated noise
@@ -120,18 +125,8 @@ def summarise(rows: list[dict], noise_levels) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-i", dest="phantom", type=Path, default=None,
-                        help="existing phantom TRAINING folder (default: simulate one)")
-    parser.add_argument("-n", dest="num_cases", type=int, default=2)
-    parser.add_argument("-size", type=int, default=128)
-    parser.add_argument("-seed", type=int, default=0)
-    parser.add_argument("-noise", type=float, nargs="+", default=[10.0, 15.0, 25.0])
-    parser.add_argument("-method", default="osvd")
-    parser.add_argument("--no_vof_correction", action="store_true")
-    parser.add_argument("-o", dest="output", type=Path, default=None, help="JSON file for the rows")
-    args = parser.parse_args(argv)
+def noise_table(args) -> int:
+    """The engine alone at several added noise levels on one phantom seed (the former table)."""
     with tempfile.TemporaryDirectory() as work:
         phantom = args.phantom
         if phantom is None:
@@ -153,6 +148,58 @@ def main(argv=None) -> int:
     if args.output:
         atomic_write_json(args.output, rows)
     return 0
+
+
+def comparison(args) -> int:
+    """The block phantom's table and the anatomical phantom's, every method in the same run."""
+    from experiments import anatomical_table, kudo_validation
+
+    output = {}
+    if not args.skip_kudo:
+        kudo_rows = kudo_validation.run(args.kudo_noise, args.kudo_seeds)
+        print(f"Kudo-design block phantom (840 blocks; noise seeds {' '.join(map(str, args.kudo_seeds))})")
+        print(kudo_validation.table(kudo_rows))
+        output["kudo"] = kudo_rows
+    if not args.skip_anatomical:
+        rows = []
+        with tempfile.TemporaryDirectory() as work:
+            from isles_pipeline.phantom import generate_phantom
+
+            for seed in args.seeds:
+                folder = Path(work) / f"seed_{seed}" / "TRAINING"
+                generate_phantom(folder, num_cases=args.num_cases, seed=seed, size=args.size)
+                for case in sorted(p for p in folder.glob("case_*") if p.is_dir()):
+                    rows += anatomical_table.case_rows(case, folder / "phantom_truth" / case.name)
+        print(f"anatomical phantom: {args.num_cases} cases x seeds {' '.join(map(str, args.seeds))}, size {args.size}, "
+              "noise as simulated; class means over grey, white, penumbra, core")
+        print(anatomical_table.table(rows))
+        output["anatomical"] = rows
+    if args.output:
+        atomic_write_json(args.output, output)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-i", dest="phantom", type=Path, default=None,
+                        help="existing phantom TRAINING folder for --noise_table (default: simulate one)")
+    parser.add_argument("-n", dest="num_cases", type=int, default=2, help="phantom cases per seed")
+    parser.add_argument("-size", type=int, default=128)
+    parser.add_argument("-seed", type=int, default=0, help="--noise_table's phantom seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="anatomical phantom seeds")
+    parser.add_argument("--kudo_noise", type=float, nargs="+", default=[0.0, 5.0, 10.0, 20.0])
+    parser.add_argument("--kudo_seeds", type=int, nargs="+", default=[2, 3],
+                        help="noise seeds of the block phantom (seed 1 was used to choose the engine's settings)")
+    parser.add_argument("--skip_kudo", action="store_true")
+    parser.add_argument("--skip_anatomical", action="store_true")
+    parser.add_argument("--noise_table", action="store_true",
+                        help="instead: the engine alone at the -noise levels on one phantom seed")
+    parser.add_argument("-noise", type=float, nargs="+", default=[10.0, 15.0, 25.0])
+    parser.add_argument("-method", default="osvd")
+    parser.add_argument("--no_vof_correction", action="store_true")
+    parser.add_argument("-o", dest="output", type=Path, default=None, help="JSON file for the rows")
+    args = parser.parse_args(argv)
+    return noise_table(args) if args.noise_table or args.phantom is not None else comparison(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+"""What is not an artery is not an AIF: shape checks, moved frames bridged, the warning, clinical volumes."""
+import numpy as np
+import pytest
+
+from isles_pipeline.perfusion import aif_quality
+from isles_pipeline.perfusion.clinical import clinical_volumes
+from isles_pipeline.perfusion.moved_frames import bridge_moved_frames, moved_frames
+
+TIMES = np.arange(50.0)
+
+
+def gamma(peak, arrival=8.0, alpha=3.0, beta=1.5):
+    s = np.clip(TIMES - arrival, 0, None)
+    return peak * (s / (alpha * beta)) ** alpha * np.exp(alpha - s / beta)
+
+
+def box(peak, first, frames):
+    curve = np.zeros_like(TIMES)
+    curve[first: first + frames] = peak
+    return curve
+
+
+@pytest.mark.parametrize("peak,beta", [(150.0, 1.3), (460.0, 1.5), (700.0, 2.0)])
+def test_a_first_pass_passes_every_check(peak, beta):
+    curves = gamma(peak, beta=beta)[:, None]
+    assert aif_quality.plausible(curves, 1.0, tissue_peak_s=20.0).all()
+    report = aif_quality.quality_report(curves[:, 0], curves, 1.0, 20.0, 1.0, 3.0, 10, 0)
+    assert report["plausible"] and report["reasons"] == []
+
+
+@pytest.mark.parametrize("curve,reason", [
+    (box(1900.0, 24, 2), "wide"),  # bone moving in for two frames (the case that beat every artery)
+    (box(600.0, 12, 5), "between two frames"),  # a five-frame motion box below the brightness limit
+    (gamma(1500.0), "blood stays below"),  # a bolus shape, but brighter than blood gets
+    (gamma(400.0, arrival=25.0), "after the tissue"),  # a vein, not an artery
+])
+def test_what_is_not_an_artery_fails_and_says_why(curve, reason):
+    assert not aif_quality.plausible(curve[:, None], 1.0, tissue_peak_s=18.0).any()
+    report = aif_quality.quality_report(curve, curve[:, None], 1.0, 18.0, 1.0, 3.0, 10, 0)
+    assert not report["plausible"] and any(reason in text for text in report["reasons"]), report["reasons"]
+
+
+def test_a_large_venous_rescaling_is_reported():
+    report = aif_quality.quality_report(gamma(300.0), gamma(300.0)[:, None], 1.0, 20.0, 2.4, 3.0, 10, 0)
+    assert not report["plausible"] and "venous" in report["reasons"][0]
+
+
+def _head(shift_frames=(), shift_px=3):
+    """(T, 1, 40, 40): a skull ring at 1200 HU around 35 HU tissue, shifted by `shift_px` in some frames."""
+    yy, xx = np.mgrid[:40, :40]
+    radius = np.hypot(yy - 20, xx - 20)
+    frame = np.where(radius < 15, 35.0, -1000.0)
+    frame[(radius >= 15) & (radius < 18)] = 1200.0
+    series = np.repeat(frame[None, None], len(TIMES), axis=0).astype(np.float32)
+    series[:, 0, radius < 12] += gamma(20.0)[:, None]  # tissue enhancement
+    for t in shift_frames:
+        series[t, 0] = np.roll(series[t, 0], shift_px, axis=1)
+    return series
+
+
+def test_moved_frames_are_found_and_bridged_still_ones_left_alone():
+    still = _head()
+    assert not moved_frames(still).any()
+    assert bridge_moved_frames(still, TIMES)[0] is still  # nothing moved: the same array, no copy
+    moved = _head(shift_frames=(20, 21, 22))
+    np.testing.assert_array_equal(np.flatnonzero(moved_frames(moved)), [20, 21, 22])
+    bridged, frames = bridge_moved_frames(moved, TIMES)
+    assert frames == [20, 21, 22]
+    np.testing.assert_allclose(bridged[21], 0.5 * (moved[19] + moved[23]), atol=1e-4)
+    np.testing.assert_array_equal(bridged[19], moved[19])
+
+
+def test_clinical_volumes_follow_the_rules():
+    shape = (2, 20, 20)
+    valid = np.ones(shape, bool)
+    cbf = np.full(shape, 50.0, np.float32)
+    tmax = np.zeros(shape, np.float32)
+    tmax[:, :, 15:] = 8.0  # 2 x 20 x 5 = 200 voxels hypoperfused on the x >= 10 side
+    cbf[:, :5, 15:] = 10.0  # 50 of them below 30 % of the healthy side's 50
+    volumes = clinical_volumes(cbf, tmax, valid, (2.0, 1.0, 1.0))  # 2 ul voxels: x 0.002 ml
+    assert volumes["hypoperfusion_ml"] == pytest.approx(0.4) and volumes["core_ml"] == pytest.approx(0.1)
+    assert volumes["mismatch_ml"] == pytest.approx(0.3) and volumes["mismatch_ratio"] == pytest.approx(4.0)
+    assert volumes["reference_cbf"] == pytest.approx(50.0)
+    assert "Campbell" in volumes["rule"] and "DEFUSE 3" in volumes["rule"]
