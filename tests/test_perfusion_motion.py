@@ -52,7 +52,8 @@ def test_the_movement_is_found_and_undone(moved_case):
 
 def test_maps_with_the_correction_follow_the_truth_better(moved_case):
     """Spearman's rho against the truth over brain voxels (measured: CBV 0.32 moved -> 0.53 corrected, 0.56 for
-    the still series; Tmax 0.50 -> 0.75, 0.74; CBF 0.75 -> 0.80, 0.81)."""
+    the still series; Tmax 0.50 -> 0.75, 0.74 with Tmax at the residue's maximum, 0.74 -> 0.75 at its front;
+    CBF 0.75 -> 0.80, 0.81)."""
     case, _, moved = moved_case
     brain = case["masks"]["brain"] > 0
     rho = {}
@@ -65,5 +66,7 @@ def test_maps_with_the_correction_follow_the_truth_better(moved_case):
                           for name in ("cbf", "cbv", "tmax")}
         assert result.settings["motion_correction"] is corrected
     assert rho[True]["cbv"] > rho[False]["cbv"] + 0.1, rho
-    assert rho[True]["tmax"] > rho[False]["tmax"] + 0.1, rho
+    # Tmax read at the residue's half-maximum front no longer follows the motion's spikes (uncorrected 0.50 with
+    # the former maximum, 0.74 now): the correction must keep it, no longer lift it
+    assert rho[True]["tmax"] > max(rho[False]["tmax"] - 0.02, 0.7), rho
     assert rho[True]["cbf"] > rho[False]["cbf"] + 0.02, rho
