@@ -16,24 +16,33 @@ The building blocks, each usable alone (all curves are (frames, voxels) arrays o
   `subtract_baseline(curves, count)`, `arrival_index`, `full_width_half_maximum`.
 - `denoise`: `estimate_noise_sd`, `profile_bilateral(frames_tyx, noise_sd, pixel_mm)` (edge-preserving in
   space, each frame filtered with weights shared by all frames: nothing is smoothed along time).
-- `aif`: `select_arterial_input(enhancement_nzyx, search_mask, grid_s, noise_sd)` -> `ArterialInput`.
+- `aif`: `select_arterial_input(enhancement_nzyx, search_mask, grid_s, noise_sd)` -> `ArterialInput` (with
+  `.quality`); `aif_quality`: the shape checks a candidate must pass (a first pass: >= 3 s wide, <= 1000 HU, no
+  frame jump over 60 % of its peak, not after the tissue) and `quality_report`.
 - `deconvolution`: `convolution_matrix(aif, step_s, circulant)`, `Deconvolver.for_aif(aif, step_s, method,
   device)` then `.residues(curves)` -> (2N or N, V) residues k = (rho/kH) CBF R(t), in 1/s;
   `oscillation_index`. Methods: osvd, bcsvd, ssvd (non-circulant, delay-sensitive), tikhonov.
-- `maps`: `flow_and_tmax(residues, step_s, n)`, `blood_volume(curves, aif)`, `transit_time(cbv, cbf)`,
+- `maps`: `flow_and_tmax(residues, step_s, n, definition="rise" | "peak")`, `rise_position`,
+  `blood_volume(curves, aif)`, `transit_time(cbv, cbf)`,
   `time_to_peak(curves, grid_s)`; constants RHO = 1.05 g/ml, K_H = 0.73.
 - `motion`: `correct_motion(series, spacing_zyx)` -> (series registered to frame 0, `FrameMotion`): one rigid
-  in-plane transform per frame, estimated on bone (`compute_maps(..., motion_correction=True)`).
+  in-plane transform per frame, estimated on bone (`compute_maps(..., motion_correction=True)`);
+  `moved_frames`: `bridge_moved_frames(series, times)` (frames where the skull moved, interpolated in time;
+  the default without registration).
+- `clinical`: `clinical_volumes(cbf, tmax, valid, spacing_zyx)` (core rCBF < 30 %, Tmax > 6 s, mismatch);
+  `qc_figure`: `write_qc_figure` (qc.png).
 - `masks`: `tissue_masks(baseline_hu, spacing_zyx)` -> `TissueMasks`, `vessel_mask(cbv, brain)`.
 - `device`: `resolve_device("auto" | "cpu" | "cuda")`.
-- `io`: `read_series(path, frame_times_csv)` and `write_outputs(result, image4d, out_dir)` (the command
-  `isles_perfusion_maps`).
+- `io`: `read_series(path, frame_times_csv)`, `write_outputs(result, image4d, out_dir)` (the command
+  `isles_perfusion_maps`: maps, aif.json, summary.json, qc.png) and `aif_warning(result)`.
 - `pipeline`: `computed_map_images(series_image)` -> {"CT_CBF": image, ...} on the series' grid (the
   converter and the predictor use it for cases without vendor maps).
 
 Defaults and why: oSVD with Wu's oscillation-index limit 0.095 over 10 truncations (0.2 % to 50 % of the
-largest singular value); Wu's linear-AIF discretisation; profile bilateral (5 x 5) then a 4 mm Gaussian inside
-the parenchyma (CTP's noise is several HU per frame against 10 to 25 HU of tissue enhancement); VOF
+largest singular value); Wu's linear-AIF discretisation; Tmax at the residue's half-maximum rise (its regularised
+maximum was 1 to 3 s late); profile bilateral (5 x 5) then a Gaussian inside the parenchyma of 2 mm per HU of
+measured noise up to 4 mm (none on noise-free data, where it only erased small cores; CTP's noise is several HU
+per frame against 10 to 25 HU of tissue enhancement); VOF
 correction on (scales the AIF up to the VOF's area, never down); vessels (CBV >= 8 ml/100g with an
 arterial-size peak), CSF (< 20 HU), bone (>= 150 HU) and a 2 mm rim around bone are 0, as in ISLES maps.
 
