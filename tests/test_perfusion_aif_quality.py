@@ -82,3 +82,37 @@ def test_clinical_volumes_follow_the_rules():
     assert volumes["mismatch_ml"] == pytest.approx(0.3) and volumes["mismatch_ratio"] == pytest.approx(4.0)
     assert volumes["reference_cbf"] == pytest.approx(50.0)
     assert "Campbell" in volumes["rule"] and "DEFUSE 3" in volumes["rule"]
+
+
+def test_a_bright_box_instead_of_an_artery_gives_one_warning_line_and_a_flagged_summary(tmp_path, capsys):
+    """No artery, only a two-frame 700 HU box (what an edge moving in looks like; at 800 HU and above the frames
+    would count as moved and be bridged): the maps are written, the command prints one warning line, and
+    summary.json and aif.json say the AIF is implausible."""
+    from test_perfusion_cli import synthetic_head, write_series
+
+    from isles_pipeline.cli.perfusion_maps import main
+    from isles_pipeline.files import read_json
+
+    series = synthetic_head(arteries=False)
+    series[20:22, :, 19:21, 10:30] += 700.0
+    path = write_series(tmp_path / "ctp.nii.gz", series)
+    assert main(["-i", str(path), "-o", str(tmp_path / "out"), "-device", "cpu"]) == 0
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "warning" in error[0] and "implausible" in error[0], error
+    summary = read_json(tmp_path / "out" / "summary.json")
+    assert summary["aif_plausible"] is False and "wide" in summary["warning"]
+    assert {"core_ml", "hypoperfusion_ml", "mismatch_ml", "mismatch_ratio", "rule"} <= set(summary)
+    assert read_json(tmp_path / "out" / "aif.json")["quality"]["plausible"] is False
+
+
+def test_a_real_artery_gives_no_warning(tmp_path, capsys):
+    from test_perfusion_cli import synthetic_head, write_series
+
+    from isles_pipeline.cli.perfusion_maps import main
+    from isles_pipeline.files import read_json
+
+    path = write_series(tmp_path / "ctp.nii.gz", synthetic_head())
+    assert main(["-i", str(path), "-o", str(tmp_path / "out"), "-device", "cpu", "--no_qc"]) == 0
+    assert capsys.readouterr().err.strip() == ""
+    summary = read_json(tmp_path / "out" / "summary.json")
+    assert summary["aif_plausible"] is True and summary["warning"] is None
