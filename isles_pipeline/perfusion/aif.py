@@ -86,7 +86,8 @@ def select_arterial_input(enhancement: np.ndarray, search: np.ndarray, grid_s: n
     tissue_peak = float(np.median(peak))
     floor = max(MIN_AIF_TO_TISSUE * tissue_peak, MIN_AIF_SNR * noise_sd, 1e-6)
     tissue = peak < floor
-    tissue_curve = flat[:, search_index[tissue]].mean(axis=1) if tissue.any() else None
+    # the tissue's mean curve, for the timing check: every 8th tissue voxel is as good a mean and 8x cheaper
+    tissue_curve = flat[:, search_index[tissue][::8]].mean(axis=1) if tissue.any() else None
     tissue_peak_s = None if tissue_curve is None else float(np.argmax(tissue_curve) * step)
     bright = np.flatnonzero(peak >= floor)
     if bright.size == 0:
