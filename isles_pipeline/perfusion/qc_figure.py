@@ -24,10 +24,7 @@ def _mark(axis, voxels: np.ndarray, z: int, colour: str, label: str) -> None:
 
 def write_qc_figure(result, volumes: dict, lesions: tuple[np.ndarray, np.ndarray], path: Path) -> None:
     """Write the picture; `volumes` from `clinical.clinical_volumes`, `lesions` its (core, hypoperfusion)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend or GUI machinery to import and start
 
     arterial, maps = result.arterial, result.maps
     core, hypoperfusion = lesions
@@ -35,7 +32,8 @@ def write_qc_figure(result, volumes: dict, lesions: tuple[np.ndarray, np.ndarray
         int(np.argmax(result.masks.valid.sum(axis=(1, 2))))
     aif_z = int(np.bincount(arterial.aif_voxels[:, 0]).argmax()) if len(arterial.aif_voxels) else lesion_z
     vof_z = int(np.bincount(arterial.vof_voxels[:, 0]).argmax()) if len(arterial.vof_voxels) else aif_z
-    figure, axes = plt.subplots(2, 3, figsize=(15, 9))
+    figure = Figure(figsize=(15, 9))
+    axes = figure.subplots(2, 3)
     curves = axes[0, 0]
     curves.plot(arterial.grid_s, arterial.scaled_aif, label=f"AIF used (x{arterial.scale:.2f})")
     curves.plot(arterial.grid_s, arterial.aif, ":", label="AIF measured")
@@ -69,7 +67,6 @@ def write_qc_figure(result, volumes: dict, lesions: tuple[np.ndarray, np.ndarray
                     f"{volumes['hypoperfusion_ml']:.1f} ml (Tmax > 6 s, white), mismatch {volumes['mismatch_ml']:.1f} "
                     f"ml, ratio {'-' if ratio is None else f'{ratio:.2f}'} (RAPID-style rules; Campbell 2011, "
                     f"DEFUSE 3 / Albers 2018)", fontsize=10)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
+    figure.subplots_adjust(left=0.04, right=0.97, bottom=0.04, top=0.9, wspace=0.3, hspace=0.25)  # fixed: no
+    with atomic_path(path) as temporary:                                                         # layout solve
         figure.savefig(temporary, dpi=80, format="png")
-    plt.close(figure)
