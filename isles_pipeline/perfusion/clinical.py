@@ -46,7 +46,11 @@ def lesion_masks(cbf: np.ndarray, tmax: np.ndarray, valid: np.ndarray) -> tuple[
 
 def clinical_volumes(cbf: np.ndarray, tmax: np.ndarray, valid: np.ndarray, spacing_zyx) -> dict:
     """Core, hypoperfusion and mismatch (ml), the mismatch ratio, the DEFUSE 3 profile, the rule text."""
-    core, hypoperfusion, mean_cbf = lesion_masks(cbf, tmax, valid)
+    return volumes_of(*lesion_masks(cbf, tmax, valid), spacing_zyx)
+
+
+def volumes_of(core: np.ndarray, hypoperfusion: np.ndarray, mean_cbf: float, spacing_zyx) -> dict:
+    """`clinical_volumes` from masks already made by `lesion_masks` (the command also draws them)."""
     voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
     core_ml, hypo_ml = float(core.sum()) * voxel_ml, float(hypoperfusion.sum()) * voxel_ml
     mismatch_ml = max(hypo_ml - core_ml, 0.0)

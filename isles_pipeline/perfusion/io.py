@@ -18,11 +18,10 @@ import SimpleITK as sitk
 
 from isles_pipeline.errors import CaseError
 from isles_pipeline.files import atomic_write_json
-from isles_pipeline.imageio.dicom_ctp import read_engine_inputs
 from isles_pipeline.imageio.nifti_io import raw_header, read_image, write_image
 from isles_pipeline.imageio.nifti_scan import count_non_finite
 from isles_pipeline.imageio.nifti_stream import TIME_UNIT_SECONDS
-from isles_pipeline.perfusion.clinical import clinical_volumes, lesion_masks
+from isles_pipeline.perfusion.clinical import lesion_masks, volumes_of
 from isles_pipeline.perfusion.compute import PerfusionResult
 from isles_pipeline.perfusion.maps import MAP_NAMES
 from isles_pipeline.perfusion.qc_figure import write_qc_figure
@@ -72,6 +71,8 @@ def read_series(path: Path, frame_times_csv: Path | None = None,
     (`imageio.dicom_ctp`; `dicom_series` picks among several 4D series); a CSV, when given, still wins."""
     path = Path(path)
     if path.is_dir():
+        from isles_pipeline.imageio.dicom_ctp import read_engine_inputs  # pydicom only for DICOM input
+
         series, image, times = read_engine_inputs(path, dicom_series)
         return series, image, (read_frame_times_csv(frame_times_csv) if frame_times_csv is not None else times)
     image = read_image(path)
@@ -117,15 +118,15 @@ def write_outputs(result: PerfusionResult, image4d: sitk.Image, out_dir: Path, s
                                             **result.arterial.to_json()})
     written.append(out_dir / "aif.json")
     spacing = tuple(float(s) for s in image4d.GetSpacing()[2::-1])
-    volumes = clinical_volumes(result.maps["cbf"], result.maps["tmax"], result.masks.valid, spacing)
+    core, hypoperfusion, reference_cbf = lesion_masks(result.maps["cbf"], result.maps["tmax"], result.masks.valid)
+    volumes = volumes_of(core, hypoperfusion, reference_cbf, spacing)
     quality = result.arterial.quality or {}
     atomic_write_json(out_dir / "summary.json", {
         "source": source, **volumes, "aif_plausible": quality.get("plausible", True),
         "warning": aif_warning(result), "maps": result.summary()})
     written.append(out_dir / "summary.json")
     if qc:
-        write_qc_figure(result, volumes, lesion_masks(result.maps["cbf"], result.maps["tmax"], result.masks.valid)[:2],
-                        out_dir / "qc.png")
+        write_qc_figure(result, volumes, (core, hypoperfusion), out_dir / "qc.png")
         written.append(out_dir / "qc.png")
     return written
 
