@@ -3,8 +3,10 @@ initialised chains saved in the trainer's checkpoint contract (no trainer needed
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 
 from isles_pipeline.files import atomic_write_json
@@ -44,3 +46,17 @@ def build_model(root: Path, folds=(0, 1, 2, 3)) -> Path:
     for fold in folds:
         save_checkpoint(model / f"fold_{fold}" / "checkpoint_final.pth", chain_kwargs, fold, seed=fold)
     return model
+
+
+def model_with_roots(root: Path, folds=(0, 1, 2, 3)) -> Iterator[Path]:
+    """A module fixture's body: the data roots under `root`, one torch thread (small convolutions on a shared
+    CPU, see conftest.single_torch_thread), the model folder yielded; all restored afterwards."""
+    patch = pytest.MonkeyPatch()
+    use_roots(patch, root)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield build_model(root, folds=folds)
+    finally:
+        torch.set_num_threads(threads)
+        patch.undo()

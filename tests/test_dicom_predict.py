@@ -6,8 +6,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-import torch
-from predict_helpers import PLANS, TRAINER, build_model, use_roots
+from predict_helpers import PLANS, TRAINER, model_with_roots
 from pydicom.uid import generate_uid
 
 from isles_pipeline.cli.predict import main as predict_main
@@ -19,14 +18,7 @@ from isles_pipeline.phantom.dicom_export import export_nifti_series, write_clutt
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("model")
-    patch = pytest.MonkeyPatch()
-    use_roots(patch, root)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield build_model(root, folds=(0,))
-    torch.set_num_threads(threads)
-    patch.undo()
+    yield from model_with_roots(tmp_path_factory.mktemp("model"), folds=(0,))
 
 
 def export_case(case_dir, folder, times=None):

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
-from predict_helpers import PLANS, TRAINER, build_model, save_checkpoint, use_roots
+from predict_helpers import PLANS, TRAINER, model_with_roots, save_checkpoint
 
 from isles_pipeline.cli.predict import main as predict_main
 from isles_pipeline.components import label_components
@@ -26,15 +25,7 @@ from isles_pipeline.phantom.synthetic import SyntheticCase, move_off_origin_and_
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("model")
-    mp = pytest.MonkeyPatch()
-    use_roots(mp, root)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see conftest.single_torch_thread: small convolutions on a shared CPU
-    folder = build_model(root)
-    yield folder
-    torch.set_num_threads(threads)
-    mp.undo()
+    yield from model_with_roots(tmp_path_factory.mktemp("model"))
 
 
 def _predict(inputs, out, **kwargs):
