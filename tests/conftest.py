@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from train_helpers import set_roots, write_plans_variant
 
 from isles_pipeline.dataset_conversion.convert import convert_isles2018
@@ -12,6 +14,14 @@ from isles_pipeline.planners import api
 
 # A copy of the real file lives in the repo (tests/data/isles2018/README.md: source, licence): users clone it alone.
 FIXTURE_CT = Path(__file__).resolve().parent / "data" / "isles2018" / "SMIR.Brain.XX.O.CT.339203.nii"
+
+
+@pytest.fixture(autouse=True)
+def seeded_random_state():
+    """Every test starts from the same global random state, whatever ran before it or in which order:
+    a test that draws unseeded data sees the same data on every run."""
+    torch.manual_seed(0)
+    np.random.seed(0)
 
 
 @pytest.fixture(scope="session")

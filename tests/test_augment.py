@@ -75,11 +75,14 @@ def test_label_and_image_stay_aligned():
 
 
 def test_zero_strength_is_the_identity():
-    image = torch.randn(3, 5, H, W)
-    label = (torch.rand(3, 1, H, W) > 0.7).float()
+    generator = torch.Generator().manual_seed(11)
+    image = torch.randn(3, 5, H, W, generator=generator)
+    label = (torch.rand(3, 1, H, W, generator=generator) > 0.7).float()
     grid = sampling_grid(identity_parameters(3), H, W)
     warped, warped_label = apply_warp(grid, image, label)  # through grid_sample, no short cut
-    assert torch.allclose(warped, image, atol=1e-5)
+    # float32 grid coordinates land within ~1e-5 px of the pixel centres, and CPUs differ in how they round;
+    # 1e-4 still fails for any real shift (0.01 px moves these values by ~1e-2)
+    assert torch.allclose(warped, image, atol=1e-4)
     assert torch.equal(warped_label, label)
     off = SpatialAugmentation(15.0, 0.0, [0.8, 1.0], 0.0, 0.15, 0.0, 0.0)
     same, same_label = off.augment(image, label, torch.Generator().manual_seed(0))
