@@ -1,60 +1,42 @@
-"""The stock nnU-Net v2 row of the phantom benchmark: nnunetv2's `2d` configuration trained on our folds with
-our training budget, in its own virtualenv, through nnU-Net's own commands.
+"""The stock nnU-Net v2 row of the phantom benchmark, budget-matched: nnunetv2's `2d` configuration with its own
+plans, trained on our folds for as many 2D training slices as our rows see per fold, in its own virtualenv,
+through nnU-Net's own commands (`experiments.nnunet_runner` runs them; the package never imports nnunetv2).
 
     bash scripts/nnunet_venv.sh                       # once: the nnU-Net venv (see that script for why)
     python -m experiments.nnunet_row RAW_DATASET_FOLDER -o WORK -budget 500 [-labels DIR]
 
-Steps (each an nnU-Net command in a subprocess, its output kept in WORK/logs/<step>.log):
-1. WORK/nnUNet_raw/DatasetXXX_Name links to our converted dataset (already nnU-Net's raw format; its
-   dataset.json is used as it is: nnU-Net reads channel_names, labels, numTraining and file_ending and
-   ignores our extra keys).
-2. nnUNetv2_plan_and_preprocess -c 2d, with nnU-Net's dataset integrity check.
-3. Our splits written as nnU-Net's splits_final.json (train/val only), so both benchmarks use the same folds.
-4. nnUNetv2_train ID 2d FOLD -tr nnUNetTrainer_ISLESBudget for folds 0-3; the trainer
-   (scripts/nnunet_trainers/, found by nnU-Net through nnUNet_extTrainer) is nnU-Net's default trainer with a
-   training length from `budget_schedule`: epochs x iterations x the plans' 2d batch size ~ our rows' 2D
-   training slices per fold. A fold whose checkpoint_final.pth and validation exist from the same splits and
-   schedule is not trained again.
-5. Fold validation predictions (nnU-Net's own, from the final checkpoints) gathered into WORK/cv; imagesTs
-   predicted with the 4-fold ensemble (nnUNetv2_predict -f 0 1 2 3) into WORK/testing.
-A rerun in the same WORK resumes: planning and the TESTING prediction, recorded in WORK/row.json only once they
-succeeded, are not run again for the same dataset (the prediction only while no fold was retrained), so
-`phantom_results --nnunet` can score a row this command already ran.
-The package never imports nnunetv2: it is not a dependency of ours.
+The trainer (scripts/nnunet_trainers/nnUNetTrainer_ISLESBudget.py) is nnU-Net's default trainer with a
+training length from `budget_schedule`: epochs x iterations x the plans' 2d batch size ~ the budget. Outputs:
+WORK/budget/cv (nnU-Net's fold validation predictions), WORK/budget/testing (imagesTs, 4-fold ensemble), the
+step times in WORK/budget/row.json; a rerun in the same WORK skips what is done (see nnunet_runner).
 """
 from __future__ import annotations
 
 import argparse
 import math
-import os
-import re
-import shutil
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from isles_pipeline.files import atomic_write_json, read_json
-from isles_pipeline.splits import nnunet_splits
+from experiments.nnunet_runner import (
+    CONFIGURATION,
+    NUM_FOLDS,
+    NnUNetRowError,
+    NnUNetVariant,
+    NnUNetWork,
+    dataset_id,
+    install_nnunet,
+    nnunet_venv,
+    plan,
+    run_variant,
+)
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-VENV_SCRIPT = REPOSITORY / "scripts" / "nnunet_venv.sh"
-TRAINER_FOLDER = REPOSITORY / "scripts" / "nnunet_trainers"
 TRAINER = "nnUNetTrainer_ISLESBudget"
-CONFIGURATION = "2d"
-PLANS = "nnUNetPlans"
-NUM_FOLDS = 4
-DEFAULT_VENV = Path("/tmp/nnunetv2-2.8.1-isles")
 VAL_ITERATIONS = 2  # nnU-Net's per-epoch validation only feeds its pseudo-Dice log; 50 (stock) would cost more
 MIN_EPOCHS = 10  # poly learning-rate decay is stepped per epoch: a run needs several epochs to decay
 MAX_ITERATIONS = 250  # nnU-Net's stock iterations per epoch
-_DATASET_NAME = re.compile(r"Dataset(\d{3})_\S+")
-
-
-class NnUNetRowError(RuntimeError):
-    """One line: which step failed and where its log is."""
 
 
 @dataclass(frozen=True)
@@ -90,181 +72,16 @@ def budget_schedule(slices_budget: int, batch_size: int, min_epochs: int = MIN_E
     return BudgetSchedule(epochs, iterations, batch_size)
 
 
-def dataset_id(raw_dataset_folder: Path) -> int:
-    match = _DATASET_NAME.fullmatch(Path(raw_dataset_folder).name)
-    if not match:
-        raise NnUNetRowError(f"{raw_dataset_folder}: nnU-Net needs a folder named DatasetXXX_Name")
-    return int(match.group(1))
-
-
-def training_cases(raw_dataset_folder: Path) -> list[str]:
-    """Training identifiers as nnU-Net sees them: labelsTr/<case><file_ending>."""
-    dataset = read_json(Path(raw_dataset_folder) / "dataset.json")
-    ending = dataset.get("file_ending", ".nii.gz")
-    return sorted(p.name[:-len(ending)] for p in (Path(raw_dataset_folder) / "labelsTr").glob(f"*{ending}"))
-
-
-def testing_cases(raw_dataset_folder: Path) -> list[str]:
-    dataset = read_json(Path(raw_dataset_folder) / "dataset.json")
-    suffix = "_0000" + dataset.get("file_ending", ".nii.gz")
-    return sorted(p.name[:-len(suffix)] for p in (Path(raw_dataset_folder) / "imagesTs").glob(f"*{suffix}"))
-
-
-def nnunet_venv(venv: Optional[Path] = None) -> Path:
-    """The venv made by scripts/nnunet_venv.sh ($NNUNET_VENV or its default); one line when it is missing."""
-    venv = Path(venv or os.environ.get("NNUNET_VENV") or DEFAULT_VENV)
-    if not all((venv / "bin" / tool).is_file() for tool in ("nnUNetv2_plan_and_preprocess", "nnUNetv2_train",
-                                                            "nnUNetv2_predict")):
-        raise NnUNetRowError(f"no nnU-Net v2 virtualenv at {venv}: create it with `bash {VENV_SCRIPT}` "
-                             "(NNUNET_VENV chooses where)")
-    return venv
-
-
-def install_nnunet(venv: Optional[Path] = None) -> Path:
-    """Run scripts/nnunet_venv.sh (a no-op when the venv is ready)."""
-    env = dict(os.environ)
-    if venv is not None:
-        env["NNUNET_VENV"] = str(venv)
-    result = subprocess.run(["bash", str(VENV_SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    if result.returncode != 0:
-        raise NnUNetRowError(result.stderr.strip().splitlines()[-1] if result.stderr.strip()
-                             else f"{VENV_SCRIPT} failed (exit {result.returncode})")
-    return Path(result.stdout.strip().splitlines()[-1])
-
-
-def _device_arguments(device: str) -> tuple[list[str], dict[str, str]]:
-    """nnU-Net takes -device cpu|cuda and a GPU index only through CUDA_VISIBLE_DEVICES."""
-    kind, _, index = device.partition(":")
-    if kind not in ("cpu", "cuda"):
-        raise NnUNetRowError(f"device {device!r}: nnU-Net runs on cpu or cuda[:N]")
-    return ["-device", kind], ({"CUDA_VISIBLE_DEVICES": index} if index else {})
-
-
-def _run_step(step: str, command: list[str], log_file: Path, env: dict[str, str]) -> float:
-    """Run one nnU-Net command with its output in `log_file`; its wall time in seconds."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    with open(log_file, "w") as log:  # a live log of a child process, not a result file: written as it runs
-        log.write("$ " + " ".join(command) + "\n")
-        log.flush()
-        code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        raise NnUNetRowError(f"nnU-Net {step} failed (exit {code}); log: {log_file}")
-    return time.perf_counter() - start
-
-
-def _link_raw(raw_dataset_folder: Path, nnunet_raw: Path) -> None:
-    link = nnunet_raw / raw_dataset_folder.name
-    nnunet_raw.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() and link.resolve() == raw_dataset_folder.resolve():
-        return
-    if link.is_symlink():
-        link.unlink()
-    elif link.exists():
-        raise NnUNetRowError(f"{link} exists and is not a link to {raw_dataset_folder}")
-    link.symlink_to(raw_dataset_folder.resolve(), target_is_directory=True)
-
-
-def _gather(files: list[Path], destination: Path) -> Path:
-    """Copy into a fresh `destination` (built beside it, then renamed: never half a folder)."""
-    partial = destination.with_name(destination.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    for file in files:
-        shutil.copy2(file, partial / file.name)
-    shutil.rmtree(destination, ignore_errors=True)
-    partial.rename(destination)
-    return destination
-
-
 def run_nnunet_row(raw_dataset_folder: Path, splits: list[dict], work: Path, slices_budget: int,
                    device: str = "cpu", num_processes: int = 2, venv: Optional[Path] = None) -> dict[str, Path]:
-    """Train, validate and predict the stock nnU-Net row (see the module docstring); returns {"cv": folder with
-    one <case>.nii.gz per training case (nnU-Net's fold validation predictions), "testing": folder with one
-    <case>.nii.gz per imagesTs case (4-fold ensemble)}. Timings and the schedule go to WORK/row.json."""
-    raw_dataset_folder, work = Path(raw_dataset_folder).resolve(), Path(work).resolve()
-    venv = nnunet_venv(venv)
-    identifier = dataset_id(raw_dataset_folder)
-    cases = training_cases(raw_dataset_folder)
-    try:
-        exported = nnunet_splits(splits, cases)
-    except ValueError as error:
-        raise NnUNetRowError(f"{raw_dataset_folder}: {error}") from None
-    if len(exported) != NUM_FOLDS:
-        raise NnUNetRowError(f"the nnU-Net row trains {NUM_FOLDS} folds; the splits have {len(exported)}")
-    device_args, device_env = _device_arguments(device)
-    roots = {"nnUNet_raw": work / "nnUNet_raw", "nnUNet_preprocessed": work / "nnUNet_preprocessed",
-             "nnUNet_results": work / "nnUNet_results"}
-    env = {**os.environ, **{k: str(v) for k, v in roots.items()}, **device_env,
-           "nnUNet_extTrainer": str(TRAINER_FOLDER), "nnUNet_n_proc_DA": str(num_processes),
-           "nnUNet_def_n_proc": str(num_processes)}
-    logs = work / "logs"
-    _link_raw(raw_dataset_folder, roots["nnUNet_raw"])
-    bin_folder = venv / "bin"
-    preprocessed = roots["nnUNet_preprocessed"] / raw_dataset_folder.name
-    record_file = work / "row.json"
-    previous = read_json(record_file) if record_file.is_file() else {}
-    previous_seconds = previous.get("seconds", {}) if previous.get("dataset") == str(raw_dataset_folder) else {}
-    # Each step's seconds are recorded only after it succeeded, so a recorded step of this dataset is done.
-    if "plan_and_preprocess" in previous_seconds and (preprocessed / f"{PLANS}.json").is_file():
-        plan_seconds = previous_seconds["plan_and_preprocess"]
-    else:
-        plan_seconds = _run_step(
-            "plan_and_preprocess", [str(bin_folder / "nnUNetv2_plan_and_preprocess"), "-d", str(identifier),
-                                    "-c", CONFIGURATION, "-np", str(num_processes), "-npfp", str(num_processes),
-                                    "--verify_dataset_integrity"],
-            logs / "plan_and_preprocess.log", env)
-    atomic_write_json(preprocessed / "splits_final.json", exported)
-    plans = read_json(preprocessed / f"{PLANS}.json")
+    """Plan (once), train and predict the budget-matched row; {"cv": folder with one <case>.nii.gz per training
+    case, "testing": folder with one <case>.nii.gz per imagesTs case}."""
+    nnunet = NnUNetWork(Path(raw_dataset_folder).resolve(), Path(work).resolve(), nnunet_venv(venv), device,
+                        num_processes)
+    dataset_id(nnunet.raw_dataset)
+    plans = plan(nnunet)
     schedule = budget_schedule(slices_budget, int(plans["configurations"][CONFIGURATION]["batch_size"]))
-    env.update(schedule.environment())
-    results = roots["nnUNet_results"] / raw_dataset_folder.name / f"{TRAINER}__{PLANS}__{CONFIGURATION}"
-    same_setup = previous.get("splits") == exported and previous.get("schedule") == asdict(schedule)
-    record = {"dataset": str(raw_dataset_folder), "splits": exported, "schedule": asdict(schedule),
-              "slices_budget": slices_budget, "slices_trained_per_fold": schedule.slices, "device": device,
-              "seconds": dict(previous_seconds) if same_setup else {}}
-    record["seconds"]["plan_and_preprocess"] = plan_seconds
-    atomic_write_json(record_file, record)
-    retrained = False
-    validation_files: list[Path] = []
-    for fold in range(NUM_FOLDS):
-        fold_folder = results / f"fold_{fold}"
-        done = same_setup and (fold_folder / "checkpoint_final.pth").is_file() and all(
-            (fold_folder / "validation" / f"{case}.nii.gz").is_file() for case in exported[fold]["val"])
-        if not done:
-            retrained = True
-            record["seconds"][f"train_fold_{fold}"] = _run_step(
-                f"train fold {fold}", [str(bin_folder / "nnUNetv2_train"), str(identifier), CONFIGURATION,
-                                       str(fold), "-tr", TRAINER, *device_args],
-                logs / f"train_fold_{fold}.log", env)
-            atomic_write_json(record_file, record)
-        for case in exported[fold]["val"]:
-            file = fold_folder / "validation" / f"{case}.nii.gz"
-            if not file.is_file():
-                raise NnUNetRowError(f"nnU-Net train fold {fold} wrote no validation prediction {file}; log: "
-                                     f"{logs / f'train_fold_{fold}.log'}")
-            validation_files.append(file)
-    cv = _gather(validation_files, work / "cv")
-    expected = testing_cases(raw_dataset_folder)
-    if (same_setup and not retrained and "predict_testing" in previous_seconds
-            and all((work / "testing" / f"{case}.nii.gz").is_file() for case in expected)):
-        return {"cv": cv, "testing": work / "testing"}  # the same folds already predicted every TESTING case
-    testing_raw = work / "testing_raw"
-    shutil.rmtree(testing_raw, ignore_errors=True)
-    record["seconds"]["predict_testing"] = _run_step(
-        "predict", [str(bin_folder / "nnUNetv2_predict"), "-i", str(raw_dataset_folder / "imagesTs"),
-                    "-o", str(testing_raw), "-d", str(identifier), "-c", CONFIGURATION, "-tr", TRAINER,
-                    "-f", *map(str, range(NUM_FOLDS)), "-npp", str(num_processes), "-nps", str(num_processes),
-                    "--disable_progress_bar", *device_args],
-        logs / "predict_testing.log", env)
-    atomic_write_json(record_file, record)
-    missing = [case for case in expected if not (testing_raw / f"{case}.nii.gz").is_file()]
-    if missing:
-        raise NnUNetRowError(f"nnU-Net predict wrote no prediction for {missing[:3]} ({len(missing)} missing); "
-                             f"log: {logs / 'predict_testing.log'}")
-    testing = _gather(sorted(testing_raw.glob("*.nii.gz")), work / "testing")
-    return {"cv": cv, "testing": testing}
+    return run_variant(nnunet, splits, NnUNetVariant("budget", TRAINER, schedule.environment()))
 
 
 def _default_splits(raw_dataset_folder: Path) -> list[dict]:

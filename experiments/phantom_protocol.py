@@ -78,8 +78,10 @@ def converted_name(split: str):
 
 
 def prepare_phantom(work: Path, training_cases: int, testing_cases: int, size: int, planner: str,
-                    num_processes: int) -> PhantomBenchmark:
-    """Step 1 of the module docstring; ValueError when `work` holds a phantom made with other settings."""
+                    num_processes: int, other_planners: Sequence[str] = ()) -> PhantomBenchmark:
+    """Step 1 of the module docstring; ValueError when `work` holds a phantom made with other settings.
+    `other_planners` are planned and preprocessed too (each its own plans, the same data and splits); the
+    returned benchmark's `plans` are `planner`'s."""
     work = Path(work).resolve()
     settings = {"training_cases": training_cases, "testing_cases": testing_cases, "size": size, "planner": planner,
                 "training_seed": 0, "testing_seed": 1, "with_dwi": True}
@@ -101,7 +103,8 @@ def prepare_phantom(work: Path, training_cases: int, testing_cases: int, size: i
             result = convert_isles2018(bench.training, bench.testing, PHANTOM_DATASET_ID, "ISLES2018", num_processes)
             if result.failures:
                 raise RuntimeError("conversion failed: " + "; ".join(result.failures))
-        plan_and_preprocess(PHANTOM_DATASET_ID, planner, num_processes)
+        for name in (planner, *other_planners):
+            plan_and_preprocess(PHANTOM_DATASET_ID, name, num_processes)
         phantom_references(bench.testing, bench.testing_references, converted_name("Ts"))
     return bench
 
@@ -123,14 +126,14 @@ def score(references: Mapping[str, Path], predictions: Path) -> dict:
             "per_case": {row["case"]: row["metrics"] for row in summary["metric_per_case"]}}
 
 
-def add_comparisons(part: dict) -> dict:
-    """Paired differences of every row of `part["rows"]` against the one-stage U-Net and the threshold
-    baseline (those present), in `part["comparisons"]`."""
+def add_comparisons(part: dict, references: Sequence[str] = (ONE_STAGE_ROW, THRESHOLD_ROW)) -> dict:
+    """Paired differences of every row of `part["rows"]` against each reference row (default: the one-stage
+    U-Net and the threshold baseline; those present), in `part["comparisons"]`."""
     rows = part["rows"]
     part["comparisons"] = {
         against: {name: compare_methods(row["per_case"], rows[against]["per_case"])
                   for name, row in rows.items() if name != against}
-        for against in (ONE_STAGE_ROW, THRESHOLD_ROW) if against in rows}
+        for against in references if against in rows}
     return part
 
 

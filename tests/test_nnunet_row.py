@@ -1,21 +1,22 @@
 """The stock nnU-Net row, our side of it (nnU-Net itself is not installed here; the row's run is a benchmark):
 the splits export, the training-budget arithmetic the external trainer reads, and the one-line errors."""
 import ast
-import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from experiments import nnunet_row
-from experiments.nnunet_row import (
-    TRAINER,
+from experiments import nnunet_row, nnunet_runner, phantom_long_budget
+from experiments.nnunet_row import TRAINER, budget_schedule, main
+from experiments.nnunet_runner import (
+    EDITED_PLANS,
     TRAINER_FOLDER,
     NnUNetRowError,
-    budget_schedule,
+    NnUNetVariant,
+    NnUNetWork,
     dataset_id,
-    main,
     training_cases,
+    write_edited_plans,
 )
 from isles_pipeline.splits import create_splits, nnunet_splits
 
@@ -84,14 +85,39 @@ def test_budget_schedule_examples_and_bad_input():
         budget_schedule(0, 12)
 
 
-def test_the_trainer_reads_exactly_what_the_schedule_sets():
-    """The trainer imports nnunetv2, so it is read, not imported: its ENVIRONMENT names and class name."""
-    source = (TRAINER_FOLDER / f"{TRAINER}.py").read_text()
-    tree = ast.parse(source)
-    names = next(ast.literal_eval(node.value) for node in tree.body
-                 if isinstance(node, ast.Assign) and node.targets[0].id == "ENVIRONMENT")
-    assert set(names) == set(budget_schedule(500, 12).environment())
-    assert any(isinstance(node, ast.ClassDef) and node.name == TRAINER for node in tree.body)
+def _environment_names(trainer: str) -> set[str]:
+    """The trainers import nnunetv2, so they are read, not imported: their ENVIRONMENT names."""
+    tree = ast.parse((TRAINER_FOLDER / f"{trainer}.py").read_text())
+    assert any(isinstance(node, ast.ClassDef) and node.name == trainer for node in tree.body)
+    return set(next(ast.literal_eval(node.value) for node in tree.body
+                    if isinstance(node, ast.Assign) and node.targets[0].id == "ENVIRONMENT"))
+
+
+def test_the_trainers_read_exactly_what_the_rows_set():
+    assert _environment_names(TRAINER) == set(budget_schedule(500, 12).environment())
+    wall_clock = _environment_names(phantom_long_budget.WALL_CLOCK_TRAINER)
+    source = Path(phantom_long_budget.__file__).read_text()
+    assert wall_clock and all(f'"{name}"' in source for name in wall_clock)
+
+
+def test_edited_plans_change_only_what_keeps_the_network_valid(tmp_path):
+    raw = _raw_dataset(tmp_path / "Dataset018_ISLES2018", ["train_001"])
+    nnunet = NnUNetWork(raw, tmp_path / "work", tmp_path / "venv")
+    nnunet.preprocessed.mkdir(parents=True)
+    stock = {"plans_name": "nnUNetPlans", "configurations": {"2d": {"batch_size": 47, "patch_size": [128, 128],
+                                                                     "data_identifier": "nnUNetPlans_2d"}}}
+    (nnunet.preprocessed / "nnUNetPlans.json").write_text(json.dumps(stock))
+    write_edited_plans(nnunet, {"batch_size": 5, "patch_size": [128, 128]})
+    edited = json.loads((nnunet.preprocessed / f"{EDITED_PLANS}.json").read_text())
+    assert edited["plans_name"] == EDITED_PLANS
+    assert edited["configurations"]["2d"] == {**stock["configurations"]["2d"], "batch_size": 5}  # same data
+    assert json.loads((nnunet.preprocessed / "nnUNetPlans.json").read_text()) == stock  # the stock plans stay
+    with pytest.raises(NnUNetRowError, match="network topology"):
+        write_edited_plans(nnunet, {"patch_size": [64, 64]})
+    with pytest.raises(NnUNetRowError, match="only"):
+        write_edited_plans(nnunet, {"UNet_base_num_features": 16})
+    assert NnUNetVariant("a", TRAINER, {}, {"batch_size": 5}).plans == EDITED_PLANS
+    assert NnUNetVariant("b", TRAINER, {}).plans == "nnUNetPlans"
 
 
 def test_missing_venv_is_one_line_and_nonzero(tmp_path, monkeypatch, capsys):
@@ -115,8 +141,9 @@ def test_dataset_folder_must_follow_nnunet_naming(tmp_path):
         dataset_id(tmp_path / "ISLES2018")
 
 
-def test_the_package_never_imports_nnunetv2():
-    tree = ast.parse(Path(nnunet_row.__file__).read_text())
+@pytest.mark.parametrize("module", [nnunet_row, nnunet_runner, phantom_long_budget])
+def test_our_side_never_imports_nnunetv2(module):
+    tree = ast.parse(Path(module.__file__).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not any(name.split(".")[0] == "nnunetv2" for name in imported)
@@ -145,18 +172,21 @@ def test_a_rerun_reuses_every_recorded_step_and_reruns_a_missing_prediction(tmp_
     preprocessed = work / "nnUNet_preprocessed" / raw.name
     preprocessed.mkdir(parents=True)
     (preprocessed / "nnUNetPlans.json").write_text(json.dumps({"configurations": {"2d": {"batch_size": 12}}}))
+    (work / "planning.json").write_text(json.dumps({"dataset": str(raw.resolve()), "seconds": 1.0}))
     results = work / "nnUNet_results" / raw.name / f"{TRAINER}__nnUNetPlans__2d"
     for fold, split in enumerate(exported):
         (results / f"fold_{fold}" / "validation").mkdir(parents=True)
         (results / f"fold_{fold}" / "checkpoint_final.pth").write_bytes(b"")
         for case in split["val"]:
             (results / f"fold_{fold}" / "validation" / f"{case}.nii.gz").write_bytes(case.encode())
-    (work / "testing").mkdir()
+    row = work / "budget"
+    (row / "testing").mkdir(parents=True)
     for case in tests:
-        (work / "testing" / f"{case}.nii.gz").write_bytes(b"")
-    (work / "row.json").write_text(json.dumps({
-        "dataset": str(raw.resolve()), "splits": exported, "schedule": dataclasses.asdict(schedule),
-        "seconds": {"plan_and_preprocess": 1.0, "train_fold_0": 1.0, "predict_testing": 1.0}}))
+        (row / "testing" / f"{case}.nii.gz").write_bytes(b"")
+    settings = NnUNetVariant("budget", TRAINER, schedule.environment()).settings()
+    (row / "row.json").write_text(json.dumps({
+        "dataset": str(raw.resolve()), "splits": exported, "settings": settings,
+        "seconds": {"train_fold_0": 1.0, "predict_testing": 1.0}}))
     venv = _failing_venv(tmp_path / "venv")
 
     folders = nnunet_row.run_nnunet_row(raw, splits, work, 500, venv=venv)
@@ -164,6 +194,9 @@ def test_a_rerun_reuses_every_recorded_step_and_reruns_a_missing_prediction(tmp_
     assert (folders["cv"] / "train_001.nii.gz").read_bytes() == b"train_001"
     assert sorted(p.name for p in folders["testing"].iterdir()) == [f"{c}.nii.gz" for c in tests]
 
-    (work / "testing" / "test_002.nii.gz").unlink()  # an incomplete prediction is made again
-    with pytest.raises(NnUNetRowError, match=r"nnU-Net predict failed \(exit 3\)"):
+    (row / "testing" / "test_002.nii.gz").unlink()  # an incomplete prediction is made again
+    with pytest.raises(NnUNetRowError, match=r"nnU-Net predict_testing failed \(exit 3\)"):
         nnunet_row.run_nnunet_row(raw, splits, work, 500, venv=venv)
+    (row / "testing" / "test_002.nii.gz").write_bytes(b"")
+    with pytest.raises(NnUNetRowError, match=r"nnU-Net train fold 0 failed \(exit 3\)"):
+        nnunet_row.run_nnunet_row(raw, splits, work, 600, venv=venv)  # another length: every fold again

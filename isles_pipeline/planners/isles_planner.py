@@ -225,3 +225,24 @@ class ISLESPlanner_bothMaps(ISLESPlanner):
 
     plans_name = "ISLESPlans_bothMaps"
     map_source = "both"
+
+
+class ISLESLongPlanner(ISLESSmallPlanner):
+    """The CPU preset trained 5x longer (50 epochs of 10 iterations, decays at epochs 30 and 40): the length at
+    which the long phantom benchmark compares methods, where the 10-epoch preset leaves them within noise."""
+
+    plans_name = "ISLESLongPlans"
+    num_epochs = 50
+    lr_milestones = (30, 40)
+
+
+class ISLESFullResolutionPlanner(ISLESLongPlanner):
+    """The long CPU preset at the data's own in-plane resolution (no 2x downsampling), narrow widths, and 20
+    epochs of 10 iterations (decays at 12 and 16): a full-resolution step costs ~2.5x a half-resolution one on
+    a CPU (`python -m benchmarks.chain_step -preset small -size 128` vs `-size 64`), so both presets train for
+    about the same time."""
+
+    plans_name = "ISLESFullResolutionPlans"
+    in_plane_downsampling = 1
+    num_epochs = 20
+    lr_milestones = (12, 16)
