@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from isles_pipeline.planners import api
-from isles_pipeline.planners.isles_planner import ISLESPlanner, ISLESSmallPlanner
+from isles_pipeline.planners.isles_planner import (
+    ISLESFullResolutionPlanner,
+    ISLESLongPlanner,
+    ISLESPlanner,
+    ISLESSmallPlanner,
+)
 from isles_pipeline.planners.plans import (
     TRAINER_KEYS,
     get_configuration,
@@ -37,7 +42,8 @@ class WiderSegmentorPlanner(ISLESPlanner):
     widths = {**ISLESPlanner.widths, "segmentor_base": 96}
 
 
-@pytest.mark.parametrize("planner", [ISLESPlanner, ISLESSmallPlanner, WiderSegmentorPlanner])
+@pytest.mark.parametrize("planner", [ISLESPlanner, ISLESSmallPlanner, ISLESLongPlanner, ISLESFullResolutionPlanner,
+                                     WiderSegmentorPlanner])
 def test_every_trainer_key_is_planned(planner):
     configuration = planner(fake_fingerprint(), DATASET_JSON).plan()["configurations"]["2d"]
     assert missing_keys(configuration) == []
@@ -75,6 +81,21 @@ def test_slice_size_comes_from_the_data():
     small = ISLESSmallPlanner(fake_fingerprint(), DATASET_JSON).plan()["configurations"]["2d"]
     assert small["patch_size"] == [128, 128] and small["network"]["chain"]["segmentor_base"] == 16
     assert small["num_epochs"] < 20 and small["iterations_per_epoch"] <= 10
+
+
+def test_the_long_budget_presets():
+    """5x the CPU preset's optimizer steps at its half resolution; the full-resolution preset keeps the data's
+    slice size and the same widths, with fewer steps (its steps cost ~2.5x)."""
+    def steps(c):
+        return c["num_epochs"] * c["iterations_per_epoch"]
+
+    small, long, full = (planner(fake_fingerprint(), DATASET_JSON).plan()["configurations"]["2d"]
+                         for planner in (ISLESSmallPlanner, ISLESLongPlanner, ISLESFullResolutionPlanner))
+    assert steps(long) == 5 * steps(small) == 500 and long["patch_size"] == small["patch_size"] == [128, 128]
+    assert full["patch_size"] == [256, 256] and steps(full) == 200
+    assert full["network"] == long["network"] == small["network"]
+    for c in (long, full):
+        assert all(0 < m < c["num_epochs"] for m in c["lr_schedule"]["milestones"])
 
 
 def test_normalisation_uses_the_clipped_fingerprint_statistics():
