@@ -4,7 +4,8 @@
         [--no_denoise] [-threads N] [-stages]
 
 On a CPU shared with other jobs, torch's two OpenMP threads spin-wait on each other and CPU time balloons:
-`-threads 1` gives the figure a busy machine can reproduce.
+`-threads 1` gives the figure a busy machine can reproduce. It limits both torch's threads (the GPU engine's
+kernels) and numpy's BLAS threads (the CPU engine's, `perfusion.numpy_kernels`).
 
 The series is a phantom slab (the project's simulator, 16 slices, 1 s frames), simulated before timing.
 Reported: wall time of each `compute_maps` call, CPU time, the peak resident memory of the process during the
@@ -15,6 +16,7 @@ calls (`PeakMemory`) and the resident memory before them (the series itself, ~21
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import dataclasses
 import json
@@ -42,11 +44,12 @@ def full_size_series(num_slices: int = 16, size: int = 256, frames: int = 50, se
 STAGES = {
     "input check, head curve, noise SD": [("compute", "check_series"), ("compute", "_head_curve"),
                                           ("denoise", "estimate_noise_sd")],
-    "bilateral denoising": [("denoise", "profile_bilateral_inside")],
+    "bilateral denoising": [("denoise", "profile_bilateral_inside"), ("numpy_kernels", "profile_bilateral_inside")],
     "masks": [("masks", "tissue_masks")],
     "parenchyma smoothing": [("compute", "_smooth_parenchyma")],
     "AIF and VOF": [("aif", "select_arterial_input")],
-    "deconvolution": [("deconvolution", "for_aif"), ("deconvolution", "residues")],
+    "deconvolution": [("deconvolution", "for_aif"), ("deconvolution", "residues"), ("numpy_kernels", "for_aif"),
+                      ("numpy_kernels", "residues")],
     "CBF and Tmax": [("maps", "flow_and_tmax")],
     "CBV, TTP, MTT": [("maps", "blood_volume"), ("maps", "time_to_peak"), ("maps", "transit_time")],
 }
@@ -108,13 +111,19 @@ def main(argv=None) -> int:
     parser.add_argument("-size", type=int, default=256)
     parser.add_argument("-frames", type=int, default=50)
     parser.add_argument("--no_denoise", action="store_true", help="time the deconvolution path alone")
-    parser.add_argument("-threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("-threads", type=int, default=None,
+                        help="torch intra-op and numpy BLAS threads (default: theirs)")
     parser.add_argument("--stages", action="store_true", help="also the CPU seconds of each step (one more call)")
     args = parser.parse_args(argv)
+    limits = contextlib.nullcontext()
     if args.threads:
+        from threadpoolctl import threadpool_limits
+
         torch.set_num_threads(args.threads)
-    print(json.dumps(run(args.device, args.method, args.repeats, args.slices, args.size, args.frames,
-                         not args.no_denoise, args.stages)))
+        limits = threadpool_limits(args.threads)
+    with limits:
+        print(json.dumps(run(args.device, args.method, args.repeats, args.slices, args.size, args.frames,
+                             not args.no_denoise, args.stages)))
     return 0
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from scipy import ndimage
 
-from isles_pipeline.devices import resolve_device
+from isles_pipeline.devices import device_name
 from isles_pipeline.errors import CaseError
+from isles_pipeline.perfusion import numpy_kernels
 from isles_pipeline.perfusion.aif import ArterialInput, select_arterial_input
 from isles_pipeline.perfusion.baseline import baseline_frame_count
 from isles_pipeline.perfusion.bolus_timing import global_curve
@@ -60,6 +60,12 @@ def _smooth_parenchyma(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, sp
     """Masked Gaussian of the (N, Z, Y, X) enhancement curves, in place, slice by slice; the mask is the
     parenchyma without vessel-like voxels (their much higher curves would leak into their neighbours)."""
     pixel_mm = (float(spacing_zyx[1]), float(spacing_zyx[2]))
+    if device == "cpu":
+        for z in range(curves.shape[1]):
+            numpy_kernels.masked_gaussian(curves[:, z], mask[z], sigma_mm, pixel_mm)  # a view: in place
+        return
+    import torch
+
     for z in range(curves.shape[1]):
         if mask[z].any():
             stored = torch.from_numpy(curves[:, z])  # a view: on the CPU the smoothing writes into `curves`
@@ -98,6 +104,52 @@ def check_series(series: np.ndarray, name: str = "series") -> None:
             raise CaseError(name, "NaN or infinite values in the 4D CTP series")
 
 
+def _prepare_numpy(series, operator, baseline_count, head, noise_sd, pixel_mm, device):
+    """(N, Z, Y, X) enhancement curves on the grid, the baseline image and each voxel's peak enhancement:
+    per slice, the profile bilateral filter inside the head (off when noise_sd is 0), resampling, baseline
+    subtraction; one slice in memory at a time."""
+    frame_count, depth, height, width = series.shape
+    curves = np.empty((frame_count if operator is None else operator.shape[0], depth, height, width), np.float32)
+    baseline_image = np.empty((depth, height, width), np.float32)
+    peak = np.empty((depth, height, width), np.float32)
+    for z in range(depth):
+        frames = np.array(series[:, z], dtype=np.float32, order="C")  # our own copy: modified in place
+        if noise_sd > 0:  # the air around the head is left as it is
+            numpy_kernels.profile_bilateral_inside(frames, head[z], noise_sd, pixel_mm)
+        frames = frames.reshape(frame_count, -1)
+        slice_curves = frames if operator is None else operator @ frames
+        slice_baseline = slice_curves[:baseline_count].mean(axis=0)
+        slice_curves -= slice_baseline
+        peak[z] = slice_curves.max(axis=0).reshape(height, width)
+        curves[:, z] = slice_curves.reshape(-1, height, width)
+        baseline_image[z] = slice_baseline.reshape(height, width)
+    return curves, baseline_image, peak
+
+
+def _prepare_torch(series, operator, baseline_count, head, noise_sd, pixel_mm, device):
+    """`_prepare_numpy` with torch on `device` (a GPU)."""
+    import torch
+
+    frame_count, depth, height, width = series.shape
+    if operator is not None:
+        operator = torch.as_tensor(operator, device=device)
+    curves = np.empty((frame_count if operator is None else operator.shape[0], depth, height, width), np.float32)
+    baseline_image = np.empty((depth, height, width), np.float32)
+    peak = np.empty((depth, height, width), np.float32)
+    for z in range(depth):
+        frames = torch.as_tensor(np.array(series[:, z], dtype=np.float32, order="C"), device=device)
+        if noise_sd > 0:
+            frames = profile_bilateral_inside(frames, head[z], noise_sd, pixel_mm, in_place=True)
+        frames = frames.reshape(frames.shape[0], -1)
+        slice_curves = frames if operator is None else operator @ frames
+        slice_baseline = slice_curves[:baseline_count].mean(dim=0)
+        enhancement = slice_curves.sub_(slice_baseline)  # our own copy either way: in place
+        peak[z] = enhancement.amax(dim=0).reshape(height, width).cpu().numpy()
+        curves[:, z] = enhancement.reshape(-1, height, width).cpu().numpy()
+        baseline_image[z] = slice_baseline.reshape(height, width).cpu().numpy()
+    return curves, baseline_image, peak
+
+
 def _head_curve(series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean of each frame over soft tissue (neither air, CSF nor bone), that mask, and the head (soft tissue
     and bone). The masks come from the temporal mean: chosen on one frame, the mask would pick the voxels
@@ -134,7 +186,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     check_series(series, name)
     times = check_frame_times(frame_times_s, series.shape[0], name)
-    torch_device = resolve_device(device)
+    engine_device = device_name(device)  # "cpu": the numpy kernels, torch not even imported
     motion_settings = {"motion_correction": motion_correction}
     if motion_correction:
         from isles_pipeline.perfusion.motion import correct_motion  # SimpleITK's registration: only when asked for
@@ -154,39 +206,26 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     raw_baseline = max(int(np.searchsorted(times, grid[baseline_count - 1], side="right")), 2)
     noise_sd = estimate_noise_sd(np.asarray(series[:raw_baseline], np.float32), soft)
 
-    _, depth, height, width = series.shape
     # uniform frames on the grid already (the usual protocol): no resampling product
     operator = None if resample.shape[0] == resample.shape[1] and np.allclose(resample, np.eye(len(grid))) \
-        else torch.as_tensor(resample, dtype=torch.float32, device=torch_device)
-    pixel_mm = (float(spacing_zyx[1]), float(spacing_zyx[2]))
-    curves = np.empty((len(grid), depth, height, width), np.float32)
-    baseline_image = np.empty((depth, height, width), np.float32)
-    peak = np.empty((depth, height, width), np.float32)
-    for z in range(depth):  # denoise, resample, subtract the baseline: one slice in memory at a time
-        # our own contiguous copy of the slice (always a copy: it is modified in place below)
-        frames = torch.as_tensor(np.array(series[:, z], dtype=np.float32, order="C"), device=torch_device)
-        if denoise:  # the air around the head is left as it is
-            frames = profile_bilateral_inside(frames, head[z], noise_sd, pixel_mm, in_place=True)
-        frames = frames.reshape(frames.shape[0], -1)
-        slice_curves = frames if operator is None else operator @ frames
-        slice_baseline = slice_curves[:baseline_count].mean(dim=0)
-        enhancement = slice_curves.sub_(slice_baseline)  # our own copy either way: in place
-        peak[z] = enhancement.amax(dim=0).reshape(height, width).cpu().numpy()
-        curves[:, z] = enhancement.reshape(-1, height, width).cpu().numpy()
-        baseline_image[z] = slice_baseline.reshape(height, width).cpu().numpy()
+        else resample.astype(np.float32)
+    prepare = _prepare_numpy if engine_device == "cpu" else _prepare_torch
+    curves, baseline_image, peak = prepare(series, operator, baseline_count, head, noise_sd if denoise else 0.0,
+                                           (float(spacing_zyx[1]), float(spacing_zyx[2])), engine_device)
 
     masks = tissue_masks(baseline_image, spacing_zyx)
     vessel_like = _vessel_like(peak, masks.brain)
     sigma_mm = adaptive_smoothing_mm(noise_sd, smoothing_mm) if denoise else 0.0
     if sigma_mm > 0:
-        _smooth_parenchyma(curves, masks.brain & ~vessel_like, sigma_mm, spacing_zyx, torch_device)
+        _smooth_parenchyma(curves, masks.brain & ~vessel_like, sigma_mm, spacing_zyx, engine_device)
     search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,
                                                                                             BONE_MARGIN_MM))
     denoised_sd = noise_sd / (3.0 if denoise else 1.0)
     arterial = select_arterial_input(curves, search, grid, denoised_sd, baseline_count, vof_correction, name)
     aif = arterial.scaled_aif
 
-    deconvolver = Deconvolver.for_aif(aif, step, method, torch_device, **deconvolution_settings)
+    deconvolver = numpy_kernels.NumpyDeconvolver.for_aif(aif, step, method, **deconvolution_settings) \
+        if engine_device == "cpu" else Deconvolver.for_aif(aif, step, method, engine_device, **deconvolution_settings)
     brain_index = np.flatnonzero(masks.brain.ravel())
     flat_curves = curves.reshape(len(grid), -1)
     cbf = np.zeros(masks.brain.size, np.float32)
@@ -211,4 +250,4 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     settings = {"denoise": denoise, "smoothing_mm": round(sigma_mm, 3), "vof_correction": vof_correction,
                 "mask_vessels": mask_vessels,
                 "grid_step_s": step, "baseline_frames": baseline_count, **motion_settings, **deconvolution_settings}
-    return PerfusionResult(maps, masks, arterial, method, noise_sd, str(torch_device), settings)
+    return PerfusionResult(maps, masks, arterial, method, noise_sd, str(engine_device), settings)
