@@ -8,6 +8,9 @@ The 4D series is visited slice by slice, so the peak memory stays near two copie
 """
 from __future__ import annotations
 
+import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +40,7 @@ from isles_pipeline.perfusion.timing import check_frame_times, resampling_matrix
 MIN_FRAMES = 10
 DEFAULT_SMOOTHING_MM = 4.0  # the most in-plane Gaussian smoothing after the profile bilateral filter
 SMOOTHING_MM_PER_HU = 2.0  # ... and how much the measured noise asks for: none at 0 HU, the most from 2 HU
+CPU_CHUNK_VOXELS = 16384  # brain voxels per task when threads share the deconvolution: ~20 tasks a case
 VESSEL_PEAK_FACTOR = 4.0  # a parenchyma voxel peaking 4x above the median is a vessel: kept out of smoothing
 
 
@@ -56,13 +60,14 @@ def _vessel_like(peak: np.ndarray, brain: np.ndarray) -> np.ndarray:
     return peak > VESSEL_PEAK_FACTOR * max(reference, 1e-6)
 
 
-def _smooth_parenchyma(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, spacing_zyx, device) -> None:
+def _smooth_parenchyma(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, spacing_zyx, device,
+                       pool: ThreadPoolExecutor | None = None) -> None:
     """Masked Gaussian of the (N, Z, Y, X) enhancement curves, in place, slice by slice; the mask is the
     parenchyma without vessel-like voxels (their much higher curves would leak into their neighbours)."""
     pixel_mm = (float(spacing_zyx[1]), float(spacing_zyx[2]))
-    if device == "cpu":
-        for z in range(curves.shape[1]):
-            numpy_kernels.masked_gaussian(curves[:, z], mask[z], sigma_mm, pixel_mm)  # a view: in place
+    if device == "cpu":  # curves[:, z] is a view: in place
+        _each(pool, lambda z: numpy_kernels.masked_gaussian(curves[:, z], mask[z], sigma_mm, pixel_mm),
+              range(curves.shape[1]))
         return
     import torch
 
@@ -104,15 +109,34 @@ def check_series(series: np.ndarray, name: str = "series") -> None:
             raise CaseError(name, "NaN or infinite values in the 4D CTP series")
 
 
-def _prepare_numpy(series, operator, baseline_count, head, noise_sd, pixel_mm, device):
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells it)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _each(pool: ThreadPoolExecutor | None, function, items) -> None:
+    """function(item) for every item, spread over the pool's threads when there is one: numpy releases the
+    GIL in its array loops and BLAS calls, so the slices or voxel chunks run side by side."""
+    if pool is None:
+        for item in items:
+            function(item)
+    else:
+        list(pool.map(function, items))
+
+
+def _prepare_numpy(series, operator, baseline_count, head, noise_sd, pixel_mm, pool):
     """(N, Z, Y, X) enhancement curves on the grid, the baseline image and each voxel's peak enhancement:
     per slice, the profile bilateral filter inside the head (off when noise_sd is 0), resampling, baseline
-    subtraction; one slice in memory at a time."""
+    subtraction; one slice per thread in memory at a time."""
     frame_count, depth, height, width = series.shape
     curves = np.empty((frame_count if operator is None else operator.shape[0], depth, height, width), np.float32)
     baseline_image = np.empty((depth, height, width), np.float32)
     peak = np.empty((depth, height, width), np.float32)
-    for z in range(depth):
+
+    def one_slice(z):
         frames = np.array(series[:, z], dtype=np.float32, order="C")  # our own copy: modified in place
         if noise_sd > 0:  # the air around the head is left as it is
             numpy_kernels.profile_bilateral_inside(frames, head[z], noise_sd, pixel_mm)
@@ -123,6 +147,8 @@ def _prepare_numpy(series, operator, baseline_count, head, noise_sd, pixel_mm, d
         peak[z] = slice_curves.max(axis=0).reshape(height, width)
         curves[:, z] = slice_curves.reshape(-1, height, width)
         baseline_image[z] = slice_baseline.reshape(height, width)
+
+    _each(pool, one_slice, range(depth))
     return curves, baseline_image, peak
 
 
@@ -166,7 +192,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
                  denoise: bool = True, smoothing_mm: float = DEFAULT_SMOOTHING_MM, vof_correction: bool = True,
                  mask_vessels: bool = True,
                  name: str = "series", motion_correction: bool = False, bridge_moved: bool = True,
-                 **deconvolution_settings) -> PerfusionResult:
+                 threads: int | None = None, **deconvolution_settings) -> PerfusionResult:
     """Perfusion maps of a (T, Z, Y, X) series in HU.
 
     frame_times_s: T acquisition times (s), strictly increasing (non-uniform allowed).
@@ -180,13 +206,33 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     deconvolution_settings: `oscillation_index`, `truncation`, `tikhonov` of `Deconvolver`.
     motion_correction: register every frame to the first by one rigid in-plane transform (see `motion`);
     off by default (it costs ~0.1 s per frame and the phantom's or a vendor's series are usually still).
+    threads: on the CPU, how many slices or voxel chunks are worked on at once (default: the available
+    cores), each with one BLAS thread (BLAS's own threads spin-waited on a busy machine: x7 slower).
     Raises CaseError (one line: name and problem) for input that cannot give maps.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    engine_device = device_name(device)  # "cpu": the numpy kernels, torch not even imported
+    if engine_device != "cpu":
+        return _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, None, denoise, smoothing_mm,
+                             vof_correction, mask_vessels, name, motion_correction, bridge_moved,
+                             deconvolution_settings)
+    from threadpoolctl import threadpool_limits
+
+    workers = max(int(threads), 1) if threads else available_cores()
+    with threadpool_limits(1, user_api="blas"), \
+            (ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext()) as pool:
+        return _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, pool, denoise, smoothing_mm,
+                             vof_correction, mask_vessels, name, motion_correction, bridge_moved,
+                             deconvolution_settings)
+
+
+def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, pool, denoise, smoothing_mm,
+                  vof_correction, mask_vessels, name, motion_correction, bridge_moved,
+                  deconvolution_settings) -> PerfusionResult:
+    """`compute_maps` on one device; `pool`: the CPU threads (None: one, or a GPU)."""
     check_series(series, name)
     times = check_frame_times(frame_times_s, series.shape[0], name)
-    engine_device = device_name(device)  # "cpu": the numpy kernels, torch not even imported
     motion_settings = {"motion_correction": motion_correction}
     if motion_correction:
         from isles_pipeline.perfusion.motion import correct_motion  # SimpleITK's registration: only when asked for
@@ -211,13 +257,14 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
         else resample.astype(np.float32)
     prepare = _prepare_numpy if engine_device == "cpu" else _prepare_torch
     curves, baseline_image, peak = prepare(series, operator, baseline_count, head, noise_sd if denoise else 0.0,
-                                           (float(spacing_zyx[1]), float(spacing_zyx[2])), engine_device)
+                                           (float(spacing_zyx[1]), float(spacing_zyx[2])),
+                                           pool if engine_device == "cpu" else engine_device)
 
     masks = tissue_masks(baseline_image, spacing_zyx)
     vessel_like = _vessel_like(peak, masks.brain)
     sigma_mm = adaptive_smoothing_mm(noise_sd, smoothing_mm) if denoise else 0.0
     if sigma_mm > 0:
-        _smooth_parenchyma(curves, masks.brain & ~vessel_like, sigma_mm, spacing_zyx, engine_device)
+        _smooth_parenchyma(curves, masks.brain & ~vessel_like, sigma_mm, spacing_zyx, engine_device, pool)
     search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,
                                                                                             BONE_MARGIN_MM))
     denoised_sd = noise_sd / (3.0 if denoise else 1.0)
@@ -232,12 +279,16 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     tmax = np.zeros(masks.brain.size, np.float32)
     cbv = np.zeros(masks.brain.size, np.float32)
     ttp = np.zeros(masks.brain.size, np.float32)
-    for start in range(0, brain_index.size, CHUNK_VOXELS):
-        index = brain_index[start: start + CHUNK_VOXELS]
+    chunk_voxels = CHUNK_VOXELS if pool is None else CPU_CHUNK_VOXELS
+
+    def one_chunk(start):
+        index = brain_index[start: start + chunk_voxels]
         chunk = flat_curves[:, index]
         cbf[index], tmax[index] = flow_and_tmax(deconvolver.residues(chunk), step, len(grid), definition="rise")
         cbv[index] = blood_volume(chunk, aif)
         ttp[index] = time_to_peak(chunk, grid)
+
+    _each(pool, one_chunk, range(0, brain_index.size, chunk_voxels))
     shape = masks.brain.shape
     maps = {"cbf": cbf.reshape(shape), "cbv": cbv.reshape(shape), "tmax": tmax.reshape(shape),
             "ttp": ttp.reshape(shape)}
