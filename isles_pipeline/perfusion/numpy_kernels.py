@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.linalg.blas import sgemm
 
 from isles_pipeline.perfusion.deconvolution import (
@@ -171,28 +172,30 @@ class NumpyDeconvolver:
         return np.where(self.singular >= self.truncation * self.singular[0], inverse, np.float32(0))
 
     def residues(self, curves: np.ndarray) -> np.ndarray:
+        """(L, V) residues, stored voxel by voxel (the transpose of a C array): `rise_position` reads each
+        voxel's residue as one contiguous row."""
         curves = np.asarray(curves, dtype=np.float32)
         if curves.shape[0] != self.num_frames:
             raise ValueError(f"curves have {curves.shape[0]} frames, the AIF {self.num_frames}")
         length = self.v.shape[0]
-        out = np.empty((length, curves.shape[1]), dtype=np.float32)
+        out = np.empty((curves.shape[1], length), dtype=np.float32)
         if self.method != "osvd":
             filters = self._filters()[:, None]
             for start in range(0, curves.shape[1], SOLVE_CHUNK_VOXELS):
                 stop = start + SOLVE_CHUNK_VOXELS
-                out[:, start:stop] = self.v @ (filters * (self.u_t @ curves[:, start:stop]))
-            return out
+                np.matmul((filters * (self.u_t @ curves[:, start:stop])).T, self.v.T, out=out[start:stop])
+            return out.T
         ranks = candidate_ranks(self.singular, self.min_truncation)
         width = min(SOLVE_CHUNK_VOXELS, curves.shape[1])
         work = [np.empty(rows * width, dtype=np.float32) for rows in (length, length - 2, length - 2)]
         for start in range(0, curves.shape[1], SOLVE_CHUNK_VOXELS):
             stop = start + SOLVE_CHUNK_VOXELS
-            out[:, start:stop] = self._osvd(self.u_t @ curves[:, start:stop], ranks, work)
-        return out
+            np.matmul(self._osvd(self.u_t @ curves[:, start:stop], ranks, work).T, self.v.T, out=out[start:stop])
+        return out.T
 
     def _osvd(self, projected: np.ndarray, ranks: list[int], work: list[np.ndarray]) -> np.ndarray:
         """`Deconvolver._osvd`: the least regularised nested truncation whose oscillation index is within the
-        limit, per voxel (the most regularised if none)."""
+        limit, per voxel (the most regularised if none); returns the kept components U^T c / s (L, V)."""
         scaled = np.divide(projected, np.maximum(self.singular, np.float32(1e-30))[:, None], out=projected)
         count = projected.shape[1]
         length = self.v.shape[0]
@@ -217,7 +220,7 @@ class NumpyDeconvolver:
             levels[smooth] = level
         chosen_rank = np.asarray(ranks)[levels]
         scaled *= np.arange(length)[:, None] < chosen_rank[None, :]
-        return self.v @ scaled
+        return scaled  # the chosen truncation's U^T c / s: the residue is V @ this
 
 
 def rise_position(residues: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,13 +229,15 @@ def rise_position(residues: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     window = length // 2
     peak = np.empty(residues.shape[1], dtype=residues.dtype)
     position = np.empty_like(peak)
-    offsets = np.arange(window + 1)
     for start in range(0, residues.shape[1], TMAX_CHUNK_VOXELS):
-        chunk = residues[:, start: start + TMAX_CHUNK_VOXELS]
-        coarse = chunk.argmax(axis=0)
-        values = np.take_along_axis(chunk, coarse[None], axis=0)[0]
-        index = (coarse[:, None] - window + offsets[None]) % length
-        before = np.take_along_axis(chunk.T, index, axis=1)
+        # one voxel per row (no copy for NumpyDeconvolver's residues): argmax along a contiguous axis, and the
+        # window before the peak as one slice of the row repeated twice (the circular wrap without an index)
+        rows = np.ascontiguousarray(residues[:, start: start + TMAX_CHUNK_VOXELS].T)
+        voxels = np.arange(rows.shape[0])
+        coarse = rows.argmax(axis=1)
+        values = rows[voxels, coarse]
+        twice = np.concatenate([rows, rows], axis=1)
+        before = sliding_window_view(twice, window + 1, axis=1)[voxels, coarse + length - window]
         half = 0.5 * values[:, None]
         below = before < half
         found = below.any(axis=1)
@@ -240,6 +245,6 @@ def rise_position(residues: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         low = np.take_along_axis(before, last[:, None], axis=1)[:, 0]
         high = np.take_along_axis(before, np.minimum(last + 1, window)[:, None], axis=1)[:, 0]
         fraction = np.clip((half[:, 0] - low) / np.maximum(high - low, np.float32(1e-12)), 0, 1)
-        peak[start: start + chunk.shape[1]] = values
-        position[start: start + chunk.shape[1]] = (coarse - window + last).astype(residues.dtype) + fraction
+        peak[start: start + rows.shape[0]] = values
+        position[start: start + rows.shape[0]] = (coarse - window + last).astype(residues.dtype) + fraction
     return peak, np.remainder(position, np.float32(length))
