@@ -192,7 +192,8 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
                  denoise: bool = True, smoothing_mm: float = DEFAULT_SMOOTHING_MM, vof_correction: bool = True,
                  mask_vessels: bool = True,
                  name: str = "series", motion_correction: bool = False, bridge_moved: bool = True,
-                 threads: int | None = None, **deconvolution_settings) -> PerfusionResult:
+                 threads: int | None = None, overwrite_input: bool = False,
+                 **deconvolution_settings) -> PerfusionResult:
     """Perfusion maps of a (T, Z, Y, X) series in HU.
 
     frame_times_s: T acquisition times (s), strictly increasing (non-uniform allowed).
@@ -208,6 +209,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     off by default (it costs ~0.1 s per frame and the phantom's or a vendor's series are usually still).
     threads: on the CPU, how many slices or voxel chunks are worked on at once (default: the available
     cores), each with one BLAS thread (BLAS's own threads spin-waited on a busy machine: x7 slower).
+    overwrite_input: the bridged frames may be written into `series` itself (the command's own copy).
     Raises CaseError (one line: name and problem) for input that cannot give maps.
     """
     if method not in METHODS:
@@ -215,7 +217,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     engine_device = device_name(device)  # "cpu": the numpy kernels, torch not even imported
     if engine_device != "cpu":
         return _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, None, denoise, smoothing_mm,
-                             vof_correction, mask_vessels, name, motion_correction, bridge_moved,
+                             vof_correction, mask_vessels, name, motion_correction, bridge_moved, overwrite_input,
                              deconvolution_settings)
     from threadpoolctl import threadpool_limits
 
@@ -223,12 +225,12 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     with threadpool_limits(1, user_api="blas"), \
             (ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext()) as pool:
         return _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, pool, denoise, smoothing_mm,
-                             vof_correction, mask_vessels, name, motion_correction, bridge_moved,
+                             vof_correction, mask_vessels, name, motion_correction, bridge_moved, overwrite_input,
                              deconvolution_settings)
 
 
 def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, pool, denoise, smoothing_mm,
-                  vof_correction, mask_vessels, name, motion_correction, bridge_moved,
+                  vof_correction, mask_vessels, name, motion_correction, bridge_moved, overwrite_input,
                   deconvolution_settings) -> PerfusionResult:
     """`compute_maps` on one device; `pool`: the CPU threads (None: one, or a GPU)."""
     check_series(series, name)
@@ -241,7 +243,7 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
         motion_settings.update(largest_shift_mm=motion.largest_displacement_mm,
                                largest_rotation_deg=float(np.abs(motion.angle_deg).max()))
     elif bridge_moved:  # without registration, frames where the skull moved are bridged in time
-        series, bridged = bridge_moved_frames(series, times)
+        series, bridged = bridge_moved_frames(series, times, in_place=overwrite_input)
         motion_settings["moved_frames_bridged"] = bridged
     grid = uniform_grid(times)
     step = float(grid[1] - grid[0])
