@@ -35,6 +35,7 @@ from isles_pipeline.perfusion.masks import (
     vessel_mask,
 )
 from isles_pipeline.perfusion.moved_frames import bridge_moved_frames
+from isles_pipeline.perfusion.structure import smoothing_weights
 from isles_pipeline.perfusion.timing import check_frame_times, resampling_matrix, uniform_grid
 
 MIN_FRAMES = 10
@@ -61,13 +62,31 @@ def _vessel_like(peak: np.ndarray, brain: np.ndarray) -> np.ndarray:
 
 
 def _smooth_parenchyma(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, spacing_zyx, device,
-                       pool: ThreadPoolExecutor | None = None) -> None:
+                       pool: ThreadPoolExecutor | None = None, weights=None) -> None:
     """Masked Gaussian of the (N, Z, Y, X) enhancement curves, in place, slice by slice; the mask is the
-    parenchyma without vessel-like voxels (their much higher curves would leak into their neighbours)."""
+    parenchyma without vessel-like voxels (their much higher curves would leak into their neighbours).
+    weights: (w_small, w_large) of `structure.smoothing_weights` for SDs sigma / 2 and sigma: each voxel takes
+    c0 + w_small (c_small - c0) + w_small w_large (c_large - c_small), the large kernel only where the small
+    one is accepted too (nested scales)."""
     pixel_mm = (float(spacing_zyx[1]), float(spacing_zyx[2]))
-    if device == "cpu":  # curves[:, z] is a view: in place
-        _each(pool, lambda z: numpy_kernels.masked_gaussian(curves[:, z], mask[z], sigma_mm, pixel_mm),
-              range(curves.shape[1]))
+    if device == "cpu":
+        def one_slice(z):
+            view = curves[:, z]  # in place
+            if weights is None:
+                numpy_kernels.masked_gaussian(view, mask[z], sigma_mm, pixel_mm)
+                return
+            small_weight, large_weight = weights[0][z], weights[1][z]
+            original = view.copy()
+            small = numpy_kernels.masked_gaussian(view.copy(), mask[z], sigma_mm / 2, pixel_mm)
+            numpy_kernels.masked_gaussian(view, mask[z], sigma_mm, pixel_mm)
+            view -= small
+            view *= small_weight * large_weight
+            small -= original
+            small *= small_weight
+            view += small
+            view += original
+
+        _each(pool, one_slice, range(curves.shape[1]))
         return
     import torch
 
@@ -75,7 +94,14 @@ def _smooth_parenchyma(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, sp
         if mask[z].any():
             stored = torch.from_numpy(curves[:, z])  # a view: on the CPU the smoothing writes into `curves`
             work = stored.to(device)
-            masked_gaussian(work, torch.as_tensor(mask[z], device=device), sigma_mm, pixel_mm, in_place=True)
+            inside = torch.as_tensor(mask[z], device=device)
+            if weights is None:
+                masked_gaussian(work, inside, sigma_mm, pixel_mm, in_place=True)
+            else:
+                small_weight, large_weight = (torch.as_tensor(w[z], device=device) for w in weights)
+                small = masked_gaussian(work, inside, sigma_mm / 2, pixel_mm)
+                large = masked_gaussian(work, inside, sigma_mm, pixel_mm)
+                work = work + small_weight * (small - work) + small_weight * large_weight * (large - small)
             if work is not stored:
                 stored.copy_(work.cpu())
 
@@ -192,7 +218,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
                  denoise: bool = True, smoothing_mm: float = DEFAULT_SMOOTHING_MM, vof_correction: bool = True,
                  mask_vessels: bool = True,
                  name: str = "series", motion_correction: bool = False, bridge_moved: bool = True,
-                 threads: int | None = None, overwrite_input: bool = False,
+                 threads: int | None = None, overwrite_input: bool = False, keep_structures: bool = True,
                  **deconvolution_settings) -> PerfusionResult:
     """Perfusion maps of a (T, Z, Y, X) series in HU.
 
@@ -200,7 +226,8 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     spacing_zyx: voxel size in mm (z, y, x), for the denoising kernels and the bone margin.
     denoise: the profile bilateral filter on every frame (its strength follows the measured noise), then a
     Gaussian inside the parenchyma mask of SD `adaptive_smoothing_mm(noise)`, at most smoothing_mm (see
-    `denoise`), both in-plane only.
+    `denoise`), both in-plane only; keep_structures: each voxel takes the Gaussian's estimate only as far as
+    it stays within the noise of its own (`structure`: edges and structures smaller than the kernel kept).
     bridge_moved: without motion_correction, frames in which the skull moved are bridged in time first
     (`moved_frames`: bone moving into the AIF search region beat every artery).
     method: osvd (default), bcsvd, ssvd, tikhonov (see `deconvolution`); device: auto, cpu, cuda.
@@ -218,7 +245,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     if engine_device != "cpu":
         return _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, None, denoise, smoothing_mm,
                              vof_correction, mask_vessels, name, motion_correction, bridge_moved, overwrite_input,
-                             deconvolution_settings)
+                             keep_structures, deconvolution_settings)
     from threadpoolctl import threadpool_limits
 
     workers = max(int(threads), 1) if threads else available_cores()
@@ -226,12 +253,12 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
             (ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext()) as pool:
         return _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, pool, denoise, smoothing_mm,
                              vof_correction, mask_vessels, name, motion_correction, bridge_moved, overwrite_input,
-                             deconvolution_settings)
+                             keep_structures, deconvolution_settings)
 
 
 def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, pool, denoise, smoothing_mm,
                   vof_correction, mask_vessels, name, motion_correction, bridge_moved, overwrite_input,
-                  deconvolution_settings) -> PerfusionResult:
+                  keep_structures, deconvolution_settings) -> PerfusionResult:
     """`compute_maps` on one device; `pool`: the CPU threads (None: one, or a GPU)."""
     check_series(series, name)
     times = check_frame_times(frame_times_s, series.shape[0], name)
@@ -266,7 +293,11 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     vessel_like = _vessel_like(peak, masks.brain)
     sigma_mm = adaptive_smoothing_mm(noise_sd, smoothing_mm) if denoise else 0.0
     if sigma_mm > 0:
-        _smooth_parenchyma(curves, masks.brain & ~vessel_like, sigma_mm, spacing_zyx, engine_device, pool)
+        parenchyma = masks.brain & ~vessel_like
+        weights = smoothing_weights(curves, parenchyma, (sigma_mm / 2, sigma_mm),
+                                    (float(spacing_zyx[1]), float(spacing_zyx[2])), baseline_count) \
+            if keep_structures else None
+        _smooth_parenchyma(curves, parenchyma, sigma_mm, spacing_zyx, engine_device, pool, weights)
     search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,
                                                                                             BONE_MARGIN_MM))
     denoised_sd = noise_sd / (3.0 if denoise else 1.0)
@@ -300,7 +331,8 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     valid = masks.valid
     for key in maps:
         maps[key] = np.where(valid, maps[key], 0.0).astype(np.float32)
-    settings = {"denoise": denoise, "smoothing_mm": round(sigma_mm, 3), "vof_correction": vof_correction,
+    settings = {"denoise": denoise, "smoothing_mm": round(sigma_mm, 3), "keep_structures": keep_structures,
+                "vof_correction": vof_correction,
                 "mask_vessels": mask_vessels,
                 "grid_step_s": step, "baseline_frames": baseline_count, **motion_settings, **deconvolution_settings}
     return PerfusionResult(maps, masks, arterial, method, noise_sd, str(engine_device), settings)
