@@ -75,16 +75,8 @@ def _smooth_parenchyma(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, sp
             if weights is None:
                 numpy_kernels.masked_gaussian(view, mask[z], sigma_mm, pixel_mm)
                 return
-            small_weight, large_weight = weights[0][z], weights[1][z]
-            original = view.copy()
-            small = numpy_kernels.masked_gaussian(view.copy(), mask[z], sigma_mm / 2, pixel_mm)
-            numpy_kernels.masked_gaussian(view, mask[z], sigma_mm, pixel_mm)
-            view -= small
-            view *= small_weight * large_weight
-            small -= original
-            small *= small_weight
-            view += small
-            view += original
+            numpy_kernels.nested_gaussians(view, mask[z], (sigma_mm / 2, sigma_mm), (weights[0][z], weights[1][z]),
+                                           pixel_mm)
 
         _each(pool, one_slice, range(curves.shape[1]))
         return

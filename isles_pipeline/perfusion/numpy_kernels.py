@@ -130,6 +130,38 @@ def masked_gaussian(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, pixel
     return curves
 
 
+def _gaussian(stack: np.ndarray, sigma_mm: float, pixel_mm: tuple[float, float]) -> np.ndarray:
+    """The zero-padded separable Gaussian of a (..., Y, X) array along its last two axes, in place."""
+    for axis, pixel in ((-2, pixel_mm[0]), (-1, pixel_mm[1])):
+        ndimage.correlate1d(stack, gaussian_taps(sigma_mm / pixel).astype(stack.dtype), axis=axis, output=stack,
+                            mode="constant")
+    return stack
+
+
+def nested_gaussians(curves: np.ndarray, mask: np.ndarray, sigmas_mm: tuple[float, float],
+                     weights: tuple[np.ndarray, np.ndarray], pixel_mm: tuple[float, float]) -> np.ndarray:
+    """(N, Y, X) curves, in place, as c0 + w1 (c1 - c0) + w1 w2 (c2 - c1): c1 and c2 the masked Gaussians
+    (normalised convolutions inside `mask`) of SDs sigmas_mm, w1 and w2 the (Y, X) weights (0 outside the
+    mask, so the rest is left as it is). One product f m serves both scales."""
+    if not mask.any():
+        return curves
+    box = bounding_box(mask)
+    inner, inside = curves[:, box[0], box[1]], mask[box].astype(curves.dtype)
+    small_weight, large_weight = weights[0][box], weights[1][box]
+    product = inner * inside
+    small = _gaussian(product.copy(), sigmas_mm[0], pixel_mm)
+    small /= np.maximum(_gaussian(inside.copy(), sigmas_mm[0], pixel_mm), np.float32(1e-6))
+    large = _gaussian(product, sigmas_mm[1], pixel_mm)
+    large /= np.maximum(_gaussian(inside.copy(), sigmas_mm[1], pixel_mm), np.float32(1e-6))
+    large -= small
+    large *= small_weight * large_weight
+    small -= inner
+    small *= small_weight
+    inner += small  # a view of `curves`
+    inner += large
+    return curves
+
+
 @dataclass
 class NumpyDeconvolver:
     """`deconvolution.Deconvolver` with numpy arrays: `residues(curves)` of (N, V) float32 curves -> (L, V)."""
