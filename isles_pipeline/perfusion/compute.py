@@ -35,7 +35,7 @@ from isles_pipeline.perfusion.masks import (
     vessel_mask,
 )
 from isles_pipeline.perfusion.moved_frames import bridge_moved_frames
-from isles_pipeline.perfusion.structure import smoothing_weights
+from isles_pipeline.perfusion.structure import smoothing_weight
 from isles_pipeline.perfusion.timing import check_frame_times, resampling_matrix, uniform_grid
 
 MIN_FRAMES = 10
@@ -62,23 +62,15 @@ def _vessel_like(peak: np.ndarray, brain: np.ndarray) -> np.ndarray:
 
 
 def _smooth_parenchyma(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, spacing_zyx, device,
-                       pool: ThreadPoolExecutor | None = None, weights=None) -> None:
+                       pool: ThreadPoolExecutor | None = None, weight: np.ndarray | None = None) -> None:
     """Masked Gaussian of the (N, Z, Y, X) enhancement curves, in place, slice by slice; the mask is the
     parenchyma without vessel-like voxels (their much higher curves would leak into their neighbours).
-    weights: (w_small, w_large) of `structure.smoothing_weights` for SDs sigma / 2 and sigma: each voxel takes
-    c0 + w_small (c_small - c0) + w_small w_large (c_large - c_small), the large kernel only where the small
-    one is accepted too (nested scales)."""
+    weight: (Z, Y, X) share of the smoothed value each voxel takes (`structure.smoothing_weight`)."""
     pixel_mm = (float(spacing_zyx[1]), float(spacing_zyx[2]))
-    if device == "cpu":
-        def one_slice(z):
-            view = curves[:, z]  # in place
-            if weights is None:
-                numpy_kernels.masked_gaussian(view, mask[z], sigma_mm, pixel_mm)
-                return
-            numpy_kernels.nested_gaussians(view, mask[z], (sigma_mm / 2, sigma_mm), (weights[0][z], weights[1][z]),
-                                           pixel_mm)
-
-        _each(pool, one_slice, range(curves.shape[1]))
+    if device == "cpu":  # curves[:, z] is a view: in place
+        _each(pool, lambda z: numpy_kernels.masked_gaussian(curves[:, z], mask[z], sigma_mm, pixel_mm,
+                                                            None if weight is None else weight[z]),
+              range(curves.shape[1]))
         return
     import torch
 
@@ -86,14 +78,10 @@ def _smooth_parenchyma(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, sp
         if mask[z].any():
             stored = torch.from_numpy(curves[:, z])  # a view: on the CPU the smoothing writes into `curves`
             work = stored.to(device)
-            inside = torch.as_tensor(mask[z], device=device)
-            if weights is None:
-                masked_gaussian(work, inside, sigma_mm, pixel_mm, in_place=True)
-            else:
-                small_weight, large_weight = (torch.as_tensor(w[z], device=device) for w in weights)
-                small = masked_gaussian(work, inside, sigma_mm / 2, pixel_mm)
-                large = masked_gaussian(work, inside, sigma_mm, pixel_mm)
-                work = work + small_weight * (small - work) + small_weight * large_weight * (large - small)
+            smoothed = masked_gaussian(work, torch.as_tensor(mask[z], device=device), sigma_mm, pixel_mm,
+                                       in_place=weight is None)
+            if weight is not None:
+                work = work.add_((smoothed - work).mul_(torch.as_tensor(weight[z], device=device)))
             if work is not stored:
                 stored.copy_(work.cpu())
 
@@ -286,10 +274,9 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     sigma_mm = adaptive_smoothing_mm(noise_sd, smoothing_mm) if denoise else 0.0
     if sigma_mm > 0:
         parenchyma = masks.brain & ~vessel_like
-        weights = smoothing_weights(curves, parenchyma, (sigma_mm / 2, sigma_mm),
-                                    (float(spacing_zyx[1]), float(spacing_zyx[2])), baseline_count) \
-            if keep_structures else None
-        _smooth_parenchyma(curves, parenchyma, sigma_mm, spacing_zyx, engine_device, pool, weights)
+        weight = smoothing_weight(curves, parenchyma, sigma_mm, (float(spacing_zyx[1]), float(spacing_zyx[2])),
+                                  baseline_count) if keep_structures else None
+        _smooth_parenchyma(curves, parenchyma, sigma_mm, spacing_zyx, engine_device, pool, weight)
     search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,
                                                                                             BONE_MARGIN_MM))
     denoised_sd = noise_sd / (3.0 if denoise else 1.0)

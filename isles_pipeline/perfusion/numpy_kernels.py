@@ -111,22 +111,23 @@ def profile_bilateral_inside(frames: np.ndarray, region: np.ndarray, noise_sd: f
 
 
 def masked_gaussian(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, pixel_mm: tuple[float, float],
-                    ) -> np.ndarray:
-    """`denoise.masked_gaussian` of (N, Y, X) float32 curves inside a (Y, X) mask, in place (returns `curves`).
-    The same zero-padded separable Gaussian taps, applied with scipy's correlate1d: 3 to 5x faster in numpy
-    than the band-matrix products that suit torch."""
+                    weight: np.ndarray | None = None) -> np.ndarray:
+    """`denoise.masked_gaussian` of (N, Y, X) float32 curves inside a (Y, X) mask, in place (returns `curves`),
+    with the same zero-padded separable taps applied by scipy's correlate1d (3 to 5x faster in numpy than the
+    band-matrix products that suit torch). weight: (Y, X), 0 outside the mask: each voxel moves only that
+    share of the way to its smoothed value (`structure.smoothing_weight`)."""
     if sigma_mm <= 0 or not mask.any():
         return curves
     box = bounding_box(mask)
     inner, inside = curves[:, box[0], box[1]], mask[box]
-    stack = np.empty((curves.shape[0] + 1, *inside.shape), dtype=curves.dtype)
-    stack[-1] = inside
-    np.multiply(inner, stack[-1], out=stack[:-1])
-    for axis, pixel in ((1, pixel_mm[0]), (2, pixel_mm[1])):
-        ndimage.correlate1d(stack, gaussian_taps(sigma_mm / pixel).astype(curves.dtype), axis=axis, output=stack,
-                            mode="constant")
-    smoothed = stack[:-1] / np.maximum(stack[-1], np.float32(1e-6))
-    curves[:, box[0], box[1]] = np.where(inside[None], smoothed, inner)
+    smoothed = _gaussian(inner * inside, sigma_mm, pixel_mm)
+    smoothed /= np.maximum(_gaussian(inside.astype(curves.dtype), sigma_mm, pixel_mm), np.float32(1e-6))
+    if weight is None:
+        curves[:, box[0], box[1]] = np.where(inside[None], smoothed, inner)
+    else:
+        smoothed -= inner
+        smoothed *= weight[box]
+        inner += smoothed  # a view of `curves`
     return curves
 
 
@@ -136,30 +137,6 @@ def _gaussian(stack: np.ndarray, sigma_mm: float, pixel_mm: tuple[float, float])
         ndimage.correlate1d(stack, gaussian_taps(sigma_mm / pixel).astype(stack.dtype), axis=axis, output=stack,
                             mode="constant")
     return stack
-
-
-def nested_gaussians(curves: np.ndarray, mask: np.ndarray, sigmas_mm: tuple[float, float],
-                     weights: tuple[np.ndarray, np.ndarray], pixel_mm: tuple[float, float]) -> np.ndarray:
-    """(N, Y, X) curves, in place, as c0 + w1 (c1 - c0) + w1 w2 (c2 - c1): c1 and c2 the masked Gaussians
-    (normalised convolutions inside `mask`) of SDs sigmas_mm, w1 and w2 the (Y, X) weights (0 outside the
-    mask, so the rest is left as it is). One product f m serves both scales."""
-    if not mask.any():
-        return curves
-    box = bounding_box(mask)
-    inner, inside = curves[:, box[0], box[1]], mask[box].astype(curves.dtype)
-    small_weight, large_weight = weights[0][box], weights[1][box]
-    product = inner * inside
-    small = _gaussian(product.copy(), sigmas_mm[0], pixel_mm)
-    small /= np.maximum(_gaussian(inside.copy(), sigmas_mm[0], pixel_mm), np.float32(1e-6))
-    large = _gaussian(product, sigmas_mm[1], pixel_mm)
-    large /= np.maximum(_gaussian(inside.copy(), sigmas_mm[1], pixel_mm), np.float32(1e-6))
-    large -= small
-    large *= small_weight * large_weight
-    small -= inner
-    small *= small_weight
-    inner += small  # a view of `curves`
-    inner += large
-    return curves
 
 
 @dataclass
