@@ -83,7 +83,7 @@ def read_series(path: Path, frame_times_csv: Path | None = None,
     bad = count_non_finite(path)  # ITK reads NaN and infinity as 0: look at the stored values
     if bad:
         raise CaseError(str(path), f"{bad} NaN or infinite value(s) in the 4D CTP series")
-    series = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    series = sitk.GetArrayViewFromImage(image).astype(np.float32)  # one copy, ours (no int16 copy first)
     if frame_times_csv is not None:
         times = read_frame_times_csv(frame_times_csv)
     else:
