@@ -4,7 +4,8 @@
         [--no_denoise] [-threads N] [-stages]
 
 On a CPU shared with other jobs, torch's two OpenMP threads spin-wait on each other and CPU time balloons:
-`-threads 1` gives the figure a busy machine can reproduce.
+`-threads 1` gives the figure a busy machine can reproduce. It limits torch's threads (the GPU engine's
+kernels), numpy's BLAS threads and the CPU engine's own (`compute_maps(threads=)`).
 
 The series is a phantom slab (the project's simulator, 16 slices, 1 s frames), simulated before timing.
 Reported: wall time of each `compute_maps` call, CPU time, the peak resident memory of the process during the
@@ -15,6 +16,7 @@ calls (`PeakMemory`) and the resident memory before them (the series itself, ~21
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import dataclasses
 import json
@@ -42,11 +44,12 @@ def full_size_series(num_slices: int = 16, size: int = 256, frames: int = 50, se
 STAGES = {
     "input check, head curve, noise SD": [("compute", "check_series"), ("compute", "_head_curve"),
                                           ("denoise", "estimate_noise_sd")],
-    "bilateral denoising": [("denoise", "profile_bilateral_inside")],
+    "bilateral denoising": [("denoise", "profile_bilateral_inside"), ("numpy_kernels", "profile_bilateral_inside")],
     "masks": [("masks", "tissue_masks")],
     "parenchyma smoothing": [("compute", "_smooth_parenchyma")],
     "AIF and VOF": [("aif", "select_arterial_input")],
-    "deconvolution": [("deconvolution", "for_aif"), ("deconvolution", "residues")],
+    "deconvolution": [("deconvolution", "for_aif"), ("deconvolution", "residues"), ("numpy_kernels", "for_aif"),
+                      ("numpy_kernels", "residues")],
     "CBF and Tmax": [("maps", "flow_and_tmax")],
     "CBV, TTP, MTT": [("maps", "blood_volume"), ("maps", "time_to_peak"), ("maps", "transit_time")],
 }
@@ -73,7 +76,7 @@ def _cpu_seconds() -> float:
 
 
 def run(device: str = "auto", method: str = "osvd", repeats: int = 1, num_slices: int = 16, size: int = 256,
-        frames: int = 50, denoise: bool = True, stages: bool = False) -> dict:
+        frames: int = 50, denoise: bool = True, stages: bool = False, threads: int | None = None) -> dict:
     series, spacing = full_size_series(num_slices, size, frames)
     times = np.arange(series.shape[0], dtype=float)
     with PeakMemory() as idle:
@@ -82,20 +85,21 @@ def run(device: str = "auto", method: str = "osvd", repeats: int = 1, num_slices
     with PeakMemory() as memory:
         for _ in range(repeats):
             start, cpu = time.perf_counter(), _cpu_seconds()
-            result = compute_maps(series, times, spacing, method=method, device=device, denoise=denoise)
+            result = compute_maps(series, times, spacing, method=method, device=device, denoise=denoise,
+                                  threads=threads)
             if result.device.startswith("cuda"):
                 torch.cuda.synchronize()
             walls.append(time.perf_counter() - start)
             cpus.append(_cpu_seconds() - cpu)
     report = {
         "series_shape_tzyx": list(series.shape), "method": method, "device": result.device, "denoise": denoise,
-        "torch_threads": torch.get_num_threads(), "wall_s": [round(w, 2) for w in walls],
+        "torch_threads": torch.get_num_threads(), "engine_threads": threads, "wall_s": [round(w, 2) for w in walls],
         "cpu_s": [round(c, 1) for c in cpus], "peak_rss_gb": round(memory.peak_bytes / 1e9, 3),
         "rss_before_gb": round(idle.peak_bytes / 1e9, 3), "brain_voxels": int(result.masks.valid.sum()),
     }
     if stages:
         report["stage_cpu_s"] = stage_cpu_seconds(series, times, spacing, method=method, device=device,
-                                                  denoise=denoise)
+                                                  denoise=denoise, threads=1)  # cProfile sees one thread
     return report
 
 
@@ -108,13 +112,19 @@ def main(argv=None) -> int:
     parser.add_argument("-size", type=int, default=256)
     parser.add_argument("-frames", type=int, default=50)
     parser.add_argument("--no_denoise", action="store_true", help="time the deconvolution path alone")
-    parser.add_argument("-threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("-threads", type=int, default=None,
+                        help="threads: torch's intra-op, numpy's BLAS and the CPU engine's (default: theirs)")
     parser.add_argument("--stages", action="store_true", help="also the CPU seconds of each step (one more call)")
     args = parser.parse_args(argv)
+    limits = contextlib.nullcontext()
     if args.threads:
+        from threadpoolctl import threadpool_limits
+
         torch.set_num_threads(args.threads)
-    print(json.dumps(run(args.device, args.method, args.repeats, args.slices, args.size, args.frames,
-                         not args.no_denoise, args.stages)))
+        limits = threadpool_limits(args.threads)
+    with limits:
+        print(json.dumps(run(args.device, args.method, args.repeats, args.slices, args.size, args.frames,
+                             not args.no_denoise, args.stages, args.threads)))
     return 0
 
 

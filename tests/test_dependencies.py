@@ -12,7 +12,7 @@ from isles_pipeline.preprocessing.head_mask import head_mask
 ROOT = Path(__file__).resolve().parents[1]
 IMPORT_NAMES = {"scikit-image": "skimage", "acvl-utils": "acvl_utils", "simpleitk": "SimpleITK",
                 "pylibjpeg-libjpeg": "libjpeg", "pylibjpeg-openjpeg": "openjpeg", "pyjpegls": "jpeg_ls",
-                "pylibjpeg-rle": "rle"}
+                "pylibjpeg-rle": "rle", "pillow": "PIL"}
 
 
 def _install_requires() -> list[str]:

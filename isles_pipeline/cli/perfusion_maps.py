@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import sys
 from pathlib import Path
 
@@ -37,7 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _reuse_freed_memory() -> None:
+    """glibc: keep freed blocks up to 32 MB (the engine's per-slice work arrays) for reuse instead of mapping
+    fresh pages for each slice; the page faults cost the command ~0.3 s of system time (2-core dev machine)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: glibc's largest
+    libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+
+
 def main(argv: list[str] | None = None) -> int:
+    _reuse_freed_memory()
     args = build_parser().parse_args(argv)
     if args.dicom_maps and not args.input.is_dir():
         print(f"isles_perfusion_maps: {args.input}: --dicom_maps needs a DICOM export folder as input", file=sys.stderr)
@@ -46,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         series, image, times = read_series(args.input, args.frame_times, args.series)
         result = compute_maps(series, times, image.GetSpacing()[2::-1], method=args.method, device=args.device,
                               denoise=not args.no_denoise, vof_correction=not args.no_vof_correction,
-                              motion_correction=args.motion_correction, name=str(args.input))
+                              motion_correction=args.motion_correction, name=str(args.input),
+                              overwrite_input=True)  # `series` is our own copy
     except (CaseError, NiftiError) as error:
         print(f"isles_perfusion_maps: {error}", file=sys.stderr)
         return 1

@@ -32,7 +32,9 @@ The building blocks, each usable alone (all curves are (frames, voxels) arrays o
 - `clinical`: `clinical_volumes(cbf, tmax, valid, spacing_zyx)` (core rCBF < 30 %, Tmax > 6 s, mismatch);
   `qc_figure`: `write_qc_figure` (qc.png).
 - `masks`: `tissue_masks(baseline_hu, spacing_zyx)` -> `TissueMasks`, `vessel_mask(cbv, brain)`.
-- `device`: `resolve_device("auto" | "cpu" | "cuda")`.
+- `structure`: `smoothing_weight` (how much of the parenchyma Gaussian each voxel takes: small structures kept).
+- `numpy_kernels`: the CPU engine (numpy twins of the torch kernels, which run on a GPU; torch is not imported
+  on a machine without one: `isles_pipeline.devices.device_name`).
 - `io`: `read_series(path, frame_times_csv)`, `write_outputs(result, image4d, out_dir)` (the command
   `isles_perfusion_maps`: maps, aif.json, summary.json, qc.png) and `aif_warning(result)`.
 - `pipeline`: `computed_map_images(series_image)` -> {"CT_CBF": image, ...} on the series' grid (the
@@ -42,7 +44,8 @@ Defaults and why: oSVD with Wu's oscillation-index limit 0.095 over 10 truncatio
 largest singular value); Wu's linear-AIF discretisation; Tmax at the residue's half-maximum rise (its regularised
 maximum was 1 to 3 s late); profile bilateral (5 x 5) then a Gaussian inside the parenchyma of 2 mm per HU of
 measured noise up to 4 mm (none on noise-free data, where it only erased small cores; CTP's noise is several HU
-per frame against 10 to 25 HU of tissue enhancement); VOF
+per frame against 10 to 25 HU of tissue enhancement), taken per voxel only where it keeps the voxel's mean and
+peak enhancement within their noise (near edges and in small structures, the bilateral's estimate); VOF
 correction on (scales the AIF up to the VOF's area, never down); vessels (CBV >= 8 ml/100g with an
 arterial-size peak), CSF (< 20 HU), bone (>= 150 HU) and a 2 mm rim around bone are 0, as in ISLES maps.
 

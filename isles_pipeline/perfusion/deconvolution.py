@@ -18,9 +18,12 @@ memory) with torch on the CPU or a GPU.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used: the CPU engine (numpy_kernels) runs without it
+    import torch
 
 METHODS = ("osvd", "bcsvd", "ssvd", "tikhonov")
 OSVD_THRESHOLDS = tuple(np.geomspace(0.002, 0.5, 10))  # fractions of the largest singular value
@@ -50,6 +53,14 @@ def convolution_matrix(aif: np.ndarray, step_s: float, circulant: bool = True) -
     if circulant:
         return kernel[lag % length]
     return np.where(lag >= 0, kernel[np.clip(lag, 0, None)], 0.0)
+
+
+def candidate_ranks(singular, min_truncation: float = MIN_TRUNCATION) -> list[int]:
+    """oSVD's nested candidate ranks: how many singular values (descending) lie above each of
+    OSVD_THRESHOLDS (at least `min_truncation`) times the largest; `singular` numpy or torch."""
+    smax = float(singular[0])
+    thresholds = [t for t in OSVD_THRESHOLDS if t >= min_truncation] or [OSVD_THRESHOLDS[-1]]
+    return sorted({max(int((singular >= t * smax).sum()), 1) for t in thresholds})
 
 
 def oscillation_index(residue: torch.Tensor) -> torch.Tensor:
@@ -86,6 +97,8 @@ class Deconvolver:
     @classmethod
     def for_aif(cls, aif: np.ndarray, step_s: float, method: str = "osvd", device: torch.device | str = "cpu",
                 **settings) -> "Deconvolver":
+        import torch
+
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         aif = np.asarray(aif, dtype=float)
@@ -99,12 +112,11 @@ class Deconvolver:
         return cls(method, float(step_s), n, as_tensor(u.T[:, :n]), as_tensor(vt.T), as_tensor(s), **settings)
 
     def _ranks(self) -> list[int]:
-        smax = float(self.singular[0])
-        thresholds = [t for t in OSVD_THRESHOLDS if t >= self.min_truncation] or [OSVD_THRESHOLDS[-1]]
-        return sorted({max(int((self.singular >= t * smax).sum()), 1) for t in thresholds})
+        return candidate_ranks(self.singular, self.min_truncation)
 
     def level_filters(self) -> list[torch.Tensor]:
         """Filter factors f (k = V diag(f) U^T c) of each regularisation level, most regularised first."""
+        import torch
         inverse = 1.0 / self.singular.clamp_min(1e-30)
         if self.method == "tikhonov":
             lam = self.tikhonov * self.singular[0]
@@ -121,6 +133,7 @@ class Deconvolver:
 
     def solve(self, curves) -> tuple[torch.Tensor, torch.Tensor]:
         """(L, V) residues and (V,) regularisation levels of (N, V) curves, chunked over voxels."""
+        import torch
         curves = torch.as_tensor(curves, dtype=torch.float32, device=self.v.device)
         if curves.shape[0] != self.num_frames:
             raise ValueError(f"curves have {curves.shape[0]} frames, the AIF {self.num_frames}")
@@ -150,6 +163,7 @@ class Deconvolver:
         so does its second difference (D V is precomputed), so a candidate costs a small product and three
         passes (|second difference| summed, maximum); the chosen residue is rebuilt once at the end.
         `work`: (L, >= V), (L - 2, >= V) twice, overwritten."""
+        import torch
         scaled = projected.div_(self.singular.clamp_min(1e-30)[:, None])  # U^T c / s, in place
         count = projected.shape[1]
         length = self.v.shape[0]

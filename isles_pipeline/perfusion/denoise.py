@@ -8,8 +8,12 @@ and the bolus timing (Tmax) is untouched. Slices are filtered independently (CTP
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported where used: the CPU engine (numpy_kernels) runs without torch
+    import torch
 
 DEFAULT_RADIUS_PX = 2
 DEFAULT_SPATIAL_SIGMA_MM = 1.5
@@ -41,6 +45,8 @@ def profile_bilateral(frames: torch.Tensor, noise_sd: float, pixel_mm: tuple[flo
     an edge of one noise SD over all frames far less. `noise_sd` <= 0 turns the filter off. The weight of a
     pair is symmetric, so each is computed once and used for both voxels (half the work).
     """
+    import torch
+
     if noise_sd <= 0 or radius_px < 1:
         return frames.clone()
     count, height, width = frames.shape
@@ -77,6 +83,8 @@ def profile_bilateral(frames: torch.Tensor, noise_sd: float, pixel_mm: tuple[flo
 def bounding_box(mask: torch.Tensor | np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
     """(rows, columns) slices of a 2D mask's bounding box grown by `margin` pixels (clipped to the image);
     None for an empty mask."""
+    import torch
+
     mask = torch.as_tensor(mask)
     rows, columns = (torch.nonzero(mask.any(dim=axis)).flatten() for axis in (1, 0))
     if rows.numel() == 0:
@@ -104,16 +112,24 @@ def profile_bilateral_inside(frames: torch.Tensor, region: torch.Tensor | np.nda
     return filtered
 
 
-def _gaussian_taps(sigma_px: float, device, dtype) -> torch.Tensor:
+def gaussian_taps(sigma_px: float) -> np.ndarray:
+    """Normalised Gaussian taps (float64) out to ceil(3 sigma), at least one on each side."""
     radius = max(int(np.ceil(3 * sigma_px)), 1)
-    offsets = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
-    taps = torch.exp(-0.5 * (offsets / sigma_px) ** 2)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_px) ** 2)
     return taps / taps.sum()
+
+
+def _gaussian_taps(sigma_px: float, device, dtype) -> torch.Tensor:
+    import torch
+
+    return torch.as_tensor(gaussian_taps(sigma_px), dtype=dtype, device=device)
 
 
 def _band_matrix(size: int, taps: torch.Tensor) -> torch.Tensor:
     """(size, size) matrix B with B @ f = the zero-padded correlation of f with the (odd, symmetric) taps:
     a matrix product runs ~10x faster on a CPU than torch's single-channel conv2d with a long 1D kernel."""
+    import torch
+
     radius = len(taps) // 2
     lag = torch.arange(size, device=taps.device)[None, :] - torch.arange(size, device=taps.device)[:, None]
     inside = lag.abs() <= radius
@@ -128,6 +144,8 @@ def masked_gaussian(curves: torch.Tensor, mask: torch.Tensor, sigma_mm: float,
     outside the mask, so those edges keep their place. Voxels outside the mask are returned unchanged.
     The separable Gaussian (zero outside the slice) is two band-matrix products, B_y @ f @ B_x^T.
     in_place: write the result into `curves` (and return it) instead of into a copy."""
+    import torch
+
     if sigma_mm <= 0 or not bool(mask.any()):
         return curves if in_place else curves.clone()
     # only the mask's bounding box matters: the weighted input is 0 outside it, the output is kept only inside

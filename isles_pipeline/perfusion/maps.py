@@ -13,9 +13,12 @@ rho = 1.05 g/ml (brain density) and kH = 0.73 (large/small vessel haematocrit co
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported where used: the CPU engine (numpy_kernels) runs without torch
+    import torch
 
 RHO = 1.05
 K_H = 0.73
@@ -32,6 +35,8 @@ def _window_weights(length: int, upsample: int, half_width: int, dtype: torch.dt
     """(L, D) matrix W: for samples rolled so that row 0 is the largest, `rolled @ W` is the trigonometric
     interpolant (the zero-padded spectrum, as irfft(rfft(x), n=L * upsample) gives it) at the D = 2 *
     upsample * half_width + 1 fine points within `half_width` samples of that largest sample."""
+    import torch
+
     delta = torch.zeros(length, dtype=torch.float64)
     delta[0] = 1.0
     kernel = torch.fft.irfft(torch.fft.rfft(delta), n=length * upsample)  # the interpolant of a unit sample
@@ -48,6 +53,8 @@ def _peak_and_position(residues: torch.Tensor, upsample: int,
     points there are one small matrix product. The same positions as upsampling the whole curve except where
     the interpolant peaks more than `half_width` samples away from the largest sample (two almost equal
     peaks: 80 of 330 000 brain voxels of the benchmark series), at a fifth of the cost."""
+    import torch
+
     length = residues.shape[0]
     half_width = min(half_width, length // 2)
     weights = _window_weights(length, upsample, half_width, residues.dtype, residues.device)
@@ -74,6 +81,8 @@ def rise_position(residues: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     truncations oSVD picks, and spreads a box residue's maximum over its whole width. A symmetric low-pass
     kernel leaves the half-height point of a jump where the jump is, so the rise time estimates the delay of
     the residue's front, the quantity Tmax thresholds stand for, without that bias."""
+    import torch
+
     length = residues.shape[0]
     window = length // 2
     peak = torch.empty(residues.shape[1], dtype=residues.dtype, device=residues.device)
@@ -110,11 +119,23 @@ def flow_and_tmax(residues: torch.Tensor, step_s: float, num_frames: int, upsamp
     if definition not in ("rise", "peak"):
         raise ValueError(f"Tmax definition must be rise or peak, got {definition!r}")
     length = residues.shape[0]
-    peak, position = rise_position(residues) if definition == "rise" else \
-        _peak_and_position(residues, upsample, TMAX_SEARCH_SAMPLES)
-    position = torch.where(position >= min(num_frames, length), position - length, position)
-    tmax = (position.clamp_min(0) * step_s).cpu().numpy()
-    cbf = (K_H / RHO * ML_PER_G_PER_S_TO_ML_PER_100G_PER_MIN * peak.clamp_min(0)).cpu().numpy()
+    if isinstance(residues, np.ndarray):  # the CPU engine's residues: its numpy twin (the peak in torch)
+        if definition == "rise":
+            from isles_pipeline.perfusion.numpy_kernels import rise_position as numpy_rise_position
+
+            peak, position = numpy_rise_position(residues)
+        else:
+            import torch
+
+            peak, position = (t.numpy() for t in _peak_and_position(torch.from_numpy(residues), upsample,
+                                                                    TMAX_SEARCH_SAMPLES))
+    else:
+        peak, position = rise_position(residues) if definition == "rise" else \
+            _peak_and_position(residues, upsample, TMAX_SEARCH_SAMPLES)
+        peak, position = peak.cpu().numpy(), position.cpu().numpy()
+    position = np.where(position >= min(num_frames, length), position - length, position)
+    tmax = np.clip(position, 0, None) * step_s
+    cbf = K_H / RHO * ML_PER_G_PER_S_TO_ML_PER_100G_PER_MIN * np.clip(peak, 0, None)
     return cbf.astype(np.float32), tmax.astype(np.float32)
 
 
