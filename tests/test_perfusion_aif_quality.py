@@ -45,6 +45,15 @@ def test_a_large_venous_rescaling_is_reported():
     assert not report["plausible"] and "venous" in report["reasons"][0]
 
 
+def test_a_venous_curve_cut_by_the_end_of_the_scan_is_reported():
+    aif, vof = gamma(300.0), gamma(500.0, arrival=14.0, beta=2.5)
+    whole = aif_quality.quality_report(aif, aif[:, None], 1.0, 20.0, 1.0, 3.0, 10, 0, vof)
+    assert whole["plausible"], whole["reasons"]  # the venous first pass is over by 50 s
+    cut = 26  # 10 s after the venous peak
+    report = aif_quality.quality_report(aif[:cut], aif[:cut, None], 1.0, 20.0, 1.0, 3.0, 10, 0, vof[:cut])
+    assert not report["plausible"] and any("truncated" in text for text in report["reasons"]), report["reasons"]
+
+
 def _head(shift_frames=(), shift_px=3):
     """(T, 1, 40, 40): a skull ring at 1200 HU around 35 HU tissue, shifted by `shift_px` in some frames."""
     yy, xx = np.mgrid[:40, :40]

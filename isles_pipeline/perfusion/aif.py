@@ -125,7 +125,7 @@ def select_arterial_input(enhancement: np.ndarray, search: np.ndarray, grid_s: n
             ratio = float(result.vof.sum() / max(aif.sum(), 1e-12))
             result.scale = float(np.clip(ratio, 1.0, MAX_VOF_SCALE))
     result.quality = aif_quality.quality_report(aif, curves[:, best], step, tissue_peak_s, result.scale, noise_sd,
-                                                bright.size, int((~shaped).sum()))
+                                                bright.size, int((~shaped).sum()), result.vof)
     return result
 
 
