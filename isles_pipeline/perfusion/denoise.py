@@ -29,6 +29,21 @@ def estimate_noise_sd(baseline_frames: np.ndarray, mask: np.ndarray) -> float:
     return float(np.median(baseline_frames[:, mask].std(axis=0, ddof=1)))
 
 
+def neighbour_offsets(radius_px: int, pixel_mm: tuple[float, float],
+                      spatial_sigma_mm: float) -> list[tuple[int, int, float]]:
+    """(dy, dx, spatial term) of the bilateral's neighbours: each unordered pair of voxels once (dy >= 0, and
+    dx > 0 on the voxel's own row), within 3 spatial sigmas; the one neighbourhood both kernels use."""
+    offsets = []
+    for dy in range(0, radius_px + 1):
+        for dx in range(-radius_px, radius_px + 1):
+            if dy == 0 and dx <= 0:
+                continue  # (0, 0) is the voxel itself
+            spatial = ((dy * pixel_mm[0]) ** 2 + (dx * pixel_mm[1]) ** 2) / (2 * spatial_sigma_mm**2)
+            if spatial <= 4.5:  # 3 sigma
+                offsets.append((dy, dx, spatial))
+    return offsets
+
+
 def _pair_slices(offset: int, size: int) -> tuple[slice, slice]:
     """Slices of the voxels x and of their neighbours x + offset that both lie inside an axis of `size`."""
     return slice(max(0, -offset), size - max(0, offset)), slice(max(0, offset), size + min(0, offset))
@@ -57,19 +72,13 @@ def profile_bilateral(frames: torch.Tensor, noise_sd: float, pixel_mm: tuple[flo
     range_denominator = 2.0 * range_scale * noise_only
     pairs = []  # (slices of x, slices of x + offset, weight of the pair)
     weight_sum = torch.ones((height, width), dtype=frames.dtype, device=frames.device)
-    for dy in range(0, radius_px + 1):
-        for dx in range(-radius_px, radius_px + 1):
-            if dy == 0 and dx <= 0:
-                continue  # each unordered pair once; (0, 0) is the voxel itself
-            spatial = ((dy * pixel_mm[0]) ** 2 + (dx * pixel_mm[1]) ** 2) / (2 * spatial_sigma_mm**2)
-            if spatial > 4.5:  # beyond 3 sigma
-                continue
-            (ys, yn), (xs, xn) = _pair_slices(dy, height), _pair_slices(dx, width)
-            distance = (profiles[:, ys, xs] - profiles[:, yn, xn]).square_().sum(dim=0)  # 10x vector_norm's speed
-            weight = torch.exp(-distance / range_denominator - spatial)
-            weight_sum[ys, xs] += weight
-            weight_sum[yn, xn] += weight
-            pairs.append(((ys, xs), (yn, xn), weight))
+    for dy, dx, spatial in neighbour_offsets(radius_px, pixel_mm, spatial_sigma_mm):
+        (ys, yn), (xs, xn) = _pair_slices(dy, height), _pair_slices(dx, width)
+        distance = (profiles[:, ys, xs] - profiles[:, yn, xn]).square_().sum(dim=0)  # 10x vector_norm's speed
+        weight = torch.exp(-distance / range_denominator - spatial)
+        weight_sum[ys, xs] += weight
+        weight_sum[yn, xn] += weight
+        pairs.append(((ys, xs), (yn, xn), weight))
     total = frames.clone()
     step = count if frames.is_cuda else CACHE_BLOCK_FRAMES
     for start in range(0, count, step):

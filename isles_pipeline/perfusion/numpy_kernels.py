@@ -30,6 +30,7 @@ from isles_pipeline.perfusion.denoise import (
     DEFAULT_SPATIAL_SIGMA_MM,
     PROFILE_BLOCK_FRAMES,
     gaussian_taps,
+    neighbour_offsets,
 )
 from isles_pipeline.perfusion.maps import TMAX_CHUNK_VOXELS
 
@@ -63,22 +64,16 @@ def profile_bilateral(frames: np.ndarray, noise_sd: float, pixel_mm: tuple[float
     range_denominator = np.float32(2.0 * range_scale * noise_only)
     pairs = []  # (offset, weight of the pair (x, x + offset) for x in [0, size - offset))
     weight_sum = np.ones(size, dtype=frames.dtype)
-    for dy in range(0, radius_px + 1):
-        for dx in range(-radius_px, radius_px + 1):
-            if dy == 0 and dx <= 0:
-                continue  # each unordered pair once; (0, 0) is the voxel itself
-            spatial = ((dy * pixel_mm[0]) ** 2 + (dx * pixel_mm[1]) ** 2) / (2 * spatial_sigma_mm**2)
-            if spatial > 4.5:  # beyond 3 sigma
-                continue
-            offset = dy * padded_width + dx  # > 0: dy >= 1 or dx >= 1
-            difference = profiles[:, :-offset] - profiles[:, offset:]
-            distance = np.square(difference, out=difference).sum(axis=0)
-            weight = np.exp(-distance / range_denominator - np.float32(spatial))
-            weight *= valid[:-offset]
-            weight *= valid[offset:]
-            weight_sum[:-offset] += weight
-            weight_sum[offset:] += weight
-            pairs.append((offset, weight))
+    for dy, dx, spatial in neighbour_offsets(radius_px, pixel_mm, spatial_sigma_mm):
+        offset = dy * padded_width + dx  # > 0: dy >= 1 or dx >= 1
+        difference = profiles[:, :-offset] - profiles[:, offset:]
+        distance = np.square(difference, out=difference).sum(axis=0)
+        weight = np.exp(-distance / range_denominator - np.float32(spatial))
+        weight *= valid[:-offset]
+        weight *= valid[offset:]
+        weight_sum[:-offset] += weight
+        weight_sum[offset:] += weight
+        pairs.append((offset, weight))
     flat = padded.reshape(count, size)
     total = flat.copy()
     product = np.empty((min(CACHE_BLOCK_FRAMES, count), size), dtype=frames.dtype)
