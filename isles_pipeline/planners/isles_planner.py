@@ -239,8 +239,8 @@ class ISLESLongPlanner(ISLESSmallPlanner):
 class ISLESFullResolutionPlanner(ISLESLongPlanner):
     """The long CPU preset at the data's own in-plane resolution (no 2x downsampling), narrow widths, and 20
     epochs of 10 iterations (decays at 12 and 16): a full-resolution step costs ~2.5x a half-resolution one on
-    a CPU (`python -m benchmarks.chain_step -preset small -size 128` vs `-size 64`), so both presets train for
-    about the same time."""
+    a CPU (`python -m benchmarks.chain_step -preset small -size 128` vs `-size 64`), so both presets were meant
+    to train for the same time; in the long benchmark its folds took ~1.3x the half-resolution chain's."""
 
     plans_name = "ISLESFullResolutionPlans"
     in_plane_downsampling = 1
