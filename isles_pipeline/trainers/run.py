@@ -7,6 +7,7 @@ possibly on several processes; validate).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Optional, Union
 
@@ -154,6 +155,12 @@ def _worker(rank: int, world_size: int, setup: dict, device_name: str, options: 
         train_fold(setup, device, dist, **options)
     finally:
         ddp.destroy_process_group()
+    # Done, and every file is written and closed: leave without interpreter finalization, where gloo objects
+    # still held by the finished run can abort the process (see ddp.destroy_process_group). An exception above
+    # still propagates to mp.spawn, which reports it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def run_training(dataset_id: int, fold: Union[int, str], trainer_name: Union[str, type] = DEFAULT_TRAINER,
