@@ -45,12 +45,25 @@ def test_a_large_venous_rescaling_is_reported():
     assert not report["plausible"] and "venous" in report["reasons"][0]
 
 
-def test_a_venous_curve_cut_by_the_end_of_the_scan_is_reported():
-    aif, vof = gamma(300.0), gamma(500.0, arrival=14.0, beta=2.5)
-    whole = aif_quality.quality_report(aif, aif[:, None], 1.0, 20.0, 1.0, 3.0, 10, 0, vof)
-    assert whole["plausible"], whole["reasons"]  # the venous first pass is over by 50 s
-    cut = 26  # 10 s after the venous peak
-    report = aif_quality.quality_report(aif[:cut], aif[:cut, None], 1.0, 20.0, 1.0, 3.0, 10, 0, vof[:cut])
+def test_a_venous_curve_cut_by_the_end_of_the_scan_is_measured_by_a_fit_or_reported():
+    """A partial-volumed AIF (0.6x the artery, the VOF carrying the artery's area): the summed areas over the whole
+    scan, a fit once the scan ends during the venous washout, and a warning when it ends before the venous peak."""
+    from isles_pipeline.perfusion.aif import venous_to_arterial_area
+
+    artery = gamma(400.0)
+    aif, vof = 0.6 * artery, gamma(400.0 / 1.6, arrival=13.0, beta=1.5 * 1.6)  # equal areas, as a first pass has
+    assert vof[-1] < 0.01 * vof.max()
+    ratio, how = venous_to_arterial_area(aif, vof, 1.0)
+    assert how == "summed" and ratio == pytest.approx(1 / 0.6, rel=0.02)
+    venous_peak = int(np.argmax(vof))  # frame 24
+    for end in (venous_peak + 3, venous_peak + 6):  # the scan ends with the VOF at ~85 % and ~55 % of its peak
+        ratio, how = venous_to_arterial_area(aif[:end], vof[:end], 1.0)
+        assert how == "gamma-variate fit" and ratio == pytest.approx(1 / 0.6, rel=0.05), (end, ratio)
+    ratio, how = venous_to_arterial_area(aif[:venous_peak + 1], vof[:venous_peak + 1], 1.0)
+    assert how == "cut short" and ratio is None
+    report = aif_quality.quality_report(aif, aif[:, None], 1.0, 20.0, 1.0, 3.0, 10, 0, "gamma-variate fit")
+    assert report["plausible"], report["reasons"]
+    report = aif_quality.quality_report(aif, aif[:, None], 1.0, 20.0, 1.0, 3.0, 10, 0, "cut short")
     assert not report["plausible"] and any("truncated" in text for text in report["reasons"]), report["reasons"]
 
 
@@ -125,3 +138,24 @@ def test_a_real_artery_gives_no_warning(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == ""
     summary = read_json(tmp_path / "out" / "summary.json")
     assert summary["aif_plausible"] is True and summary["warning"] is None
+
+
+@pytest.mark.parametrize("end", [20, 24, 50])
+def test_a_first_pass_area_is_fitted_through_noise_and_recirculation(end):
+    """The gamma variate's area (known in closed form) from a noisy curve with a recirculation bump, whole or
+    cut during its fall; a curve that ends at its peak has no fit."""
+    from isles_pipeline.perfusion.first_pass import fit_first_pass
+
+    first_pass = gamma(300.0, beta=2.0)  # peaks at frame 14
+    curve = first_pass + gamma(40.0, arrival=22.0, beta=3.0) + np.random.default_rng(3).normal(0, 8.0, TIMES.size)
+    fitted = fit_first_pass(curve[:end], 1.0)
+    assert fitted is not None and fitted.area == pytest.approx(first_pass.sum(), rel=0.06), fitted
+    assert fit_first_pass(curve[:15], 1.0) is None
+
+
+def test_frames_bridged_at_the_end_of_the_scan_are_not_measurements():
+    from isles_pipeline.perfusion.moved_frames import last_measured_time
+
+    times = np.arange(10.0) * 2.0
+    assert last_measured_time(times, []) is None and last_measured_time(times, [3, 4]) is None
+    assert last_measured_time(times, [8, 9]) == 14.0 and last_measured_time(times, [6, 9]) == 16.0

@@ -18,7 +18,8 @@ The building blocks, each usable alone (all curves are (frames, voxels) arrays o
   space, each frame filtered with weights shared by all frames: nothing is smoothed along time).
 - `aif`: `select_arterial_input(enhancement_nzyx, search_mask, grid_s, noise_sd)` -> `ArterialInput` (with
   `.quality`); `aif_quality`: the shape checks a candidate must pass (a first pass: >= 3 s wide, <= 1000 HU, no
-  frame jump over 60 % of its peak, not after the tissue) and `quality_report`.
+  frame jump over 60 % of its peak, not after the tissue) and `quality_report`; `first_pass`:
+  `fit_first_pass(curve, step_s)` -> `GammaVariate` (its `.area`), for the VOF rescaling of scans that end early.
 - `deconvolution`: `convolution_matrix(aif, step_s, circulant)`, `Deconvolver.for_aif(aif, step_s, method,
   device)` then `.residues(curves)` -> (2N or N, V) residues k = (rho/kH) CBF R(t), in 1/s;
   `oscillation_index`. Methods: osvd, bcsvd, ssvd (non-circulant, delay-sensitive), tikhonov.
@@ -46,7 +47,8 @@ maximum was 1 to 3 s late); profile bilateral (5 x 5) then a Gaussian inside the
 measured noise up to 4 mm (none on noise-free data, where it only erased small cores; CTP's noise is several HU
 per frame against 10 to 25 HU of tissue enhancement), taken per voxel only where it keeps the voxel's mean and
 peak enhancement within their noise (near edges and in small structures, the bilateral's estimate); VOF
-correction on (scales the AIF up to the VOF's area, never down); vessels (CBV >= 8 ml/100g with an
+correction on (scales the AIF up to the VOF's area, never down; gamma-variate areas when the scan ends during the
+venous washout); vessels (CBV >= 8 ml/100g with an
 arterial-size peak), CSF (< 20 HU), bone (>= 150 HU) and a 2 mm rim around bone are 0, as in ISLES maps.
 
 Input problems raise `isles_pipeline.errors.CaseError`, one line naming the series.

@@ -11,7 +11,10 @@ by height limits partial volume.
 VOF: the largest-area curves that peak after the AIF (the venous sinus, wide and free of partial volume).
 A partial-volumed AIF is too small, which scales CBF and CBV up; a first pass conserves indicator mass, so
 the AIF's area should equal the VOF's: when the VOF's area is larger, the AIF is scaled up to it (never
-down: a small VOF is itself partial-volumed). Capped at `MAX_VOF_SCALE`.
+down: a small VOF is itself partial-volumed). Capped at `MAX_VOF_SCALE`. When the scan ends before the venous
+first pass has fallen to `first_pass.FIT_END_FRACTION` of its peak, the summed area is short; both first
+passes' areas then come from gamma-variate fits (`first_pass`), and when the VOF was cut too early to fit
+(before or just after its peak) the AIF is left as measured and reported as unchecked.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import numpy as np
 from isles_pipeline.errors import CaseError
 from isles_pipeline.perfusion import aif_quality
 from isles_pipeline.perfusion.baseline import full_width_half_maximum
+from isles_pipeline.perfusion.first_pass import FIT_END_FRACTION, fit_first_pass
 
 CANDIDATE_PERCENTILE = 99.0
 AIF_VOXELS = 8
@@ -42,6 +46,7 @@ class ArterialInput:
     vof: np.ndarray | None = None
     vof_voxels: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), int))
     scale: float = 1.0  # the AIF used is aif * scale (VOF area correction)
+    vof_area: str | None = None  # how the areas were compared: "summed", "gamma-variate fit" or "cut short"
     baseline_frames: int = 1
     quality: dict = field(default_factory=dict)  # `aif_quality.quality_report` of the chosen AIF
 
@@ -70,12 +75,13 @@ class ArterialInput:
 
 def select_arterial_input(enhancement: np.ndarray, search: np.ndarray, grid_s: np.ndarray, noise_sd: float,
                           baseline_frames: int = 1, vof_correction: bool = True,
-                          name: str = "series") -> ArterialInput:
+                          name: str = "series", measured_until_s: float | None = None) -> ArterialInput:
     """Pick AIF and VOF from (N, Z, Y, X) baseline-subtracted curves inside the boolean `search` mask.
 
     Strong voxels that fail `aif_quality`'s shape checks (too narrow, brighter than blood, a jump between
     two frames, peaking after the tissue) are no candidates; the chosen AIF's quality is in `.quality`.
-    Raises CaseError when no voxel enhances like an artery.
+    measured_until_s: the last measured time when the scan ends with bridged (copied) frames; the areas of
+    the VOF rescaling stop there. Raises CaseError when no voxel enhances like an artery.
     """
     search_index = np.flatnonzero(search.ravel())
     if search_index.size == 0:
@@ -121,12 +127,26 @@ def select_arterial_input(enhancement: np.ndarray, search: np.ndarray, grid_s: n
         venous = late[np.argsort(-area, kind="stable")[:VOF_VOXELS]]
         result.vof = venous_curves[:, venous].mean(axis=1)
         result.vof_voxels = _positions(search_index[venous_pool[venous]], search.shape)
-        if vof_correction:
-            ratio = float(result.vof.sum() / max(aif.sum(), 1e-12))
+        measured = len(grid_s) if measured_until_s is None else int(np.searchsorted(grid_s, measured_until_s,
+                                                                                     side="right"))
+        ratio, result.vof_area = venous_to_arterial_area(aif[:measured], result.vof[:measured], step)
+        if vof_correction and ratio is not None:
             result.scale = float(np.clip(ratio, 1.0, MAX_VOF_SCALE))
     result.quality = aif_quality.quality_report(aif, curves[:, best], step, tissue_peak_s, result.scale, noise_sd,
-                                                bright.size, int((~shaped).sum()), result.vof)
+                                                bright.size, int((~shaped).sum()), result.vof_area)
     return result
+
+
+def venous_to_arterial_area(aif: np.ndarray, vof: np.ndarray, step_s: float) -> tuple[float | None, str]:
+    """The VOF's first-pass area over the AIF's, and how it was measured: summed when the venous first pass is
+    (nearly) over by the scan's end, from gamma-variate fits when it was cut after its peak, None ("cut short")
+    when it was cut too early for a fit."""
+    if vof[-1] <= FIT_END_FRACTION * vof.max():
+        return float(vof.sum() / max(aif.sum(), 1e-12)), "summed"
+    arterial, venous = fit_first_pass(aif, step_s), fit_first_pass(vof, step_s)
+    if arterial is None or venous is None:
+        return None, "cut short"
+    return venous.area / arterial.area, "gamma-variate fit"
 
 
 def _positions(flat_index: np.ndarray, shape) -> np.ndarray:

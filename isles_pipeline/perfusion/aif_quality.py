@@ -19,7 +19,6 @@ MAX_BLOOD_HU = 1000.0  # enhancement over baseline no blood reaches; bone moving
 MAX_FRAME_JUMP = 0.6  # largest change between two frames, as a fraction of the peak (a box edge is ~1)
 MAX_PLAUSIBLE_SCALE = 2.0  # a VOF with twice the AIF's area: the AIF is partial-volumed or not an artery
 TISSUE_PEAK_SLACK_S = 1.0  # the AIF may peak at most this much after the tissue's mean curve
-VOF_END_FRACTION = 0.5  # a venous curve still above half its peak at the last frame: its first pass was cut
 
 
 def half_maximum_width_s(curves: np.ndarray, step_s: float) -> np.ndarray:
@@ -57,14 +56,14 @@ def plausible(curves: np.ndarray, step_s: float, tissue_peak_s: float | None = N
 
 
 def quality_report(aif: np.ndarray, chosen: np.ndarray, step_s: float, tissue_peak_s: float | None, scale: float,
-                   noise_sd: float, candidates: int, rejected: int, vof: np.ndarray | None = None) -> dict:
+                   noise_sd: float, candidates: int, rejected: int, vof_area: str | None = None) -> dict:
     """The chosen AIF's quality for `aif.json`: measurements, and `plausible` with the reasons it is not.
 
     aif: the mean curve; chosen: (N, K) the curves averaged; candidates / rejected: how many strong voxels
-    were considered and how many failed the shape checks; vof: the venous curve, if one was found. A scan that
-    ends before the venous first pass is over leaves the VOF's area short, so the partial-volume correction
-    cannot scale the AIF up and CBF may read high (measured on the phantom with every scan cut 10 s after the
-    AIF's peak: 19 of 100 AIFs at 0.53-0.70x the true peak): that is reported, not silently used."""
+    were considered and how many failed the shape checks; vof_area: how `aif.venous_to_arterial_area` measured
+    the venous area. A scan that ends before the venous first pass is over leaves the VOF's summed area short;
+    when it ends too early even for a gamma-variate fit ("cut short"), the partial-volume correction cannot
+    scale the AIF up and CBF may read high: that is reported, not silently used."""
     peak = float(aif.max())
     width = float(half_maximum_width_s(aif[:, None], step_s)[0])
     jump = float(largest_frame_jump(aif[:, None])[0])
@@ -82,13 +81,13 @@ def quality_report(aif: np.ndarray, chosen: np.ndarray, step_s: float, tissue_pe
         reasons.append(f"the AIF peaks at {peak_time:.1f} s, after the tissue ({tissue_peak_s:.1f} s)")
     if scale > MAX_PLAUSIBLE_SCALE:
         reasons.append(f"the venous curve's area is {scale:.2f}x the AIF's (partial volume, or not an artery)")
-    if vof is not None and vof.max() > 0 and vof[-1] > VOF_END_FRACTION * vof.max():
-        reasons.append(f"the scan ends with the venous curve at {100 * vof[-1] / vof.max():.0f} % of its peak "
-                       "(truncated: the AIF's partial-volume scale could not be checked; CBF may read high)")
+    if vof_area == "cut short":
+        reasons.append("the scan ends before the venous curve has passed its peak (truncated: the AIF's "
+                       "partial-volume scale could not be checked; CBF may read high)")
     if rejected and rejected == candidates:
         reasons.append("every strong candidate failed the shape checks; the best of them was used")
     return {"plausible": not reasons, "reasons": reasons, "peak_hu": round(peak, 1), "width_s": round(width, 2),
             "largest_frame_jump": round(jump, 3), "peak_time_s": round(peak_time, 2),
             "tissue_peak_time_s": None if tissue_peak_s is None else round(float(tissue_peak_s), 2),
             "snr": round(peak / max(noise_sd, 1e-6), 1), "voxel_peak_spread": round(spread, 3),
-            "candidates": int(candidates), "rejected_by_shape": int(rejected)}
+            "candidates": int(candidates), "rejected_by_shape": int(rejected), "vof_area": vof_area}

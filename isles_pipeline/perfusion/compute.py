@@ -34,7 +34,7 @@ from isles_pipeline.perfusion.masks import (
     tissue_masks,
     vessel_mask,
 )
-from isles_pipeline.perfusion.moved_frames import bridge_moved_frames
+from isles_pipeline.perfusion.moved_frames import bridge_moved_frames, last_measured_time
 from isles_pipeline.perfusion.structure import smoothing_weight
 from isles_pipeline.perfusion.timing import check_frame_times, resampling_matrix, uniform_grid
 
@@ -243,6 +243,7 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     check_series(series, name)
     times = check_frame_times(frame_times_s, series.shape[0], name)
     motion_settings = {"motion_correction": motion_correction}
+    measured_until_s = None  # the scan's own end unless it ends with bridged frames
     if motion_correction:
         from isles_pipeline.perfusion.motion import correct_motion  # SimpleITK's registration: only when asked for
 
@@ -252,6 +253,7 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     elif bridge_moved:  # without registration, frames where the skull moved are bridged in time
         series, bridged = bridge_moved_frames(series, times, in_place=overwrite_input)
         motion_settings["moved_frames_bridged"] = bridged
+        measured_until_s = last_measured_time(times, bridged)
     grid = uniform_grid(times)
     step = float(grid[1] - grid[0])
     resample = resampling_matrix(times, grid)  # (N, T)
@@ -280,7 +282,8 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,
                                                                                             BONE_MARGIN_MM))
     denoised_sd = noise_sd / (3.0 if denoise else 1.0)
-    arterial = select_arterial_input(curves, search, grid, denoised_sd, baseline_count, vof_correction, name)
+    arterial = select_arterial_input(curves, search, grid, denoised_sd, baseline_count, vof_correction, name,
+                                     measured_until_s)
     aif = arterial.scaled_aif
 
     deconvolver = numpy_kernels.NumpyDeconvolver.for_aif(aif, step, method, **deconvolution_settings) \

@@ -55,3 +55,15 @@ def bridge_moved_frames(series: np.ndarray, frame_times_s: np.ndarray,
         weight = (times[frame] - times[left]) / (times[right] - times[left])
         bridged[frame] = (1 - weight) * series[left] + weight * series[right]
     return bridged, [int(f) for f in np.flatnonzero(moved)]
+
+
+def last_measured_time(frame_times_s: np.ndarray, bridged: list[int]) -> float | None:
+    """When the scan ends with bridged frames, the time of the last frame before them (the bridged ones are
+    copies of it, not measurements: an area or a fit must stop there); None when the last frame is measured."""
+    last = len(frame_times_s) - 1
+    if last not in bridged:
+        return None
+    first_of_run = last
+    while first_of_run - 1 in bridged:
+        first_of_run -= 1
+    return float(frame_times_s[first_of_run - 1]) if first_of_run > 0 else None
