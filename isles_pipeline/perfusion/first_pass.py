@@ -72,7 +72,7 @@ def fit_first_pass(curve: np.ndarray, step_s: float) -> GammaVariate | None:
     peak_time = t[peak_index]
     first_guess = (peak, peak_time, t[start], 3.0)
     lower = (0.5 * peak, peak_time - step_s, t[start] - 2 * step_s, ALPHA_RANGE[0])
-    upper = (1.5 * peak, peak_time + step_s, peak_time - 0.5 * step_s, ALPHA_RANGE[1])
+    upper = (1.5 * peak, peak_time + step_s, peak_time - 1.5 * step_s, ALPHA_RANGE[1])  # arrival before the peak
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
