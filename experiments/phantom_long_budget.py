@@ -21,7 +21,7 @@ by patient (`phantom_protocol.prepare_phantom`). Rows, all on the same folds:
   so each nnU-Net fold gets half the chain's mean fold time and the 4-fold runs take the same wall clock.
 Printed for CV (out-of-fold predictions) and TESTING (each row's 4-fold ensemble): lesion cases and
 lesion-free cases apart with 95 % bootstrap intervals, and paired differences against the one-stage U-Net, the
-threshold, and nnU-Net (a). No post-processing anywhere.
+threshold, nnU-Net (a) and, with --nnunet_same_time, nnU-Net (b). No post-processing anywhere.
 
 Resumable: the same command in the same -work folder redoes nothing that finished (phantom, preprocessing,
 trained folds, nnU-Net's planning, folds and predictions). One torch thread per fold, `-np` folds at a time.
@@ -165,8 +165,9 @@ def run(work: Path, device: str = "cpu", num_processes: int = 2, same_time: bool
             results["cv"]["rows"].update(cv)
             results["testing"]["rows"].update(testing)
             results["seconds"][name] = seconds
+    comparisons = (ONE_STAGE_ROW, THRESHOLD_ROW, NNUNET_SAME_STEPS) + ((NNUNET_SAME_TIME,) if same_time else ())
     for part in ("cv", "testing"):
-        add_comparisons(results[part], (ONE_STAGE_ROW, THRESHOLD_ROW, NNUNET_SAME_STEPS))
+        add_comparisons(results[part], comparisons)
     results["settings"] = {**read_json(bench.work / "phantom_settings.json"), "plans": [LONG_PLANS, FULL_PLANS],
                            "steps_per_fold": steps_per_fold,
                            "nnunet_same_steps_schedule": dataclasses.asdict(schedule), "device": device,
