@@ -15,7 +15,7 @@ by patient (`phantom_protocol.prepare_phantom`). Rows, all on the same folds:
 - (a) stock nnU-Net v2 2d, same steps: nnU-Net's plans edited to batch 5 (its patch is the whole 128 x 128
   slice, like the full-resolution preset's), its default trainer run for 500 steps
   (nnUNetTrainer_ISLESBudget), cross-validated with its default test-time mirroring and without it;
-- (b) with --nnunet_same_time: stock nnU-Net with its own plan (batch 47), stopped on wall clock
+- (b) with --nnunet_same_time: stock nnU-Net with its own plan (batch 27 here), stopped on wall clock
   (nnUNetTrainer_ISLESWallClock) when its training loop has run for the time our half-resolution chain's
   folds took: the chain trains two folds at once on one core each, nnU-Net one fold at a time on both cores,
   so each nnU-Net fold gets half the chain's mean fold time and the 4-fold runs take the same wall clock.
@@ -70,7 +70,7 @@ NNUNET_SAME_STEPS = "nnU-Net 2d (a) same steps, batch 5"
 NNUNET_SAME_TIME = "nnU-Net 2d (b) same time, own plan"
 NO_MIRRORING = ", no test-time mirroring"
 WALL_CLOCK_TRAINER = "nnUNetTrainer_ISLESWallClock"
-WALL_CLOCK_ITERATIONS = 2  # batch 47 steps take seconds on a CPU: short epochs, so the poly decay has steps
+WALL_CLOCK_ITERATIONS = 2  # its own batch's steps take seconds on a CPU: short epochs, so the poly decay has steps
 
 
 def _our_rows(bench, splits, references, device, num_processes) -> tuple[dict, dict, dict]:
