@@ -159,3 +159,33 @@ def test_frames_bridged_at_the_end_of_the_scan_are_not_measurements():
     times = np.arange(10.0) * 2.0
     assert last_measured_time(times, []) is None and last_measured_time(times, [3, 4]) is None
     assert last_measured_time(times, [8, 9]) == 14.0 and last_measured_time(times, [6, 9]) == 16.0
+
+
+@pytest.mark.parametrize("frames_after_venous_peak,expected", [(None, "summed"), (5, "gamma-variate fit"),
+                                                                (0, "cut short")])
+def test_compute_maps_scales_a_partial_volumed_aif_on_whole_and_cut_scans(frames_after_venous_peak, expected):
+    """A head whose arteries read 0.6x the arterial curve and whose sinus carries the same indicator mass later:
+    the AIF is scaled back to the artery on the whole scan and on one cut during the venous washout; a scan cut
+    at the venous peak keeps the AIF as measured and says why."""
+    from test_perfusion_cli import BOLUS, synthetic_head
+
+    from isles_pipeline.perfusion import compute_maps
+    from isles_pipeline.phantom.physiology import Bolus
+
+    frames = 50
+    series = synthetic_head(frames=frames, arteries=False)
+    times = np.arange(frames, dtype=float)
+    artery = BOLUS(times)
+    vein = Bolus(BOLUS.arrival_s + 5.0, BOLUS.alpha, BOLUS.beta_s * 1.6, BOLUS.peak_hu / 1.6,
+                 BOLUS.recirculation_delay_s, BOLUS.recirculation_fraction)(times)
+    series[:, :, 19:21, 12:22] += (0.6 * artery)[:, None, None, None]  # partial-volumed arteries
+    series[:, :, 27:29, 16:24] += vein[:, None, None, None]
+    end = frames if frames_after_venous_peak is None else int(np.argmax(vein)) + frames_after_venous_peak + 1
+    result = compute_maps(series[:end], times[:end], (5.0, 0.9, 0.9), device="cpu", denoise=False)
+    arterial = result.arterial
+    assert arterial.quality["vof_area"] == expected, arterial.quality
+    if expected == "cut short":
+        assert arterial.scale == 1.0 and not arterial.quality["plausible"]
+    else:
+        assert arterial.scaled_aif.max() == pytest.approx(artery.max(), rel=0.1), arterial.scale
+        assert arterial.quality["plausible"], arterial.quality["reasons"]
