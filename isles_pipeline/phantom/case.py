@@ -20,10 +20,11 @@ from isles_pipeline.phantom.anatomy import (
     in_plane_box,
     physical_grid,
 )
-from isles_pipeline.phantom.centres import Centre, draw_centre, frame_noise_hu
+from isles_pipeline.phantom.centres import Centre, centre_at, frame_noise_hu
 from isles_pipeline.phantom.fields import smooth_field, voxel_sigma, white_noise
 from isles_pipeline.phantom.lesion import Stroke, build_lesion
 from isles_pipeline.phantom.physiology import Bolus, tissue_curves
+from isles_pipeline.phantom.population import independent_quantiles
 from isles_pipeline.phantom.vendor_maps import compute_vendor_maps
 
 BACKGROUND_HU = -23.0  # the real ISLES 2018 CT's value outside the head
@@ -51,20 +52,23 @@ class Patient:
     bolus: Bolus
 
     @staticmethod
-    def draw(rng: np.random.Generator, num_slabs: int, size: int) -> "Patient":
-        centre = draw_centre(rng)
+    def draw(rng: np.random.Generator, num_slabs: int, size: int,
+             quantiles: dict[str, float] | None = None) -> "Patient":
+        """A patient; `quantiles` (population.patient_quantiles) stratify a seed's patients, else drawn here."""
+        quantiles = independent_quantiles(rng) if quantiles is None else quantiles
+        centre = centre_at(quantiles["centre"])
         protocol = centre.protocol
-        num_slices = int(rng.choice(protocol.slice_counts, p=protocol.slice_count_probabilities))
+        num_slices = protocol.slice_count_at(quantiles["slice_count"])
         slice_mm = float(rng.choice(protocol.slice_mm))
         thickness = num_slices * slice_mm
-        first = float(rng.uniform(-15, 25))
+        first = -15.0 + 40.0 * quantiles["slab_position"]
         centres = tuple(first + i * thickness for i in range(num_slabs))
         z_low, z_high = centres[0] - thickness / 2, centres[-1] + thickness / 2
         margin = min(0.25 * (z_high - z_low), 10.0)
         return Patient(
             centre=centre,
             head=HeadShape.draw(rng),
-            stroke=Stroke.draw(rng, (z_low + margin, z_high - margin)),
+            stroke=Stroke.draw(rng, (z_low + margin, z_high - margin), quantiles),
             num_slices=num_slices,
             slice_mm=slice_mm,
             pixel_mm=float(rng.uniform(*protocol.pixel_mm)) * 256.0 / size,

@@ -18,27 +18,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, stats
 
 from isles_pipeline.phantom.anatomy import ACA, DEEP_GREY, MCA, OLD_INFARCT, Anatomy, in_plane_box
 from isles_pipeline.phantom.fields import smooth_field, voxel_sigma
+from isles_pipeline.phantom.population import category_at
 
 # CTP-to-MRI interval in ISLES 2018: median 36 min, IQR 25-79 (Hakim et al. 2021). A log-normal fitted to
 # those three quantiles by least squares in log space: mu = mean(ln 25, ln 36, ln 79) = 3.724, sigma =
 # (ln 79 - ln 25) / (2 x 0.6745) = 0.853; its quantiles are 23, 41 and 74 min.
 INTERVAL_LOG_MEAN, INTERVAL_LOG_SD = 3.724, 0.853
 CORE_RCBF = 0.30
+NO_OCCLUSION_SHARE = 0.05  # patients whose slabs show no occlusion (a stroke mimic, or a lesion out of view)
 OCCLUSIONS = ("ICA", "M1", "M2", "A2")
 OCCLUSION_PROBABILITIES = (0.12, 0.38, 0.42, 0.08)
+SEVERITY_RANK = {"A2": 0, "M2": 1, "M1": 2, "ICA": 3}  # by the territory an occlusion leaves unsupplied
 # How far collaterals reach, relative: a branch occlusion leaves a smaller territory for them to cross.
 BRANCH_REACH = {"ICA": 1.0, "M1": 0.8, "M2": 0.45, "A2": 0.45, "none": 1.0}
-# The two lesion-size parameters, calibrated on the population rather than one seed: 5 seeds x 40 TRAINING cases
-# at 128 x 128 (seeds 1-5; experiments.phantom_realism), fitted to the published ISLES 2018 lesion volumes
-# (median 15.2 ml, IQR 5.7 to 45; Hakim et al., Stroke 2021) pooled over those seeds. Collaterals reach
-# COLLATERAL_REACH_MM[0] + COLLATERAL_REACH_MM[1] x c mm into the territory (was 15 + 50 c: lesions too small,
-# pooled median 10 ml); the infarction threshold rises by at most INFARCT_THRESHOLD_RISE after the CTP (was 0.22:
-# DWI lesions half again the CTP core, which the threshold baseline cannot see). No learned model's score entered.
-COLLATERAL_REACH_MM = (10.0, 40.0)
+# The two lesion-size parameters, calibrated on the population rather than one seed, fitted to the published
+# ISLES 2018 lesion volumes (median 15.2 ml, IQR 5.7 to 45; Hakim et al., Stroke 2021). Collaterals reach
+# COLLATERAL_REACH_MM[0] + COLLATERAL_REACH_MM[1] x c mm into the territory (first 15 + 50 c: lesions too small,
+# pooled median 10 ml; then 10 + 40 c on seeds 1-5 x 40 cases; now 11 + 41 c on the stratified population of
+# seeds 1-20 x 40 cases, pooled median 17.6 ml, centring the per-seed medians in the 10-25 ml band); the
+# infarction threshold rises by at most INFARCT_THRESHOLD_RISE after the CTP (was 0.22: DWI lesions half again
+# the CTP core, which the threshold baseline cannot see). No learned model's score entered.
+COLLATERAL_REACH_MM = (11.0, 41.0)
 INFARCT_THRESHOLD_RISE = 0.12
 
 
@@ -57,8 +61,9 @@ class Stroke:
     misregistration_mm: tuple[float, float]
 
     @staticmethod
-    def draw(rng: np.random.Generator, z_range_mm: tuple[float, float]) -> "Stroke":
-        kind = "none" if rng.random() < 0.05 else str(rng.choice(OCCLUSIONS, p=OCCLUSION_PROBABILITIES))
+    def draw(rng: np.random.Generator, z_range_mm: tuple[float, float], quantiles: dict[str, float]) -> "Stroke":
+        """The stroke of a patient; its size-deciding draws come as quantiles (`population.STRATIFIED`)."""
+        kind, collaterals = occlusion_and_collaterals_at(quantiles["severity"])
         side = float(rng.choice([-1.0, 1.0]))
         emboli = []
         if kind != "none" and rng.random() < 0.25:  # multifocal emboli, mostly in the same hemisphere
@@ -69,14 +74,32 @@ class Stroke:
         return Stroke(
             kind=kind,
             side=side,
-            collaterals=float(rng.beta(3.0, 2.0)),
-            m2_division=float(rng.uniform(-10, 15)),
+            collaterals=collaterals,
+            m2_division=-10.0 + 25.0 * quantiles["m2_division"],
             m2_upper=bool(rng.random() < 0.5),
-            interval_min=float(np.clip(rng.lognormal(INTERVAL_LOG_MEAN, INTERVAL_LOG_SD), 8, 400)),
-            reperfused=bool(rng.random() < 0.12),
+            interval_min=float(np.clip(stats.lognorm.ppf(quantiles["interval"], INTERVAL_LOG_SD,
+                                                         scale=np.exp(INTERVAL_LOG_MEAN)), 8, 400)),
+            reperfused=quantiles["reperfusion"] < 0.12,
             emboli=tuple(emboli),
             misregistration_mm=(float(rng.uniform(-2.5, 2.5)), float(rng.uniform(-2.5, 2.5))),
         )
+
+
+def occlusion_and_collaterals_at(severity: float) -> tuple[str, float]:
+    """The occlusion site and collateral status at a severity quantile (0..1) of the patients.
+
+    One quantile orders both, mildest first: no occlusion, then the sites from the smallest territory to the
+    largest in OCCLUSION_PROBABILITIES' proportions, and within a site from good collaterals to poor. The
+    marginals are unchanged (each site its share; collaterals Beta(3, 2) whatever the site), but lesion size
+    becomes nearly monotonic in one number, which a stratified seed then spreads evenly.
+    """
+    kinds = ("none",) + tuple(sorted(OCCLUSIONS, key=lambda kind: SEVERITY_RANK[kind]))
+    shares = [NO_OCCLUSION_SHARE] + [(1 - NO_OCCLUSION_SHARE) * OCCLUSION_PROBABILITIES[OCCLUSIONS.index(kind)]
+                                     for kind in kinds[1:]]
+    index = category_at(shares, severity)
+    below = float(np.sum(shares[:index]))
+    within = float(np.clip((severity - below) / shares[index], 0.0, 1.0))
+    return kinds[index], float(stats.beta.ppf(1.0 - within, 3.0, 2.0))
 
 
 @dataclass
