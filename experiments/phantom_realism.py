@@ -6,13 +6,14 @@ per seed: median lesion volume with its IQR, threshold Dice and |dV| over lesion
 over lesion-free cases (means with percentile-bootstrap 95 % intervals over cases), and whether the seed meets
 the realism bands; then the spread of each figure across seeds. Lesion and lesion-free cases are kept apart.
 
-The vendor maps come from the perfusion engine (isles_pipeline.perfusion), so the table records a content hash
-of that package: numbers measured under another engine are not comparable.
+The cases come from the phantom (isles_pipeline.phantom) and their vendor maps from the perfusion engine
+(isles_pipeline.perfusion), so the table records a content hash of both packages: numbers measured under other
+code are not comparable.
 
     python -m experiments.phantom_realism -size 128 -seeds 1 2 3 4 5 -num_cases 40 -np 2
     python -m experiments.phantom_realism -size 256 -seeds 1 2 -num_cases 40 -np 2
 
-Per-seed measurements are cached in -work_dir (keyed by engine hash), so a rerun only measures what is missing.
+Per-seed measurements are cached in -work_dir (keyed by that hash), so a rerun only measures what is missing.
 """
 from __future__ import annotations
 
@@ -41,10 +42,11 @@ FIGURES = ("median_lesion_ml", "lesion_iqr_ml", "threshold_dice", "threshold_abs
 
 
 def engine_version() -> str:
-    """sha256 (12 hex) over the perfusion engine's source files, and the checkout's commit when known."""
+    """sha256 (12 hex) over the perfusion engine's and the phantom's source files, and the checkout's commit when
+    known."""
     package = Path(isles_pipeline.__file__).parent
     digest = hashlib.sha256()
-    for path in sorted((package / "perfusion").rglob("*.py")):
+    for path in sorted([*(package / "perfusion").rglob("*.py"), *(package / "phantom").rglob("*.py")]):
         digest.update(path.relative_to(package).as_posix().encode())
         digest.update(path.read_bytes())
     try:
@@ -55,7 +57,7 @@ def engine_version() -> str:
         commit += "+dirty" if dirty else ""
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    return f"perfusion sha256 {digest.hexdigest()[:12]} (commit {commit})"
+    return f"perfusion + phantom sha256 {digest.hexdigest()[:12]} (commit {commit})"
 
 
 def measure_seed(size: int, seed: int, num_cases: int, work_dir: Path, num_processes: int, engine: str,
