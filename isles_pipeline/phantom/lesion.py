@@ -42,7 +42,7 @@ BRANCH_REACH = {"ICA": 1.0, "M1": 0.8, "M2": 0.45, "A2": 0.45, "none": 1.0}
 # seeds 1-20 x 40 cases, pooled median 17.6 ml, centring the per-seed medians in the 10-25 ml band); the
 # infarction threshold rises by at most INFARCT_THRESHOLD_RISE after the CTP (was 0.22: DWI lesions half again
 # the CTP core, which the threshold baseline cannot see). No learned model's score entered.
-COLLATERAL_REACH_MM = (11.0, 41.0)
+COLLATERAL_REACH_MM = (10.5, 40.5)
 INFARCT_THRESHOLD_RISE = 0.12
 
 
