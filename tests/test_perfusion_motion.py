@@ -51,22 +51,21 @@ def test_the_movement_is_found_and_undone(moved_case):
 
 
 def test_maps_with_the_correction_follow_the_truth_better(moved_case):
-    """Spearman's rho against the truth over brain voxels (measured: CBV 0.32 moved -> 0.53 corrected, 0.56 for
-    the still series; Tmax 0.50 -> 0.75, 0.74 with Tmax at the residue's maximum, 0.74 -> 0.75 at its front;
-    CBF 0.75 -> 0.80, 0.81)."""
-    case, _, moved = moved_case
+    """Spearman's rho against the truth over brain voxels. Measured on the patients of seeds 13-16 (all M1
+    strokes): CBV 0.02-0.33 moved -> 0.40-0.60 corrected (0.44-0.62 still); CBF 0.58-0.65 -> 0.59-0.76
+    (0.61-0.78); Tmax, read at the residue's half-maximum front, barely follows the motion's spikes (0.60-0.71
+    moved, 0.62-0.75 corrected, 0.61-0.75 still), so the correction must keep it near the still series'."""
+    case, still, moved = moved_case
     brain = case["masks"]["brain"] > 0
     rho = {}
-    for corrected in (False, True):
+    for name, series, corrected in (("still", still, False), ("moved", moved, False), ("corrected", moved, True)):
         # the uncorrected series as it came: frame bridging (the default without registration) would hide the motion
-        result = compute_maps(moved, np.arange(40.0), case["spacing_zyx"], device="cpu", motion_correction=corrected,
+        result = compute_maps(series, np.arange(40.0), case["spacing_zyx"], device="cpu", motion_correction=corrected,
                               bridge_moved=False)
         valid = result.masks.valid & brain
-        rho[corrected] = {name: spearmanr(result.maps[name][valid], case["truth_maps"][name][valid])[0]
-                          for name in ("cbf", "cbv", "tmax")}
+        rho[name] = {key: spearmanr(result.maps[key][valid], case["truth_maps"][key][valid])[0]
+                     for key in ("cbf", "cbv", "tmax")}
         assert result.settings["motion_correction"] is corrected
-    assert rho[True]["cbv"] > rho[False]["cbv"] + 0.1, rho
-    # Tmax read at the residue's half-maximum front no longer follows the motion's spikes (uncorrected 0.50 with
-    # the former maximum, 0.74 now): the correction must keep it, no longer lift it
-    assert rho[True]["tmax"] > max(rho[False]["tmax"] - 0.02, 0.7), rho
-    assert rho[True]["cbf"] > rho[False]["cbf"] + 0.02, rho
+    assert rho["corrected"]["cbv"] > rho["moved"]["cbv"] + 0.1, rho
+    assert rho["corrected"]["cbf"] > rho["moved"]["cbf"] + 0.02, rho
+    assert rho["corrected"]["tmax"] > max(rho["moved"]["tmax"], rho["still"]["tmax"]) - 0.03, rho

@@ -13,7 +13,7 @@ from experiments.perfusion_validation import tissue_classes
 from isles_pipeline.perfusion import compute_maps
 from isles_pipeline.phantom.case import Patient, simulate_slab
 
-SEED = 13  # phantom v2: a territorial stroke with core and penumbra in the 4 slices, noise SD 2.6 HU
+SEED = 13  # a territorial (M1) stroke with core and penumbra in the 4 slices
 
 
 @pytest.fixture(scope="module")

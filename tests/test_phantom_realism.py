@@ -1,13 +1,12 @@
 """The phantom is calibrated to published ISLES 2018 statistics (Hakim et al., Stroke 2021) and physics, and its
-maps come from its series: measured by the report command on 20 cases at 128 x 128, built once, of a seed the
+maps come from its series: measured by the report command on 40 cases at 128 x 128, built once, of a seed the
 calibration did not use (HELD_OUT_SEED).
 
-Where the realism bands come from (experiments.phantom_realism, documentation/results/phantom-realism-over-seeds.md):
-calibration fitted seeds 1-5 x 40 cases; the first 20 cases of each of those seeds give, per seed, median lesion
-volume 9.0-51.7 ml, IQR 19.5-74.4 ml, threshold Dice 0.194-0.343, |dV| 11.6-24.4 ml and 13-19 lesion cases.
-A band is that range over the five seeds widened by half its width on each side (for volumes on a log scale,
-as they are log-normal), rounded outward: five seeds undersample the tails of a seed's figures. The phantom before
-the calibration fails them on this seed (threshold Dice 0.066)."""
+The realism bands are experiments.phantom_realism.BANDS, which every seed's 40 cases should meet: median lesion
+10-25 ml, IQR at least 20 ml, threshold Dice 0.20-0.40 and |dV| 8-25 ml over lesion cases. Calibration used seeds
+1-5; those and 10 held-out seeds (21, 33, 41-48) all meet them (documentation/results/phantom-realism-over-seeds.md,
+section 6), seed 21 with 12.8 ml, 37.2 ml, 0.324 and 15.9 ml. The phantom before the stratified population fails
+them on this seed (threshold Dice 0.193), and the first phantom by far (0.076)."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,6 +14,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from experiments.phantom_realism import seed_row
 from isles_pipeline.cli import phantom_report as report_cli
 from isles_pipeline.files import read_json
 from isles_pipeline.imageio.nifti_io import read_array
@@ -25,7 +25,7 @@ from isles_pipeline.phantom.lesion import INTERVAL_LOG_MEAN, INTERVAL_LOG_SD, St
 from isles_pipeline.phantom.population import patient_quantiles
 from isles_pipeline.phantom.report import measure_case, phantom_report
 
-NUM_CASES = 20
+NUM_CASES = 40
 HELD_OUT_SEED = 21  # not among the calibration seeds (1-5)
 
 
@@ -41,21 +41,11 @@ def report(phantom):
     return phantom_report(phantom, own_maps=False, num_processes=2)
 
 
-def test_lesion_volumes_match_isles_2018(report):
-    """Published: median 15.2 ml, IQR 5.7 to 45 ml; bands from the calibration seeds' spread (module docstring)."""
-    summary = report["summary"]
-    q = summary["lesion_ml_quantiles"]
-    assert summary["lesion_cases"] >= 10
-    assert 3.7 <= q["q50"] <= 125.0, q
-    assert 9.9 <= q["q75"] - q["q25"] <= 146.0, q  # a wide spread, as published
-
-
-def test_threshold_baseline_scores_like_the_challenge_baseline(report):
-    """Published: Dice 0.30 and |dV| 15.3 ml for the organisers' threshold baseline; bands from the calibration
-    seeds' spread (module docstring)."""
-    summary = report["summary"]
-    assert 0.11 <= summary["threshold_dice_lesion_cases"] <= 0.42, summary
-    assert 5.0 <= summary["threshold_abs_volume_diff_ml_lesion_cases"] <= 31.0, summary
+def test_the_held_out_seed_meets_every_realism_band(report):
+    """Published: median 15.2 ml, IQR 5.7 to 45 ml; threshold baseline Dice 0.30, |dV| 15.3 ml."""
+    row = seed_row(report["cases"])
+    assert row["fails"] == [], row
+    assert row["lesion_cases"] >= 25 and row["lesion_free_cases"] >= 1, row  # 32-38 and 2-8 over 15 seeds
 
 
 def test_own_deconvolution_recovers_the_truth_at_least_as_well_as_the_delivered_maps(phantom, report):
@@ -80,10 +70,10 @@ def test_centres_differ_and_are_only_in_the_truth(phantom, report):
 
 def test_tissue_enhancement_and_noise_are_those_of_real_ctp(report):
     """Grey matter enhances more than white, 8-60 HU typically. Single cases vary more (bolus, protocol, lesion):
-    over seeds 1-5, 21 and 33 (40 cases each, calibrated phantom) the median over a seed's cases was 12.0-14.3 HU,
-    single cases 4.1-56.8 HU (lesion-free ones among the low), and white < grey held in 279 of 280 cases (the
-    exception: a centre-C case with a 25 ml lesion, 8.7 against 8.6 HU). Per-case bands held on seed 0 only, so
-    the bands are on the median and on nearly every case."""
+    over seeds 1-5 and 10 held-out seeds (40 cases each, the phantom of section 6) the median over a seed's cases
+    was 12.0-14.4 HU, single cases 4.7-59.7 HU, and white < grey held in 600 of 600 cases (in 279 of 280 before
+    the stratified population). Per-case bands held on seed 0 only, so the bands are on the median and on nearly
+    every case."""
     cases = report["cases"]
     grey = np.array([case["grey_enhancement_hu"] for case in cases])
     white = np.array([case["white_enhancement_hu"] for case in cases])

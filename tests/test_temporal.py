@@ -7,6 +7,7 @@ from isles_pipeline.perfusion.bolus_timing import (
     TemporalParameters,
     find_bolus_timing,
     gaussian_sigma,
+    global_curve,
     interpolation_matrix,
     smoothing_matrix,
 )
@@ -158,3 +159,18 @@ def test_window_brackets_the_arterial_arrival_of_a_delayed_tissue_curve():
         curve = np.interp(np.arange(50.0), t, 30 + 20 * tissue / tissue.max())
         timing = find_bolus_timing(curve, 1.0, TemporalParameters())
         assert timing.onset_position <= arrival <= timing.end_position
+
+
+def test_a_head_movement_is_not_taken_for_the_bolus():
+    """Bone sliding into the head mask for five frames before the bolus (as the phantom's motion does): the
+    moved frames are bridged in the timing curve, named in a warning, and the window still covers the bolus."""
+    t = np.arange(50, dtype=float)
+    series, mask = _series(20 * gamma_variate(t, 16.0), shape=(2, 20, 20))
+    series[:, :, 2:18, 2] = series[:, :, 2:18, 17] = 1200.0  # a skull just outside the mask
+    moved = slice(6, 11)
+    series[moved, :, 4:12, 4] = 1200.0  # the skull slid one column into the mask
+    result = preprocess_series(series, mask, 1.0, TemporalParameters(), "c")
+    assert result.timing.onset_position <= 16.0 <= result.timing.peak_frame <= result.timing.end_position
+    assert any("moved in frames 6, 7, 8, 9, 10" in warning for warning in result.timing.warnings)
+    unbridged = find_bolus_timing(global_curve(series, mask), 1.0, TemporalParameters())
+    assert unbridged.peak_frame < 12  # without the bridging the movement passes for the bolus

@@ -3,7 +3,8 @@ the bolus, and every voxel's series is resampled to a fixed number of frames ove
 
 Definitions, in frames of the series (frame i is at i * dt seconds, dt from the data):
 - curve: mean over the head mask of each frame (the paper's sum divided by the voxel count: same timing,
-  a scale independent of head size);
+  a scale independent of head size), with frames where the head moved bridged in time (`timing_curve`; the
+  paper does not say how it treats motion);
 - smoothed curve s: Gaussian filter of `smoothing_kernel_size` taps (5 in the paper), sigma by OpenCV's rule
   for a kernel of that size (0.3 * ((k - 1) / 2 - 1) + 0.8 = 1.1 for k = 5), edges repeated;
 - peak p = argmax s; baseline b = mean of the curve over the frames before s first exceeds
@@ -41,6 +42,7 @@ from isles_pipeline.perfusion.bolus_timing import (
     slice_frames,
     smoothing_matrix,
 )
+from isles_pipeline.perfusion.moved_frames import MAX_MOVED_FRACTION_OF_FRAMES, moved_frames
 
 
 def temporal_operator(timing: BolusTiming, params: TemporalParameters) -> np.ndarray:
@@ -62,12 +64,30 @@ class TemporalResult:
     timing: BolusTiming
 
 
+def timing_curve(series: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The head's mean curve with the frames where the head moved (perfusion.moved_frames) interpolated from still
+    neighbours, and those frames. Why: during a movement, bone slides into the head mask and adds a box of tens of
+    HU to the mean, taller than the bolus, which the timing would otherwise take for it."""
+    curve = global_curve(series, mask)
+    moved = moved_frames(series)
+    if not moved.any() or moved.mean() > MAX_MOVED_FRACTION_OF_FRAMES:
+        return curve, np.zeros(0, int)
+    still, frames = np.flatnonzero(~moved), np.flatnonzero(moved)
+    curve = curve.copy()
+    curve[frames] = np.interp(frames, still, curve[still])
+    return curve, frames
+
+
 def preprocess_series(series: np.ndarray, mask: np.ndarray, frame_interval_s: float,
                       params: TemporalParameters, case: str = "case") -> TemporalResult:
     """The resampled frames, PWImax_o and PWImax_p of a (T, Z, Y, X) series (module doc)."""
     if not mask.any():
         raise CaseError(case, "empty head mask: no head found in the CT")
-    timing = find_bolus_timing(global_curve(series, mask), frame_interval_s, params, case)
+    curve, moved = timing_curve(series, mask)
+    timing = find_bolus_timing(curve, frame_interval_s, params, case)
+    if moved.size:
+        timing.warnings.append(f"the head moved in frames {', '.join(str(int(f)) for f in moved)}: they were "
+                               "bridged in the timing curve (the network's frames keep them)")
     operator = temporal_operator(timing, params).astype(np.float32)
     _, z_count, y, x = series.shape
     frames = np.empty((z_count, params.num_frames, y, x), dtype=np.float32)
