@@ -5,7 +5,7 @@ calibration did not use (HELD_OUT_SEED).
 The realism bands are experiments.phantom_realism.BANDS, which every seed's 40 cases should meet: median lesion
 10-25 ml, IQR at least 20 ml, threshold Dice 0.20-0.40 and |dV| 8-25 ml over lesion cases. Calibration used seeds
 1-5; those and 10 held-out seeds (21, 33, 41-48) all meet them (documentation/results/phantom-realism-over-seeds.md,
-section 6), seed 21 with 12.8 ml, 37.2 ml, 0.324 and 15.9 ml. The phantom before the stratified population fails
+section 7), seed 21 with 12.8 ml, 37.2 ml, 0.324 and 15.9 ml. The phantom before the stratified population fails
 them on this seed (threshold Dice 0.193), and the first phantom by far (0.076)."""
 from __future__ import annotations
 
@@ -70,10 +70,10 @@ def test_centres_differ_and_are_only_in_the_truth(phantom, report):
 
 def test_tissue_enhancement_and_noise_are_those_of_real_ctp(report):
     """Grey matter enhances more than white, 8-60 HU typically. Single cases vary more (bolus, protocol, lesion):
-    over seeds 1-5 and 10 held-out seeds (40 cases each, the phantom of section 6) the median over a seed's cases
-    was 12.0-14.4 HU, single cases 4.7-59.7 HU, and white < grey held in 600 of 600 cases (in 279 of 280 before
-    the stratified population). Per-case bands held on seed 0 only, so the bands are on the median and on nearly
-    every case."""
+    over seeds 1-5 and 10 held-out seeds (40 cases each, the phantom of the module doc's section 7) the median over
+    a seed's cases was 12.0-14.4 HU, single cases 4.7-59.7 HU, and white < grey held in 600 of 600 cases (in 279 of
+    280 before the stratified population). Per-case bands held on seed 0 only, so the bands are on the median and
+    on nearly every case."""
     cases = report["cases"]
     grey = np.array([case["grey_enhancement_hu"] for case in cases])
     white = np.array([case["white_enhancement_hu"] for case in cases])
