@@ -1,14 +1,14 @@
 """Stratified draws of a seed's patients, so that any seed's cases cover the population.
 
-A phantom seed is a sample of patients. Drawn independently, 40 cases (about 30 with a lesion) give a median
-lesion volume anywhere from 6 to 43 ml around a population median of 19 ml: one seed's cases describe the seed,
-not the population. The draws that decide most of a lesion's size (the stroke's severity, which orders the
-occlusion site and the collateral status; the centre and its slice count, so the slab's coverage; where the slab
-sits; the CTP-to-MRI interval; reperfusion; the M2 division) are therefore quantiles from a scrambled Sobol'
-sequence (scipy.stats.qmc; Owen scrambling seeded by the phantom's seed), one point per patient. Every patient's
-quantiles are still uniform, so the population is unchanged; but the first n patients of any seed fill each
-dimension evenly (exactly one per 1/n interval when n is a power of two). The rest of a patient (head, bolus,
-noise, emboli, ...) is drawn independently as before.
+A phantom seed is a sample of patients. Drawn independently, a seed's 40 cases (about 30 with a lesion) had a
+median lesion volume of 9.5 to 30.4 ml over five seeds (documentation/results/phantom-realism-over-seeds.md,
+section 4): one seed's cases described the seed, not the population. The draws that decide most of a lesion's
+size (the stroke's severity, which orders the occlusion site and the collateral status; the centre and its
+slice count, so the slab's coverage; where the slab sits; the CTP-to-MRI interval; reperfusion; the M2 division)
+are therefore quantiles from a scrambled Sobol' sequence (scipy.stats.qmc; Owen scrambling seeded by the
+phantom's seed), one point per patient. Every patient's quantiles are still uniform, so the population is
+unchanged; but the first n patients of any seed fill each dimension evenly (exactly one per 1/n interval when n
+is a power of two). The rest of a patient (head, bolus, noise, emboli, ...) is drawn independently as before.
 """
 from __future__ import annotations
 
