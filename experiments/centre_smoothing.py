@@ -21,6 +21,7 @@ import numpy as np
 from isles_pipeline.evaluation.metrics import dice
 from isles_pipeline.evaluation.threshold_baseline import threshold_core
 from isles_pipeline.phantom.case import simulate_slab
+from isles_pipeline.phantom.centres import centre_by_name
 from isles_pipeline.phantom.generator import CaseSpec, plan_cases
 
 
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     specs = [spec for seed in args.seeds for spec in plan_cases(args.num_cases, "TRAINING", seed, args.size, False)
              if spec.patient.centre.name == args.centre]
-    current = getattr(specs[0].patient.centre.vendor, args.field) if specs else None
+    current = getattr(centre_by_name(args.centre).vendor, args.field)
     print(f"centre {args.centre}, {args.field} (as shipped: {current}); seeds {args.seeds}, "
           f"{args.num_cases} cases each at {args.size} x {args.size}")
     print("value | lesion cases | threshold Dice | with true CBF | with true Tmax | rCBF in lesion (truth)")
@@ -70,10 +71,10 @@ def main(argv=None) -> int:
         for value in args.values:
             jobs = [(spec, args.field, value, args.size) for spec in specs]
             rows = [r for r in (pool.map(score_case, jobs) if pool else map(score_case, jobs)) if r]
-            mean = {key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]} if rows else {}
             if not rows:
                 print(f"{value:g} | 0 | - | - | - | -")
                 continue
+            mean = {key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]}
             print(f"{value:g} | {len(rows)} | {mean['dice']:.3f} | {mean['dice_true_cbf']:.3f} | "
                   f"{mean['dice_true_tmax']:.3f} | {np.nanmedian([r['rcbf_in_lesion'] for r in rows]):.2f} "
                   f"({np.nanmedian([r['true_rcbf_in_lesion'] for r in rows]):.2f})")
