@@ -36,8 +36,9 @@ def test_training_lowers_loss_and_writes_the_contract(tiny_roots):
     from isles_pipeline.networks import IntegratedChain
 
     IntegratedChain(**final["chain_kwargs"]).load_state_dict(final["network_weights"])  # the predictor's path
-    for name in (ckpt.FINAL, ckpt.BEST, ckpt.LATEST, "training_log.txt", "progress.png"):
+    for name in (ckpt.FINAL, ckpt.BEST, "training_log.txt", "progress.png"):
         assert (folder / name).is_file(), name
+    assert not (folder / ckpt.LATEST).exists(), "the final checkpoint supersedes the interim one"
     assert (folder.parent / "plans.json").is_file() and (folder.parent / "dataset.json").is_file()
     log = (folder / "training_log.txt").read_text()
     assert "generator loss on" in log and "epoch 3:" in log and "pseudo Dice" in log

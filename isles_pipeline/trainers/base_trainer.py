@@ -325,8 +325,9 @@ class BaseTrainer:
     def on_train_end(self) -> None:
         self.stop_stream()
         self.save_checkpoint(ckpt.FINAL)
-        self.save_checkpoint(ckpt.LATEST)
-        self.print("training done: checkpoint_final.pth written")
+        if self.dist.is_main:  # as nnU-Net: the final checkpoint supersedes the interim one (35 MB a fold)
+            (self.fold_folder / ckpt.LATEST).unlink(missing_ok=True)
+        self.print("training done: checkpoint_final.pth written, checkpoint_latest.pth removed")
 
     def stop_stream(self) -> None:
         if getattr(self, "train_stream", None) is not None:
