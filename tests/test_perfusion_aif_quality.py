@@ -1,4 +1,6 @@
 """What is not an artery is not an AIF: shape checks, moved frames bridged, the warning, clinical volumes."""
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -90,6 +92,20 @@ def test_moved_frames_are_found_and_bridged_still_ones_left_alone():
     assert frames == [20, 21, 22]
     np.testing.assert_allclose(bridged[21], 0.5 * (moved[19] + moved[23]), atol=1e-4)
     np.testing.assert_array_equal(bridged[19], moved[19])
+
+
+def test_a_read_only_stored_series_is_bridged_in_a_copy_and_the_threads_agree():
+    """`io.read_series` hands the engine a read-only int16 view of ITK's buffer: bridging must copy it, not
+    write into it, and counting the moved frames slice by slice on threads gives the same frames."""
+    moved = _head(shift_frames=(20, 21, 22))
+    moved = np.concatenate([moved, moved], axis=1)  # two slices, so the threads have something to share
+    stored = np.round(moved).astype(np.int16)
+    stored.flags.writeable = False
+    with ThreadPoolExecutor(2) as pool:
+        np.testing.assert_array_equal(moved_frames(stored, pool), moved_frames(stored))
+        bridged, frames = bridge_moved_frames(stored, TIMES, in_place=True, pool=pool)
+    assert frames == [20, 21, 22] and bridged.dtype == np.float32 and not np.shares_memory(bridged, stored)
+    np.testing.assert_allclose(bridged[21], 0.5 * (stored[19] + stored[23].astype(np.float32)), atol=1e-3)
 
 
 def test_clinical_volumes_follow_the_rules():

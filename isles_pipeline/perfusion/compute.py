@@ -251,7 +251,7 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
         motion_settings.update(largest_shift_mm=motion.largest_displacement_mm,
                                largest_rotation_deg=float(np.abs(motion.angle_deg).max()))
     elif bridge_moved:  # without registration, frames where the skull moved are bridged in time
-        series, bridged = bridge_moved_frames(series, times, in_place=overwrite_input)
+        series, bridged = bridge_moved_frames(series, times, in_place=overwrite_input, pool=pool)
         motion_settings["moved_frames_bridged"] = bridged
         measured_until_s = last_measured_time(times, bridged)
     grid = uniform_grid(times)
@@ -277,7 +277,7 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     if sigma_mm > 0:
         parenchyma = masks.brain & ~vessel_like
         weight = smoothing_weight(curves, parenchyma, sigma_mm, (float(spacing_zyx[1]), float(spacing_zyx[2])),
-                                  baseline_count) if keep_structures else None
+                                  baseline_count, pool) if keep_structures else None
         _smooth_parenchyma(curves, parenchyma, sigma_mm, spacing_zyx, engine_device, pool, weight)
     search = masks.intracranial & ~ndimage.binary_dilation(masks.bone, _margin_structure(spacing_zyx,
                                                                                             BONE_MARGIN_MM))

@@ -66,7 +66,11 @@ def header_frame_interval(path: Path) -> float:
 
 def read_series(path: Path, frame_times_csv: Path | None = None,
                 dicom_series: str | None = None) -> tuple[np.ndarray, sitk.Image, np.ndarray]:
-    """(T, Z, Y, X) float32 series, the 4D image (geometry), and the frame times in seconds.
+    """(T, Z, Y, X) series, the 4D image (geometry), and the frame times in seconds.
+
+    From a NIfTI the series is a read-only view of `image`'s own buffer in its stored type (int16 for most
+    CTP): keep the image while the series is used. The engine converts one slice at a time; a whole float32
+    copy cost the command ~0.3 s of its ~3 s (a 22 x 256 x 256 x 54 series: 311 MB allocated and converted).
 
     `path` may be a DICOM export folder: the series, its grid and its frame times then come from the headers
     (`imageio.dicom_ctp`; `dicom_series` picks among several 4D series); a CSV, when given, still wins."""
@@ -83,7 +87,7 @@ def read_series(path: Path, frame_times_csv: Path | None = None,
     bad = count_non_finite(path)  # ITK reads NaN and infinity as 0: look at the stored values
     if bad:
         raise CaseError(str(path), f"{bad} NaN or infinite value(s) in the 4D CTP series")
-    series = sitk.GetArrayViewFromImage(image).astype(np.float32)  # one copy, ours (no int16 copy first)
+    series = sitk.GetArrayViewFromImage(image)
     if frame_times_csv is not None:
         times = read_frame_times_csv(frame_times_csv)
     else:

@@ -11,6 +11,8 @@ clinical packages' motion handling); a moved first or last frame takes its neare
 """
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import numpy as np
 
 SKULL_HU = 800.0  # dense bone; iodinated blood (baseline ~40 HU + a first pass of a few hundred) stays below
@@ -18,27 +20,30 @@ MOVED_FRACTION = 0.05  # of the skull's voxels changing side of SKULL_HU in one 
 MAX_MOVED_FRACTION_OF_FRAMES = 0.3  # more moved frames than this: too much to bridge, left as they are
 
 
-def moved_frames(series: np.ndarray) -> np.ndarray:
-    """(T,) bool: frames whose skull voxels differ from the usual (median) skull by more than MOVED_FRACTION."""
+def moved_frames(series: np.ndarray, pool: Executor | None = None) -> np.ndarray:
+    """(T,) bool: frames whose skull voxels differ from the usual (median) skull by more than MOVED_FRACTION.
+    pool: threads to spread the slices over (numpy's comparisons and sums release the GIL)."""
     count = series.shape[0]
-    changed = np.zeros(count, np.int64)
-    bone_total = 0
-    for z in range(series.shape[1]):
+
+    def one_slice(z: int) -> tuple[int, np.ndarray]:
         bone = np.asarray(series[:, z]) >= SKULL_HU  # (T, Y, X)
         usual = bone.sum(axis=0) * 2 > count
-        bone_total += int(usual.sum())
-        changed += (bone != usual[None]).reshape(count, -1).sum(axis=1)
+        return int(usual.sum()), (bone != usual[None]).reshape(count, -1).sum(axis=1)
+
+    per_slice = list((pool.map if pool is not None else map)(one_slice, range(series.shape[1])))
+    bone_total = sum(bones for bones, _ in per_slice)
     if bone_total == 0:
         return np.zeros(count, bool)
+    changed = np.sum([counts for _, counts in per_slice], axis=0)
     return changed > MOVED_FRACTION * bone_total
 
 
-def bridge_moved_frames(series: np.ndarray, frame_times_s: np.ndarray,
-                        in_place: bool = False) -> tuple[np.ndarray, list[int]]:
+def bridge_moved_frames(series: np.ndarray, frame_times_s: np.ndarray, in_place: bool = False,
+                        pool: Executor | None = None) -> tuple[np.ndarray, list[int]]:
     """The series with its moved frames interpolated from still ones (a copy when any moved, else the same
     array), and the indices of the frames replaced (none when all or too many moved).
     in_place: overwrite the moved frames of a float32 `series` itself (a whole-series copy costs 0.3 s)."""
-    moved = moved_frames(series)
+    moved = moved_frames(series, pool)
     if not moved.any() or moved.mean() > MAX_MOVED_FRACTION_OF_FRAMES:
         return series, []
     still = np.flatnonzero(~moved)

@@ -11,6 +11,8 @@ parenchyma, which is mostly homogeneous tissue: no noise model, a scale that fol
 """
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import numpy as np
 
 from isles_pipeline.perfusion import numpy_kernels
@@ -27,13 +29,15 @@ def time_features(curves: np.ndarray, baseline_count: int) -> np.ndarray:
 
 
 def smoothing_weight(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, pixel_mm: tuple[float, float],
-                     baseline_count: int) -> np.ndarray:
+                     baseline_count: int, pool: Executor | None = None) -> np.ndarray:
     """(Z, Y, X) float32 in [0, 1]: how much of the masked Gaussian's estimate each voxel takes (1 in
-    homogeneous tissue, 0 within the kernel's reach of an edge the features see; 0 outside `mask`)."""
+    homogeneous tissue, 0 within the kernel's reach of an edge the features see; 0 outside `mask`).
+    pool: threads to spread the slices over."""
     features = time_features(curves, baseline_count)
     smoothed = features.copy()
-    for z in range(features.shape[1]):
-        numpy_kernels.masked_gaussian(smoothed[:, z], mask[z], sigma_mm, pixel_mm)
+    list((pool.map if pool is not None else map)(
+        lambda z: numpy_kernels.masked_gaussian(smoothed[:, z], mask[z], sigma_mm, pixel_mm),
+        range(features.shape[1])))
     shift = (smoothed - features)[:, mask]  # (F, voxels)
     weight = np.zeros(mask.shape, np.float32)
     if shift.shape[1]:
