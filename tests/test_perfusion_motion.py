@@ -69,3 +69,22 @@ def test_maps_with_the_correction_follow_the_truth_better(moved_case):
     assert rho["corrected"]["cbv"] > rho["moved"]["cbv"] + 0.1, rho
     assert rho["corrected"]["cbf"] > rho["moved"]["cbf"] + 0.02, rho
     assert rho["corrected"]["tmax"] > max(rho["moved"]["tmax"], rho["still"]["tmax"]) - 0.03, rho
+
+
+def test_bridging_in_the_engine_equals_bridging_the_series_first_and_never_writes_the_input(moved_case):
+    """The engine bridges moved frames in its per-slice copies (a read-only stored series, as `io.read_series`
+    hands it over, is never copied whole): the maps are those of the series bridged beforehand."""
+    from isles_pipeline.perfusion.moved_frames import bridge_moved_frames
+
+    case, _, moved = moved_case
+    stored = np.round(moved).astype(np.int16)
+    stored.flags.writeable = False
+    before = stored.copy()
+    times = np.arange(stored.shape[0], dtype=float)
+    engine = compute_maps(stored, times, case["spacing_zyx"], device="cpu")
+    bridged, frames = bridge_moved_frames(stored, times)
+    assert frames == engine.settings["moved_frames_bridged"] and len(frames) >= 5, frames
+    first = compute_maps(bridged, times, case["spacing_zyx"], device="cpu", bridge_moved=False)
+    np.testing.assert_array_equal(stored, before)
+    for name in ("cbf", "cbv", "tmax"):
+        np.testing.assert_allclose(engine.maps[name], first.maps[name], rtol=1e-3, atol=1e-3 * first.maps[name].max())

@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         series, image, times = read_series(args.input, args.frame_times, args.series)
         result = compute_maps(series, times, image.GetSpacing()[2::-1], method=args.method, device=args.device,
                               denoise=not args.no_denoise, vof_correction=not args.no_vof_correction,
-                              motion_correction=args.motion_correction, name=str(args.input),
-                              overwrite_input=True)  # `series` is ours (a read-only view is copied if need be)
+                              motion_correction=args.motion_correction, name=str(args.input))
     except (CaseError, NiftiError) as error:
         print(f"isles_perfusion_maps: {error}", file=sys.stderr)
         return 1

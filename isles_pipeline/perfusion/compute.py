@@ -34,7 +34,7 @@ from isles_pipeline.perfusion.masks import (
     tissue_masks,
     vessel_mask,
 )
-from isles_pipeline.perfusion.moved_frames import bridge_moved_frames, last_measured_time
+from isles_pipeline.perfusion.moved_frames import Bridge, find_bridge, last_measured_time
 from isles_pipeline.perfusion.structure import smoothing_weight
 from isles_pipeline.perfusion.timing import check_frame_times, resampling_matrix, uniform_grid
 
@@ -133,17 +133,17 @@ def _each(pool: ThreadPoolExecutor | None, function, items) -> None:
         list(pool.map(function, items))
 
 
-def _prepare_numpy(series, operator, baseline_count, head, noise_sd, pixel_mm, pool):
+def _prepare_numpy(series, bridge, operator, baseline_count, head, noise_sd, pixel_mm, pool):
     """(N, Z, Y, X) enhancement curves on the grid, the baseline image and each voxel's peak enhancement:
-    per slice, the profile bilateral filter inside the head (off when noise_sd is 0), resampling, baseline
-    subtraction; one slice per thread in memory at a time."""
+    per slice, its moved frames bridged, the profile bilateral filter inside the head (off when noise_sd is
+    0), resampling, baseline subtraction; one slice per thread in memory at a time."""
     frame_count, depth, height, width = series.shape
     curves = np.empty((frame_count if operator is None else operator.shape[0], depth, height, width), np.float32)
     baseline_image = np.empty((depth, height, width), np.float32)
     peak = np.empty((depth, height, width), np.float32)
 
     def one_slice(z):
-        frames = np.array(series[:, z], dtype=np.float32, order="C")  # our own copy: modified in place
+        frames = bridge.apply(np.array(series[:, z], dtype=np.float32, order="C"))  # our own copy
         if noise_sd > 0:  # the air around the head is left as it is
             numpy_kernels.profile_bilateral_inside(frames, head[z], noise_sd, pixel_mm)
         frames = frames.reshape(frame_count, -1)
@@ -158,7 +158,7 @@ def _prepare_numpy(series, operator, baseline_count, head, noise_sd, pixel_mm, p
     return curves, baseline_image, peak
 
 
-def _prepare_torch(series, operator, baseline_count, head, noise_sd, pixel_mm, device):
+def _prepare_torch(series, bridge, operator, baseline_count, head, noise_sd, pixel_mm, device):
     """`_prepare_numpy` with torch on `device` (a GPU)."""
     import torch
 
@@ -169,7 +169,7 @@ def _prepare_torch(series, operator, baseline_count, head, noise_sd, pixel_mm, d
     baseline_image = np.empty((depth, height, width), np.float32)
     peak = np.empty((depth, height, width), np.float32)
     for z in range(depth):
-        frames = torch.as_tensor(np.array(series[:, z], dtype=np.float32, order="C"), device=device)
+        frames = torch.as_tensor(bridge.apply(np.array(series[:, z], dtype=np.float32, order="C")), device=device)
         if noise_sd > 0:
             frames = profile_bilateral_inside(frames, head[z], noise_sd, pixel_mm, in_place=True)
         frames = frames.reshape(frames.shape[0], -1)
@@ -182,23 +182,30 @@ def _prepare_torch(series, operator, baseline_count, head, noise_sd, pixel_mm, d
     return curves, baseline_image, peak
 
 
-def _head_curve(series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _head_curve(series: np.ndarray, bridge: Bridge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean of each frame over soft tissue (neither air, CSF nor bone), that mask, and the head (soft tissue
-    and bone). The masks come from the temporal mean: chosen on one frame, the mask would pick the voxels
-    whose noise is high in that frame, and the curve would carry a spike there."""
-    mean = np.stack([np.asarray(series[:, z], np.float32).mean(axis=0) for z in range(series.shape[1])])
+    and bone), all of the bridged series. The masks come from the temporal mean: chosen on one frame, the mask
+    would pick the voxels whose noise is high in that frame, and the curve would carry a spike there."""
+    count = series.shape[0]
+    if bridge.steps:  # the bridged series' temporal mean: each raw frame weighted by how often it is used
+        weights = (bridge.matrix(count).sum(axis=0) / count).astype(np.float32)
+        mean = np.stack([np.tensordot(weights, np.asarray(series[:, z], np.float32), axes=1)
+                         for z in range(series.shape[1])])
+    else:
+        mean = np.stack([np.asarray(series[:, z], np.float32).mean(axis=0) for z in range(series.shape[1])])
     head = mean >= CSF_HU
     mask = head & (mean < BONE_HU)
     if not mask.any():
         mask = np.ones_like(mean, bool)
-    return global_curve(series, mask), mask, head
+    curve = global_curve(series, mask)
+    return (bridge.matrix(count) @ curve if bridge.steps else curve), mask, head
 
 
 def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "osvd", device: str = "auto",
                  denoise: bool = True, smoothing_mm: float = DEFAULT_SMOOTHING_MM, vof_correction: bool = True,
                  mask_vessels: bool = True,
                  name: str = "series", motion_correction: bool = False, bridge_moved: bool = True,
-                 threads: int | None = None, overwrite_input: bool = False, keep_structures: bool = True,
+                 threads: int | None = None, keep_structures: bool = True,
                  **deconvolution_settings) -> PerfusionResult:
     """Perfusion maps of a (T, Z, Y, X) series in HU.
 
@@ -216,7 +223,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     off by default (it costs ~0.1 s per frame and the phantom's or a vendor's series are usually still).
     threads: on the CPU, how many slices or voxel chunks are worked on at once (default: the available
     cores), each with one BLAS thread (BLAS's own threads spin-waited on a busy machine: x7 slower).
-    overwrite_input: the bridged frames may be written into `series` itself (the command's own copy).
+    `series` is never written to (a read-only view will do): moved frames are bridged in per-slice copies.
     Raises CaseError (one line: name and problem) for input that cannot give maps.
     """
     if method not in METHODS:
@@ -224,7 +231,7 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     engine_device = device_name(device)  # "cpu": the numpy kernels, torch not even imported
     if engine_device != "cpu":
         return _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, None, denoise, smoothing_mm,
-                             vof_correction, mask_vessels, name, motion_correction, bridge_moved, overwrite_input,
+                             vof_correction, mask_vessels, name, motion_correction, bridge_moved,
                              keep_structures, deconvolution_settings)
     from threadpoolctl import threadpool_limits
 
@@ -232,12 +239,12 @@ def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "
     with threadpool_limits(1, user_api="blas"), \
             (ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext()) as pool:
         return _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, pool, denoise, smoothing_mm,
-                             vof_correction, mask_vessels, name, motion_correction, bridge_moved, overwrite_input,
+                             vof_correction, mask_vessels, name, motion_correction, bridge_moved,
                              keep_structures, deconvolution_settings)
 
 
 def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, pool, denoise, smoothing_mm,
-                  vof_correction, mask_vessels, name, motion_correction, bridge_moved, overwrite_input,
+                  vof_correction, mask_vessels, name, motion_correction, bridge_moved,
                   keep_structures, deconvolution_settings) -> PerfusionResult:
     """`compute_maps` on one device; `pool`: the CPU threads (None: one, or a GPU)."""
     check_series(series, name)
@@ -250,24 +257,25 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
         series, motion = correct_motion(series, spacing_zyx)
         motion_settings.update(largest_shift_mm=motion.largest_displacement_mm,
                                largest_rotation_deg=float(np.abs(motion.angle_deg).max()))
-    elif bridge_moved:  # without registration, frames where the skull moved are bridged in time
-        series, bridged = bridge_moved_frames(series, times, in_place=overwrite_input, pool=pool)
-        motion_settings["moved_frames_bridged"] = bridged
-        measured_until_s = last_measured_time(times, bridged)
+    bridge = Bridge()
+    if bridge_moved and not motion_correction:  # without registration, frames where the skull moved are bridged
+        bridge = find_bridge(series, times, pool)  # in time, slice by slice in the engine's own copies
+        motion_settings["moved_frames_bridged"] = bridge.frames
+        measured_until_s = last_measured_time(times, bridge.frames)
     grid = uniform_grid(times)
     step = float(grid[1] - grid[0])
     resample = resampling_matrix(times, grid)  # (N, T)
-    head_curve, soft, head = _head_curve(series)
+    head_curve, soft, head = _head_curve(series, bridge)
     baseline_count = baseline_frame_count(resample @ head_curve, step, name)
 
     raw_baseline = max(int(np.searchsorted(times, grid[baseline_count - 1], side="right")), 2)
-    noise_sd = estimate_noise_sd(np.asarray(series[:raw_baseline], np.float32), soft)
+    noise_sd = estimate_noise_sd(bridge.first_frames(series, raw_baseline), soft)
 
     # uniform frames on the grid already (the usual protocol): no resampling product
     operator = None if resample.shape[0] == resample.shape[1] and np.allclose(resample, np.eye(len(grid))) \
         else resample.astype(np.float32)
     prepare = _prepare_numpy if engine_device == "cpu" else _prepare_torch
-    curves, baseline_image, peak = prepare(series, operator, baseline_count, head, noise_sd if denoise else 0.0,
+    curves, baseline_image, peak = prepare(series, bridge, operator, baseline_count, head, noise_sd if denoise else 0.0,
                                            (float(spacing_zyx[1]), float(spacing_zyx[2])),
                                            pool if engine_device == "cpu" else engine_device)
 

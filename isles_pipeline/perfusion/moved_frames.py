@@ -12,6 +12,7 @@ clinical packages' motion handling); a moved first or last frame takes its neare
 from __future__ import annotations
 
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,28 +39,73 @@ def moved_frames(series: np.ndarray, pool: Executor | None = None) -> np.ndarray
     return changed > MOVED_FRACTION * bone_total
 
 
-def bridge_moved_frames(series: np.ndarray, frame_times_s: np.ndarray, in_place: bool = False,
-                        pool: Executor | None = None) -> tuple[np.ndarray, list[int]]:
-    """The series with its moved frames interpolated from still ones (a copy when any moved, else the same
-    array), and the indices of the frames replaced (none when all or too many moved).
-    in_place: overwrite the moved frames of a float32 `series` itself (a whole-series copy costs 0.3 s)."""
+@dataclass(frozen=True)
+class Bridge:
+    """How each moved frame is rebuilt from its nearest still ones: frame = (1 - weight) left + weight right
+    (a moved first or last frame: its nearest still frame, weight 0). Linear in time, so the engine applies it
+    to each slice's own float32 copy, and to a curve or a temporal mean as a (T, T) matrix, without ever
+    copying the whole series."""
+
+    steps: tuple[tuple[int, int, int, float], ...] = ()  # (frame, left, right, weight)
+
+    @property
+    def frames(self) -> list[int]:
+        return [frame for frame, _, _, _ in self.steps]
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """The moved frames of a writeable (T, ...) array replaced in place (the still ones are the sources)."""
+        for frame, left, right, weight in self.steps:
+            frames[frame] = (1 - weight) * frames[left] + weight * frames[right]
+        return frames
+
+    def matrix(self, count: int) -> np.ndarray:
+        """(T, T) float64: bridged curve = matrix @ curve."""
+        matrix = np.eye(count)
+        for frame, left, right, weight in self.steps:
+            matrix[frame] = 0.0
+            matrix[frame, left] += 1 - weight
+            matrix[frame, right] += weight
+        return matrix
+
+    def first_frames(self, series: np.ndarray, count: int) -> np.ndarray:
+        """(count, ...) float32 copy of the first `count` frames, bridged (their sources may lie later)."""
+        out = np.array(series[:count], dtype=np.float32)
+        for frame, left, right, weight in self.steps:
+            if frame < count:
+                out[frame] = (1 - weight) * np.asarray(series[left], np.float32) + \
+                    weight * np.asarray(series[right], np.float32)
+        return out
+
+
+def find_bridge(series: np.ndarray, frame_times_s: np.ndarray, pool: Executor | None = None) -> Bridge:
+    """The Bridge of the series' moved frames (empty when none moved, or too many to bridge)."""
     moved = moved_frames(series, pool)
     if not moved.any() or moved.mean() > MAX_MOVED_FRACTION_OF_FRAMES:
-        return series, []
+        return Bridge()
     still = np.flatnonzero(~moved)
     times = np.asarray(frame_times_s, float)
-    own = in_place and isinstance(series, np.ndarray) and series.dtype == np.float32 and series.flags.writeable
-    bridged = series if own else np.array(series, dtype=np.float32, copy=True)
+    steps = []
     for frame in np.flatnonzero(moved):
-        after = still[np.searchsorted(still, frame):]
-        before = still[: np.searchsorted(still, frame)]
-        if before.size == 0 or after.size == 0:
-            bridged[frame] = series[(after if before.size == 0 else before)[0 if before.size == 0 else -1]]
+        position = np.searchsorted(still, frame)
+        if position == 0 or position == still.size:  # before the first or after the last still frame
+            nearest = int(still[0 if position == 0 else -1])
+            steps.append((int(frame), nearest, nearest, 0.0))
             continue
-        left, right = before[-1], after[0]
-        weight = (times[frame] - times[left]) / (times[right] - times[left])
-        bridged[frame] = (1 - weight) * series[left] + weight * series[right]
-    return bridged, [int(f) for f in np.flatnonzero(moved)]
+        left, right = int(still[position - 1]), int(still[position])
+        steps.append((int(frame), left, right, float((times[frame] - times[left]) / (times[right] - times[left]))))
+    return Bridge(tuple(steps))
+
+
+def bridge_moved_frames(series: np.ndarray, frame_times_s: np.ndarray, in_place: bool = False,
+                        pool: Executor | None = None) -> tuple[np.ndarray, list[int]]:
+    """The series with its moved frames interpolated from still ones (a float32 copy when any moved, else the
+    same array), and the indices of the frames replaced (none when all or too many moved).
+    in_place: overwrite the moved frames of a writeable float32 `series` itself."""
+    bridge = find_bridge(series, frame_times_s, pool)
+    if not bridge.steps:
+        return series, []
+    own = in_place and isinstance(series, np.ndarray) and series.dtype == np.float32 and series.flags.writeable
+    return bridge.apply(series if own else np.array(series, dtype=np.float32, copy=True)), bridge.frames
 
 
 def last_measured_time(frame_times_s: np.ndarray, bridged: list[int]) -> float | None:
