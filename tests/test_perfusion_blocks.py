@@ -70,3 +70,16 @@ def test_tmax_is_the_front_of_a_smoothed_residue_not_its_middle(delay):
     _, peak = flow_and_tmax(tensor, 1.0, 50, definition="peak")
     assert abs(float(rise[0]) - delay) < 0.25
     assert float(peak[0]) - delay > 1.5
+
+
+def test_the_pooled_cbf_error_hides_opposite_biases_per_residue_shape():
+    """Noise-free, one CBV section of each residue shape (deterministic; the full table, 2026-12-07, gives the
+    same figures): the engine reads exponential residues +0.05 and box residues +0.23 (the box's edges ring),
+    the plain bcSVD -0.26 and +0.08, which pool to -0.07; so the table reports both shapes."""
+    phantom = build_phantom(sizes=("large",), cbv_levels=(4.0,))
+    series = phantom.noisy(0.0, 0)
+    rows = {method: score(method_maps(method, phantom, series)[0], phantom) for method in ("engine", "plain")}
+    engine, plain = rows["engine"], rows["plain"]
+    assert abs(engine["cbf_median_rel_error_exponential"]) < 0.1 < engine["cbf_median_rel_error_box"] < 0.3
+    assert plain["cbf_median_rel_error_exponential"] < -0.2 < 0 < plain["cbf_median_rel_error_box"] < 0.15
+    assert abs(plain["cbf_median_rel_error"]) < abs(plain["cbf_median_rel_error_exponential"])  # the cancellation
