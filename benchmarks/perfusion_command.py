@@ -8,6 +8,8 @@ alone ~1.3 s), reading, the maps, the files and the picture. The reference proce
 what a user could write in an afternoon: SimpleITK read, the brightest 0.1 % of voxels as the AIF, a plain
 fixed-threshold bcSVD (`experiments.plain_svd`), four NIfTI maps written; no denoising, masks or picture.
 Reported: the median wall time of each over `-repeats` alternating runs and their ratio (target <= 0.8).
+`-other_checkout DIR` also times the command of another checkout of the repository (run from DIR, so its own
+code is imported) in the same alternation: two versions of the code compared in the same minutes.
 """
 from __future__ import annotations
 
@@ -54,9 +56,9 @@ def reference(series_path: Path, out_dir: Path) -> None:
         sitk.WriteImage(map_image, str(out_dir / f"{name}.nii.gz"))
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], cwd: Path | None = None) -> float:
     start = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True)
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
     elapsed = time.perf_counter() - start
     if completed.returncode != 0:
         raise SystemExit(f"perfusion_command: {' '.join(command)} failed: {completed.stderr.strip()[-300:]}")
@@ -70,6 +72,8 @@ def main(argv=None) -> int:
     parser.add_argument("-size", type=int, default=256)
     parser.add_argument("-frames", type=int, default=54)
     parser.add_argument("-repeats", type=int, default=3)
+    parser.add_argument("-other_checkout", type=Path, default=None,
+                        help="another checkout whose isles_perfusion_maps is timed in the same alternation")
     parser.add_argument("--reference", nargs=2, type=Path, metavar=("SERIES", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.reference:
@@ -84,13 +88,19 @@ def main(argv=None) -> int:
                    str(Path(work) / "engine")]
         plain = [sys.executable, "-m", "benchmarks.perfusion_command", "--reference", str(series),
                  str(Path(work) / "plain")]
-        engine_s, plain_s = [], []
+        other = [*command[:-1], str(Path(work) / "other")]
+        engine_s, plain_s, other_s = [], [], []
         for _ in range(args.repeats):  # alternating, so a busy moment hits both
-            engine_s.append(timed(command))
+            engine_s.append(timed(command, Path(__file__).resolve().parents[1]))
             plain_s.append(timed(plain))
+            if args.other_checkout:
+                other_s.append(timed(other, args.other_checkout.resolve()))
     engine, reference_s = float(np.median(engine_s)), float(np.median(plain_s))
     print(f"isles_perfusion_maps {engine:.2f} s, plain numpy reference process {reference_s:.2f} s: "
           f"ratio {engine / reference_s:.2f} (median of {args.repeats}; target <= 0.8)")
+    if other_s:
+        print(f"{args.other_checkout}: isles_perfusion_maps {np.median(other_s):.2f} s, ratio "
+              f"{float(np.median(other_s)) / reference_s:.2f}")
     return 0
 
 
