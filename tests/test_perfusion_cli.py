@@ -112,6 +112,7 @@ def _zero_interval(path):
     ("nan", "NaN or infinite"),
     ("zero_interval", "frame interval"),
     ("bad_csv", "is not a number"),
+    ("not_hu", "is the series in Hounsfield units"),
 ])
 def test_bad_input_is_one_line_exit_1_nothing_written(tmp_path, capsys, case, problem):
     series = synthetic_head()
@@ -130,6 +131,8 @@ def test_bad_input_is_one_line_exit_1_nothing_written(tmp_path, capsys, case, pr
         write_series(path, series)
     elif case == "zero_interval":
         _zero_interval(write_series(path, series))
+    elif case == "not_hu":  # stored unsigned without its rescale intercept: every value 1024 too high
+        write_series(path, series + 1024)
     elif case == "bad_csv":
         write_series(path, series)
         (tmp_path / "times.csv").write_text("0, 1, 2, x\n")

@@ -182,7 +182,7 @@ def _prepare_torch(series, bridge, operator, baseline_count, head, noise_sd, pix
     return curves, baseline_image, peak
 
 
-def _head_curve(series: np.ndarray, bridge: Bridge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _head_curve(series: np.ndarray, bridge: Bridge, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean of each frame over soft tissue (neither air, CSF nor bone), that mask, and the head (soft tissue
     and bone), all of the bridged series. The masks come from the temporal mean: chosen on one frame, the mask
     would pick the voxels whose noise is high in that frame, and the curve would carry a spike there."""
@@ -195,8 +195,10 @@ def _head_curve(series: np.ndarray, bridge: Bridge) -> tuple[np.ndarray, np.ndar
         mean = np.stack([np.asarray(series[:, z], np.float32).mean(axis=0) for z in range(series.shape[1])])
     head = mean >= CSF_HU
     mask = head & (mean < BONE_HU)
-    if not mask.any():
-        mask = np.ones_like(mean, bool)
+    if not mask.any():  # e.g. unsigned values whose rescale intercept (-1024) was dropped: all reads as bone
+        raise CaseError(name, f"no voxel reads as soft tissue ({CSF_HU:g} to {BONE_HU:g} HU) in the series' "
+                              f"temporal mean (it ranges {mean.min():.0f} to {mean.max():.0f}): is the series in "
+                              "Hounsfield units? A dropped rescale intercept (-1024) shifts every value up")
     curve = global_curve(series, mask)
     return (bridge.matrix(count) @ curve if bridge.steps else curve), mask, head
 
@@ -265,7 +267,7 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     grid = uniform_grid(times)
     step = float(grid[1] - grid[0])
     resample = resampling_matrix(times, grid)  # (N, T)
-    head_curve, soft, head = _head_curve(series, bridge)
+    head_curve, soft, head = _head_curve(series, bridge, name)
     baseline_count = baseline_frame_count(resample @ head_curve, step, name)
 
     raw_baseline = max(int(np.searchsorted(times, grid[baseline_count - 1], side="right")), 2)
