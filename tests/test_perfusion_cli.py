@@ -113,6 +113,7 @@ def _zero_interval(path):
     ("zero_interval", "frame interval"),
     ("bad_csv", "is not a number"),
     ("not_hu", "is the series in Hounsfield units"),
+    ("milliseconds", "frame times implausible for CT perfusion"),
 ])
 def test_bad_input_is_one_line_exit_1_nothing_written(tmp_path, capsys, case, problem):
     series = synthetic_head()
@@ -131,6 +132,8 @@ def test_bad_input_is_one_line_exit_1_nothing_written(tmp_path, capsys, case, pr
         write_series(path, series)
     elif case == "zero_interval":
         _zero_interval(write_series(path, series))
+    elif case == "milliseconds":  # pixdim[4] = 1000 without a time unit: 1000 s frames (the grid ran out of memory)
+        write_series(path, series, interval=1000.0)
     elif case == "not_hu":  # stored unsigned without its rescale intercept: every value 1024 too high
         write_series(path, series + 1024)
     elif case == "bad_csv":

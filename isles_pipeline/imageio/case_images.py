@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from isles_pipeline.errors import CaseError
+from isles_pipeline.imageio.frame_timing import check_ctp_timing
 from isles_pipeline.imageio.nifti_scan import count_non_finite
 
 # NIfTI stores geometry as float32; differences below these are rounding, not another grid.
@@ -136,6 +137,10 @@ def _frame_interval(image_or_reader, path: Path, case: str, dataset_interval_s: 
     dimension = image_or_reader.GetDimension()
     header_dt = float(image_or_reader.GetSpacing()[3]) if dimension == 4 else float("nan")
     dataset_dt = float(dataset_interval_s) if dataset_interval_s is not None else float("nan")
+    frames = int(image_or_reader.GetSize()[3]) if dimension == 4 else 1
+    for interval in (header_dt, dataset_dt):
+        if math.isfinite(interval) and interval > 0 and frames > 1:
+            check_ctp_timing(interval, interval * (frames - 1), f"{case} ({path.name})")
     if math.isfinite(header_dt) and header_dt > 0:
         if math.isfinite(dataset_dt) and dataset_dt > 0 and not math.isclose(header_dt, dataset_dt, rel_tol=0.01):
             warnings.append(f"frame interval {header_dt:g} s in the header, {dataset_dt:g} s in dataset.json: "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from isles_pipeline.errors import CaseError
+from isles_pipeline.imageio.frame_timing import check_ctp_timing
 from isles_pipeline.perfusion.bolus_timing import interpolation_matrix
 
 MAX_GRID_STEP_S = 1.0  # coarser protocols are interpolated to 1 s: Tmax resolution, at a modest cost
@@ -31,6 +32,8 @@ def check_frame_times(frame_times_s, num_frames: int, name: str = "series") -> n
         raise CaseError(name, "non-finite frame times")
     if num_frames > 1 and np.any(np.diff(times) <= 0):
         raise CaseError(name, "frame times are not strictly increasing")
+    if num_frames > 1:
+        check_ctp_timing(float(np.median(np.diff(times))), float(times[-1] - times[0]), name)
     return times
 
 
