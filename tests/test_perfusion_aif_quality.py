@@ -103,7 +103,7 @@ def test_a_read_only_stored_series_is_bridged_in_a_copy_and_the_threads_agree():
     stored.flags.writeable = False
     with ThreadPoolExecutor(2) as pool:
         np.testing.assert_array_equal(moved_frames(stored, pool), moved_frames(stored))
-        bridged, frames = bridge_moved_frames(stored, TIMES, in_place=True, pool=pool)
+        bridged, frames = bridge_moved_frames(stored, TIMES, pool=pool)
     assert frames == [20, 21, 22] and bridged.dtype == np.float32 and not np.shares_memory(bridged, stored)
     np.testing.assert_allclose(bridged[21], 0.5 * (stored[19] + stored[23].astype(np.float32)), atol=1e-3)
 

@@ -96,16 +96,15 @@ def find_bridge(series: np.ndarray, frame_times_s: np.ndarray, pool: Executor | 
     return Bridge(tuple(steps))
 
 
-def bridge_moved_frames(series: np.ndarray, frame_times_s: np.ndarray, in_place: bool = False,
+def bridge_moved_frames(series: np.ndarray, frame_times_s: np.ndarray,
                         pool: Executor | None = None) -> tuple[np.ndarray, list[int]]:
     """The series with its moved frames interpolated from still ones (a float32 copy when any moved, else the
-    same array), and the indices of the frames replaced (none when all or too many moved).
-    in_place: overwrite the moved frames of a writeable float32 `series` itself."""
+    same array), and the indices of the frames replaced (none when all or too many moved). The engine itself
+    bridges slice by slice (`Bridge`); this whole-series form is for callers that want the bridged series."""
     bridge = find_bridge(series, frame_times_s, pool)
     if not bridge.steps:
         return series, []
-    own = in_place and isinstance(series, np.ndarray) and series.dtype == np.float32 and series.flags.writeable
-    return bridge.apply(series if own else np.array(series, dtype=np.float32, copy=True)), bridge.frames
+    return bridge.apply(np.array(series, dtype=np.float32, copy=True)), bridge.frames
 
 
 def last_measured_time(frame_times_s: np.ndarray, bridged: list[int]) -> float | None:
