@@ -187,8 +187,9 @@ def _head_curve(series: np.ndarray, bridge: Bridge, name: str) -> tuple[np.ndarr
     and bone), all of the bridged series. The masks come from the temporal mean: chosen on one frame, the mask
     would pick the voxels whose noise is high in that frame, and the curve would carry a spike there."""
     count = series.shape[0]
-    if bridge.steps:  # the bridged series' temporal mean: each raw frame weighted by how often it is used
-        weights = (bridge.matrix(count).sum(axis=0) / count).astype(np.float32)
+    bridging = bridge.matrix(count) if bridge.steps else None
+    if bridging is not None:  # the bridged series' temporal mean: each raw frame weighted by how often it is used
+        weights = (bridging.sum(axis=0) / count).astype(np.float32)
         mean = np.stack([np.tensordot(weights, np.asarray(series[:, z], np.float32), axes=1)
                          for z in range(series.shape[1])])
     else:
@@ -200,7 +201,7 @@ def _head_curve(series: np.ndarray, bridge: Bridge, name: str) -> tuple[np.ndarr
                               f"temporal mean (it ranges {mean.min():.0f} to {mean.max():.0f}): is the series in "
                               "Hounsfield units? A dropped rescale intercept (-1024) shifts every value up")
     curve = global_curve(series, mask)
-    return (bridge.matrix(count) @ curve if bridge.steps else curve), mask, head
+    return (curve if bridging is None else bridging @ curve), mask, head
 
 
 def compute_maps(series: np.ndarray, frame_times_s, spacing_zyx, method: str = "osvd", device: str = "auto",

@@ -55,7 +55,7 @@ class Bridge:
     def apply(self, frames: np.ndarray) -> np.ndarray:
         """The moved frames of a writeable (T, ...) array replaced in place (the still ones are the sources)."""
         for frame, left, right, weight in self.steps:
-            frames[frame] = (1 - weight) * frames[left] + weight * frames[right]
+            frames[frame] = _between(frames[left], frames[right], weight)
         return frames
 
     def matrix(self, count: int) -> np.ndarray:
@@ -72,9 +72,14 @@ class Bridge:
         out = np.array(series[:count], dtype=np.float32)
         for frame, left, right, weight in self.steps:
             if frame < count:
-                out[frame] = (1 - weight) * np.asarray(series[left], np.float32) + \
-                    weight * np.asarray(series[right], np.float32)
+                out[frame] = _between(np.asarray(series[left], np.float32), np.asarray(series[right], np.float32),
+                                      weight)
         return out
+
+
+def _between(left: np.ndarray, right: np.ndarray, weight: float) -> np.ndarray:
+    """Linear interpolation in time between two still frames (float32 in, float32 out)."""
+    return (1 - weight) * left + weight * right
 
 
 def find_bridge(series: np.ndarray, frame_times_s: np.ndarray, pool: Executor | None = None) -> Bridge:
