@@ -72,6 +72,36 @@ def atomic_path(path: Path) -> Iterator[Path]:
     _fsync_folder(path.parent)
 
 
+@contextmanager
+def staged_folder(folder: Path) -> Iterator[Path]:
+    """Yield a hidden temporary folder beside `folder` to write a set of outputs to; on success every entry
+    moves into `folder` (created if needed; an entry of the same name is replaced), on any exception the
+    temporary folder is removed and `folder` is left as it was: a command that fails leaves no partial set.
+    Created on entry, so an output place that cannot be written fails before the work, not after it."""
+    import shutil
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(20, "exists and is not a folder", str(folder))
+    staging = temporary_sibling(folder)
+    try:
+        staging.mkdir()
+    except OSError as error:  # name the user's folder, not the hidden one
+        raise OSError(error.errno, f"cannot be written ({error.strerror})", str(folder)) from None
+    try:
+        yield staging
+        folder.mkdir(exist_ok=True)
+        for entry in sorted(staging.iterdir()):
+            target = folder / entry.name
+            if target.is_dir() and entry.is_dir():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        _fsync_folder(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as handle:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from isles_pipeline.files import FileFormatError, atomic_path, atomic_write_json, read_json
+from isles_pipeline.files import FileFormatError, atomic_path, atomic_write_json, read_json, staged_folder
 
 
 def _leftovers(folder):
@@ -58,3 +58,23 @@ def test_read_json_names_the_file_and_the_position(tmp_path):
     assert str(path) in message and "line 3 column" in message and "\n" not in message
     with pytest.raises(FileFormatError, match="file not found"):
         read_json(tmp_path / "missing.json")
+
+
+def test_a_staged_folder_lands_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "maps"
+    with staged_folder(out) as staging:
+        (staging / "cbf.txt").write_text("1")
+        (staging / "dicom").mkdir()
+        (staging / "dicom" / "a.dcm").write_text("a")
+        assert not out.exists()  # nothing lands before the end
+    assert (out / "cbf.txt").read_text() == "1" and (out / "dicom" / "a.dcm").read_text() == "a"
+    with pytest.raises(RuntimeError):
+        with staged_folder(out) as staging:
+            (staging / "cbf.txt").write_text("2")
+            raise RuntimeError("the second run fails part-way")
+    assert (out / "cbf.txt").read_text() == "1"
+    with staged_folder(out) as staging:  # a folder of the same name is replaced, not merged
+        (staging / "dicom").mkdir()
+        (staging / "dicom" / "b.dcm").write_text("b")
+    assert [p.name for p in (out / "dicom").iterdir()] == ["b.dcm"] and (out / "cbf.txt").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["maps"]

@@ -147,3 +147,38 @@ def test_bad_input_is_one_line_exit_1_nothing_written(tmp_path, capsys, case, pr
         assert not (tmp_path / "out").exists()
         return
     run_and_expect_failure(capsys, path, tmp_path / "out", problem, extra)
+
+
+def test_an_output_path_that_is_a_file_is_one_line_before_any_work(tmp_path, capsys):
+    path = write_series(tmp_path / "ctp.nii", synthetic_head())
+    occupied = tmp_path / "out"
+    occupied.write_text("a file the user keeps")
+    assert main(["-i", str(path), "-o", str(occupied), "-device", "cpu"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and str(occupied) in error and "not a folder" in error
+    assert occupied.read_text() == "a file the user keeps"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ctp.nii", "out"]  # no hidden staging folder left
+
+
+def test_a_disk_full_while_writing_leaves_the_former_outputs_whole(tmp_path, capsys, monkeypatch):
+    """A first run's outputs stay as they were when a second run fails part-way through its files: the set
+    lands together or not at all (the failure injected where the last file, qc.png, is written)."""
+    import errno
+
+    from isles_pipeline.perfusion import io as perfusion_io
+
+    path = write_series(tmp_path / "ctp.nii", synthetic_head())
+    out = tmp_path / "out"
+    assert main(["-i", str(path), "-o", str(out), "-device", "cpu"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "qc.png"))
+
+    monkeypatch.setattr(perfusion_io, "write_qc_figure", disk_full)
+    assert main(["-i", str(path), "-o", str(out), "-device", "cpu", "--no_denoise"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "No space left on device" in error
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ctp.nii", "out"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from isles_pipeline.cli.errors import reports_file_errors
 from isles_pipeline.phantom import generate_phantom
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 @reports_file_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    Path(args.output).mkdir(parents=True, exist_ok=True)  # an output place that cannot be written: one line, no work
     try:
         if args.layout == "isles2024":
             cases = write_isles2024_phantom(args.output, args.num_cases, args.seed, args.size, args.num_processes,

@@ -6,7 +6,9 @@ import ctypes
 import sys
 from pathlib import Path
 
+from isles_pipeline.cli.errors import os_error_line
 from isles_pipeline.errors import CaseError
+from isles_pipeline.files import staged_folder
 from isles_pipeline.imageio.nifti_io import NiftiError
 from isles_pipeline.perfusion import METHODS, compute_maps
 from isles_pipeline.perfusion.io import aif_warning, read_series, write_outputs
@@ -56,25 +58,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"isles_perfusion_maps: {args.input}: --dicom_maps needs a DICOM export folder as input", file=sys.stderr)
         return 1
     try:
-        series, image, times = read_series(args.input, args.frame_times, args.series)
-        result = compute_maps(series, times, image.GetSpacing()[2::-1], method=args.method, device=args.device,
-                              denoise=not args.no_denoise, vof_correction=not args.no_vof_correction,
-                              motion_correction=args.motion_correction, name=str(args.input))
+        with staged_folder(args.output) as staging:  # all outputs land together, or none
+            series, image, times = read_series(args.input, args.frame_times, args.series)
+            result = compute_maps(series, times, image.GetSpacing()[2::-1], method=args.method,
+                                  device=args.device, denoise=not args.no_denoise,
+                                  vof_correction=not args.no_vof_correction,
+                                  motion_correction=args.motion_correction, name=str(args.input))
+            warning = aif_warning(result)
+            if warning:
+                print(f"isles_perfusion_maps: warning: {args.input}: {warning}", file=sys.stderr)
+            write_outputs(result, image, staging, source=str(args.input), qc=not args.no_qc)
+            if args.dicom_maps:
+                from isles_pipeline.imageio.dicom_ctp import source_slices
+                from isles_pipeline.imageio.dicom_maps import write_maps_dicom
+
+                write_maps_dicom(result.maps, *source_slices(args.input, args.series), staging / "dicom")
     except (CaseError, NiftiError) as error:
         print(f"isles_perfusion_maps: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # the output place: no permission, a full disk, a file where a folder should be
+        print(f"isles_perfusion_maps: {os_error_line(error)}", file=sys.stderr)
         return 1
     except ValueError as error:  # e.g. -device cuda without a GPU
         print(f"isles_perfusion_maps: {args.input}: {error}", file=sys.stderr)
         return 1
-    warning = aif_warning(result)
-    if warning:
-        print(f"isles_perfusion_maps: warning: {args.input}: {warning}", file=sys.stderr)
-    write_outputs(result, image, args.output, source=str(args.input), qc=not args.no_qc)
-    if args.dicom_maps:
-        from isles_pipeline.imageio.dicom_ctp import source_slices
-        from isles_pipeline.imageio.dicom_maps import write_maps_dicom
-
-        write_maps_dicom(result.maps, *source_slices(args.input, args.series), args.output / "dicom")
     arterial = result.arterial
     print(f"wrote cbf, cbv, mtt, tmax, ttp, aif.json, summary.json{'' if args.no_qc else ', qc.png'} to {args.output} "
           f"({result.method} on {result.device}; AIF peak {arterial.aif.max():.0f} HU, scale {arterial.scale:.2f})")
