@@ -108,9 +108,10 @@ def profile_bilateral_inside(frames: np.ndarray, region: np.ndarray, noise_sd: f
 def masked_gaussian(curves: np.ndarray, mask: np.ndarray, sigma_mm: float, pixel_mm: tuple[float, float],
                     weight: np.ndarray | None = None) -> np.ndarray:
     """`denoise.masked_gaussian` of (N, Y, X) float32 curves inside a (Y, X) mask, in place (returns `curves`),
-    with the same zero-padded separable taps applied by scipy's correlate1d (3 to 5x faster in numpy than the
-    band-matrix products that suit torch). weight: (Y, X), 0 outside the mask: each voxel moves only that
-    share of the way to its smoothed value (`structure.smoothing_weight`)."""
+    with the same zero-padded separable taps applied by scipy's correlate1d, in place (band-matrix products,
+    which suit torch, were 1.3x faster in numpy when re-measured; not worth the change: engine page, Speed).
+    weight: (Y, X), 0 outside the mask: each voxel moves only that share of the way to its smoothed value
+    (`structure.smoothing_weight`)."""
     if sigma_mm <= 0 or not mask.any():
         return curves
     box = bounding_box(mask)
