@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from experiments.kudo_validation import engine_settings
 from experiments.plain_svd import plain_maps
 from isles_pipeline.files import read_json
 from isles_pipeline.imageio.nifti_io import read_array
@@ -21,7 +22,7 @@ from isles_pipeline.perfusion import compute_maps
 from isles_pipeline.perfusion.clinical import clinical_volumes
 
 MAPS = ("cbf", "cbv", "mtt", "tmax")
-METHODS = ("engine", "engine_raw", "plain")
+METHODS = ("engine", "engine_bilateral", "engine_raw", "plain")
 CLASSES = ("grey", "white", "penumbra", "core")
 VOLUMES = ("core_ml", "hypoperfusion_ml", "mismatch_ml")
 
@@ -51,7 +52,7 @@ def case_rows(case_dir: Path, truth_dir: Path, methods=METHODS) -> list[dict]:
             maps = plain_maps(series, float(image.GetSpacing()[3]), true_aif, baseline)
             valid, aif_peak = truth["brain"] > 0, true_peak
         else:
-            result = compute_maps(series, times, spacing, device="cpu", denoise=method == "engine",
+            result = compute_maps(series, times, spacing, device="cpu", **engine_settings(method),
                                   name=series_path.name)
             maps, valid, aif_peak = result.maps, result.masks.valid, float(result.arterial.scaled_aif.max())
         brain = valid & (truth["brain"] > 0)

@@ -9,7 +9,9 @@ and a box residue high, and pooled the two can cancel); the relative CBF of the 
 ml/100g/min, i.e. rCBF <= 0.08 against the normal tissue around them), small and large; delay sensitivity:
 the median and the worst ratio of a block's CBF at 5 s delay to the same block's at 0 s. Large blocks are read
 2 px inside their edges (an ROI inside a tile), small blocks whole (what smoothing does to them is the point).
-Methods: `engine` (compute_maps as shipped), `engine_raw` (denoise=False), `plain` (fixed-threshold bcSVD on
+Methods: `engine` (compute_maps as shipped), `engine_bilateral` (the profile bilateral filter without the
+Gaussian after it: `smoothing_mm=0`, the command's `-smoothing_mm 0`), `engine_raw` (denoise=False), `plain`
+(fixed-threshold bcSVD on
 the artery's own curve, `experiments.plain_svd`).
 """
 from __future__ import annotations
@@ -24,11 +26,18 @@ from experiments.kudo_phantom import DELAY_LEVELS, NORMAL, RESIDUES, KudoPhantom
 from experiments.plain_svd import plain_maps
 from isles_pipeline.files import atomic_write_json
 from isles_pipeline.perfusion import compute_maps
+from isles_pipeline.perfusion.compute import DEFAULT_SMOOTHING_MM
 
 MAPS = ("cbf", "cbv", "mtt", "tmax")
-METHODS = ("engine", "engine_raw", "plain")
+METHODS = ("engine", "engine_bilateral", "engine_raw", "plain")
 LOW_CBF = 5.0
 PLAIN_BASELINE_FRAMES = 6  # the phantom's bolus arrives at 8 s
+
+
+def engine_settings(method: str) -> dict:
+    """compute_maps' denoising settings of each engine row."""
+    return {"denoise": method != "engine_raw", "smoothing_mm": 0.0 if method == "engine_bilateral" else
+            DEFAULT_SMOOTHING_MM}
 
 
 def method_maps(method: str, phantom: KudoPhantom, series: np.ndarray) -> tuple[dict, dict]:
@@ -41,7 +50,7 @@ def method_maps(method: str, phantom: KudoPhantom, series: np.ndarray) -> tuple[
                           PLAIN_BASELINE_FRAMES)
         return maps, {"seconds": time.perf_counter() - start, "aif_peak_hu": float(aif_curve.max())}
     result = compute_maps(series, phantom.frame_times_s, phantom.spacing_zyx, device="cpu",
-                          denoise=method == "engine", name="kudo phantom")
+                          **engine_settings(method), name="kudo phantom")
     return result.maps, {"seconds": time.perf_counter() - start, "aif_peak_hu": float(result.arterial.aif.max()),
                          "aif_scale": float(result.arterial.scale)}
 

@@ -182,3 +182,22 @@ def test_a_disk_full_while_writing_leaves_the_former_outputs_whole(tmp_path, cap
     assert len(error.splitlines()) == 1 and "No space left on device" in error
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ctp.nii", "out"]
+
+
+def test_smoothing_mm_0_keeps_the_bilateral_filter_alone(tmp_path, capsys):
+    series = synthetic_head()
+    series += np.random.default_rng(1).normal(0, 4.0, series.shape).astype(np.float32)  # noise that asks for 4 mm
+    path = write_series(tmp_path / "ctp.nii", series)
+    assert main(["-i", str(path), "-o", str(tmp_path / "default"), "-device", "cpu"]) == 0
+    assert main(["-i", str(path), "-o", str(tmp_path / "bilateral"), "-device", "cpu", "-smoothing_mm", "0"]) == 0
+    default, bilateral = (read_json(tmp_path / name / "summary.json")["maps"] for name in ("default", "bilateral"))
+    assert default["smoothing_mm"] == pytest.approx(4.0) and bilateral["smoothing_mm"] == 0
+    assert default["denoise"] and bilateral["denoise"]
+    cbf = {name: sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / name / "cbf.nii.gz")))
+           for name in ("default", "bilateral")}
+    brain = cbf["default"] > 0
+    assert np.std(cbf["bilateral"][brain]) > 1.2 * np.std(cbf["default"][brain])  # less smoothing, more scatter
+    capsys.readouterr()
+    assert main(["-i", str(path), "-o", str(tmp_path / "bad"), "-smoothing_mm", "-1"]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "-smoothing_mm" in error[0] and not (tmp_path / "bad").exists()

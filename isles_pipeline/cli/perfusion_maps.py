@@ -11,6 +11,7 @@ from isles_pipeline.errors import CaseError
 from isles_pipeline.files import staged_folder
 from isles_pipeline.imageio.nifti_io import NiftiError
 from isles_pipeline.perfusion import METHODS, compute_maps
+from isles_pipeline.perfusion.compute import DEFAULT_SMOOTHING_MM
 from isles_pipeline.perfusion.io import aif_warning, read_series, write_outputs
 
 
@@ -32,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no_vof_correction", action="store_true",
                         help="do not rescale the AIF's area to the venous output function's")
     parser.add_argument("--no_denoise", action="store_true", help="skip the spatial denoising")
+    parser.add_argument("-smoothing_mm", type=float, default=DEFAULT_SMOOTHING_MM,
+                        help="the most in-plane Gaussian (SD, mm) after the profile bilateral filter (default "
+                             f"{DEFAULT_SMOOTHING_MM:g}: for voxel-wise maps and thresholded volumes); 0 keeps the "
+                             "bilateral filter alone (region means: less bias at edges, noisier voxels)")
     parser.add_argument("--motion_correction", action="store_true",
                         help="register every frame to the first (one rigid in-plane transform per frame, on bone)")
     parser.add_argument("--no_qc", action="store_true", help="do not write qc.png")
@@ -54,6 +59,9 @@ def _reuse_freed_memory() -> None:
 def main(argv: list[str] | None = None) -> int:
     _reuse_freed_memory()
     args = build_parser().parse_args(argv)
+    if not args.smoothing_mm >= 0:  # also NaN
+        print(f"isles_perfusion_maps: -smoothing_mm must be 0 or more, got {args.smoothing_mm}", file=sys.stderr)
+        return 1
     if args.dicom_maps and not args.input.is_dir():
         print(f"isles_perfusion_maps: {args.input}: --dicom_maps needs a DICOM export folder as input", file=sys.stderr)
         return 1
@@ -61,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         with staged_folder(args.output) as staging:  # all outputs land together, or none
             series, image, times = read_series(args.input, args.frame_times, args.series)
             result = compute_maps(series, times, image.GetSpacing()[2::-1], method=args.method,
-                                  device=args.device, denoise=not args.no_denoise,
+                                  device=args.device, denoise=not args.no_denoise, smoothing_mm=args.smoothing_mm,
                                   vof_correction=not args.no_vof_correction,
                                   motion_correction=args.motion_correction, name=str(args.input))
             warning = aif_warning(result)
