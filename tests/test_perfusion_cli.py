@@ -14,7 +14,7 @@ from isles_pipeline.phantom.physiology import Bolus, tissue_curves
 BOLUS = Bolus(6.0, 3.0, 1.5, 400.0, 12.0, 0.12)
 
 
-def synthetic_head(frames=40, arteries=True, flat=False, uniform=False):
+def synthetic_head(frames=40, arteries=True, flat=False, uniform=False, bolus=BOLUS):
     """(T, 2, 40, 40) HU: background, a skull ring, brain at 30 HU (CBF 50, CBV 4, delay 1 s), and a few
     arterial voxels carrying the AIF; `flat`: no bolus; `uniform`: every head voxel the same curve."""
     yy, xx = np.mgrid[:40, :40]
@@ -22,12 +22,12 @@ def synthetic_head(frames=40, arteries=True, flat=False, uniform=False):
     base = np.where(radius < 18, 1400.0, -23.0)
     base[radius < 16] = 30.0
     times = np.arange(frames, dtype=float)
-    tissue = tissue_curves(BOLUS, [50.0], [4.0], [1.0], [0.0], times)[:, 0]
+    tissue = tissue_curves(bolus, [50.0], [4.0], [1.0], [0.0], times)[:, 0]
     series = np.repeat(np.repeat(base[None, None], frames, 0), 2, 1).astype(np.float32)
     if not flat:
-        series[:, :, radius < 16] += (tissue if not uniform else BOLUS(times))[:, None, None]
+        series[:, :, radius < 16] += (tissue if not uniform else bolus(times))[:, None, None]
         if arteries and not uniform:
-            series[:, :, 19:21, 10:30] += (BOLUS(times) - tissue)[:, None, None, None]
+            series[:, :, 19:21, 10:30] += (bolus(times) - tissue)[:, None, None, None]
     rng = np.random.default_rng(0)
     return series + rng.normal(0, 0.5, series.shape).astype(np.float32)
 
@@ -201,3 +201,17 @@ def test_smoothing_mm_0_keeps_the_bilateral_filter_alone(tmp_path, capsys):
     assert main(["-i", str(path), "-o", str(tmp_path / "bad"), "-smoothing_mm", "-1"]) == 1
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "-smoothing_mm" in error[0] and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("arrival_s, warned", [(1.5, True), (3.0, True), (6.0, False)])
+def test_a_scan_started_late_is_warned_of(tmp_path, capsys, arrival_s, warned):
+    """The bolus 1.5 or 3 s after the first frame leaves 1 pre-contrast frame (the timing rule keeps the window
+    3 s before the tissue's rise); at 6 s, 4 frames."""
+    series = synthetic_head(bolus=Bolus(arrival_s, 3.0, 1.5, 400.0, 12.0, 0.12))
+    path = write_series(tmp_path / "ctp.nii", series)
+    assert main(["-i", str(path), "-o", str(tmp_path / "out"), "-device", "cpu"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "pre-contrast frame" in line]
+    summary = read_json(tmp_path / "out" / "summary.json")
+    assert len(lines) == (1 if warned else 0) and all(str(path) in line for line in lines)
+    assert any("pre-contrast frame" in w for w in summary["warnings"]) == warned
+    assert (summary["maps"]["baseline_frames"] < 3) == warned

@@ -12,7 +12,7 @@ from isles_pipeline.files import staged_folder
 from isles_pipeline.imageio.nifti_io import NiftiError
 from isles_pipeline.perfusion import METHODS, compute_maps
 from isles_pipeline.perfusion.compute import DEFAULT_SMOOTHING_MM
-from isles_pipeline.perfusion.io import aif_warning, read_series, write_outputs
+from isles_pipeline.perfusion.io import read_series, result_warnings, write_outputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                                   device=args.device, denoise=not args.no_denoise, smoothing_mm=args.smoothing_mm,
                                   vof_correction=not args.no_vof_correction,
                                   motion_correction=args.motion_correction, name=str(args.input))
-            warning = aif_warning(result)
-            if warning:
+            for warning in result_warnings(result):
                 print(f"isles_perfusion_maps: warning: {args.input}: {warning}", file=sys.stderr)
             write_outputs(result, image, staging, source=str(args.input), qc=not args.no_qc)
             if args.dicom_maps:

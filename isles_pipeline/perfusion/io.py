@@ -130,12 +130,19 @@ def write_outputs(result: PerfusionResult, image4d: sitk.Image, out_dir: Path, s
     quality = result.arterial.quality or {}
     atomic_write_json(out_dir / "summary.json", {
         "source": source, **volumes, "aif_plausible": quality.get("plausible", True),
-        "warning": aif_warning(result), "maps": result.summary()})
+        "warning": aif_warning(result), "warnings": result_warnings(result), "maps": result.summary()})
     written.append(out_dir / "summary.json")
     if qc:
         write_qc_figure(result, volumes, (core, hypoperfusion), out_dir / "qc.png")
         written.append(out_dir / "qc.png")
     return written
+
+
+def result_warnings(result: PerfusionResult) -> list[str]:
+    """Every warning of a result, one line each: the AIF's (`aif_warning`), then the series' (a short
+    baseline)."""
+    warning = aif_warning(result)
+    return ([warning] if warning else []) + list(result.series_warnings)
 
 
 def aif_warning(result: PerfusionResult) -> str | None:
