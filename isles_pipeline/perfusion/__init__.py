@@ -13,7 +13,9 @@ The building blocks, each usable alone (all curves are (frames, voxels) arrays o
 - `timing`: `uniform_frame_times(n, dt)`, `check_frame_times`, `uniform_grid(times)`,
   `resampling_matrix(times, grid)` (linear interpolation in time as one matrix).
 - `baseline`: `baseline_frame_count(head_curve, step_s)` (pre-contrast window; CaseError when no bolus),
-  `subtract_baseline(curves, count)`, `arrival_index`, `full_width_half_maximum`.
+  `subtract_baseline(curves, count)`, `arrival_index`, `full_width_half_maximum`; `series_checks`:
+  `timing_warnings(head_curve, baseline_frames, step_s)` (a scan started late or ended during the first pass:
+  `result.series_warnings`).
 - `denoise`: `estimate_noise_sd`, `profile_bilateral(frames_tyx, noise_sd, pixel_mm)` (edge-preserving in
   space, each frame filtered with weights shared by all frames: nothing is smoothed along time).
 - `aif`: `select_arterial_input(enhancement_nzyx, search_mask, grid_s, noise_sd)` -> `ArterialInput` (with
@@ -37,7 +39,7 @@ The building blocks, each usable alone (all curves are (frames, voxels) arrays o
 - `numpy_kernels`: the CPU engine (numpy twins of the torch kernels, which run on a GPU; torch is not imported
   on a machine without one: `isles_pipeline.devices.device_name`).
 - `io`: `read_series(path, frame_times_csv)`, `write_outputs(result, image4d, out_dir)` (the command
-  `isles_perfusion_maps`: maps, aif.json, summary.json, qc.png) and `aif_warning(result)`.
+  `isles_perfusion_maps`: maps, aif.json, summary.json, qc.png), `aif_warning(result)` and `result_warnings(result)`.
 - `pipeline`: `computed_map_images(series_image)` -> {"CT_CBF": image, ...} on the series' grid (the
   converter and the predictor use it for cases without vendor maps).
 

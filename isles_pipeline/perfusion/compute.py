@@ -35,6 +35,7 @@ from isles_pipeline.perfusion.masks import (
     vessel_mask,
 )
 from isles_pipeline.perfusion.moved_frames import Bridge, find_bridge, last_measured_time
+from isles_pipeline.perfusion.series_checks import timing_warnings
 from isles_pipeline.perfusion.structure import smoothing_weight
 from isles_pipeline.perfusion.timing import check_frame_times, resampling_matrix, uniform_grid
 
@@ -43,7 +44,6 @@ DEFAULT_SMOOTHING_MM = 4.0  # the most in-plane Gaussian smoothing after the pro
 SMOOTHING_MM_PER_HU = 2.0  # ... and how much the measured noise asks for: none at 0 HU, the most from 2 HU
 CPU_CHUNK_VOXELS = 16384  # brain voxels per task when threads share the deconvolution: ~20 tasks a case
 VESSEL_PEAK_FACTOR = 4.0  # a parenchyma voxel peaking 4x above the median is a vessel: kept out of smoothing
-MIN_BASELINE_FRAMES = 3  # fewer pre-contrast frames than this: every voxel's baseline rests on 1 or 2 noisy frames
 
 
 def adaptive_smoothing_mm(noise_sd_hu: float, most_mm: float = DEFAULT_SMOOTHING_MM) -> float:
@@ -54,17 +54,6 @@ def adaptive_smoothing_mm(noise_sd_hu: float, most_mm: float = DEFAULT_SMOOTHING
     From 2 HU on, the full Gaussian: at the anatomical phantom's 2 HU, 2 mm instead of 4 lowered the maps'
     Spearman rho against the truth (CBF 0.82 -> 0.81, Tmax 0.75 -> 0.70), so less smoothing is not free."""
     return float(min(max(most_mm, 0.0), SMOOTHING_MM_PER_HU * max(noise_sd_hu, 0.0)))
-
-
-def short_baseline_warning(baseline_frames: int, step_s: float) -> list[str]:
-    """[one line] when the bolus arrives before MIN_BASELINE_FRAMES pre-contrast frames (a scan started late
-    after the injection): the maps still come, but each voxel's baseline, hence CBV and the enhancement the
-    deconvolution sees, rests on one or two frames' noise, and so does the noise estimate; else []."""
-    if baseline_frames >= MIN_BASELINE_FRAMES:
-        return []
-    return [f"only {baseline_frames} pre-contrast frame(s) ({baseline_frames * step_s:.1f} s) before the bolus "
-            f"arrives (>= {MIN_BASELINE_FRAMES} expected: did the scan start late?): every voxel's baseline rests "
-            "on them"]
 
 
 def _vessel_like(peak: np.ndarray, brain: np.ndarray) -> np.ndarray:
@@ -283,7 +272,7 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     resample = resampling_matrix(times, grid)  # (N, T)
     head_curve, soft, head = _head_curve(series, bridge, name)
     baseline_count = baseline_frame_count(resample @ head_curve, step, name)
-    series_warnings = short_baseline_warning(baseline_count, step)
+    series_warnings = timing_warnings(resample @ head_curve, baseline_count, step)
 
     raw_baseline = max(int(np.searchsorted(times, grid[baseline_count - 1], side="right")), 2)
     noise_sd = estimate_noise_sd(bridge.first_frames(series, raw_baseline), soft)
