@@ -23,7 +23,12 @@ from isles_pipeline.perfusion.aif import ArterialInput, select_arterial_input
 from isles_pipeline.perfusion.baseline import baseline_frame_count
 from isles_pipeline.perfusion.bolus_timing import global_curve
 from isles_pipeline.perfusion.deconvolution import CHUNK_VOXELS, METHODS, Deconvolver
-from isles_pipeline.perfusion.denoise import estimate_noise_sd, masked_gaussian, profile_bilateral_inside
+from isles_pipeline.perfusion.denoise import (
+    estimate_noise_sd,
+    estimate_noise_sd_from_differences,
+    masked_gaussian,
+    profile_bilateral_inside,
+)
 from isles_pipeline.perfusion.maps import blood_volume, flow_and_tmax, time_to_peak, transit_time
 from isles_pipeline.perfusion.masks import (
     BONE_HU,
@@ -35,7 +40,7 @@ from isles_pipeline.perfusion.masks import (
     vessel_mask,
 )
 from isles_pipeline.perfusion.moved_frames import Bridge, find_bridge, last_measured_time
-from isles_pipeline.perfusion.series_checks import timing_warnings
+from isles_pipeline.perfusion.series_checks import MIN_BASELINE_FRAMES, timing_warnings
 from isles_pipeline.perfusion.structure import smoothing_weight
 from isles_pipeline.perfusion.timing import check_frame_times, resampling_matrix, uniform_grid
 
@@ -274,8 +279,11 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     baseline_count = baseline_frame_count(resample @ head_curve, step, name)
     series_warnings = timing_warnings(resample @ head_curve, baseline_count, step)
 
-    raw_baseline = max(int(np.searchsorted(times, grid[baseline_count - 1], side="right")), 2)
-    noise_sd = estimate_noise_sd(bridge.first_frames(series, raw_baseline), soft)
+    raw_baseline = int(np.searchsorted(times, grid[baseline_count - 1], side="right"))
+    if raw_baseline >= MIN_BASELINE_FRAMES:
+        noise_sd = estimate_noise_sd(bridge.first_frames(series, raw_baseline), soft)
+    else:  # a scan started late: 1 or 2 frames' scatter would underestimate the noise (by ~30 % with 2)
+        noise_sd = estimate_noise_sd_from_differences(bridge.apply(np.array(series, np.float32)), soft)
 
     # uniform frames on the grid already (the usual protocol): no resampling product
     operator = None if resample.shape[0] == resample.shape[1] and np.allclose(resample, np.eye(len(grid))) \

@@ -22,11 +22,30 @@ CACHE_BLOCK_FRAMES = 4  # on a CPU the weighted sums run over 4 frames at a time
 
 
 def estimate_noise_sd(baseline_frames: np.ndarray, mask: np.ndarray) -> float:
-    """Per-frame noise SD (HU) from the scatter of the baseline frames (count, Z, Y, X) inside `mask`
-    (median over voxels, so vessels and edges do not inflate it)."""
-    if baseline_frames.shape[0] < 2 or not mask.any():
+    """Per-frame noise SD (HU) from the scatter of the baseline frames (count, Z, Y, X) inside `mask`: the
+    median over voxels of their SD (vessels and edges do not inflate it), divided by the median of a sample
+    SD of white noise over `count` frames (chi with count - 1 degrees of freedom), which the median of the
+    SDs of few frames falls short of: by 11 % with 4 frames, 4 % with 10."""
+    from scipy.special import gammaincinv  # scipy.special comes with scipy.ndimage: no extra import
+
+    count = baseline_frames.shape[0]
+    if count < 2 or not mask.any():
         return 0.0
-    return float(np.median(baseline_frames[:, mask].std(axis=0, ddof=1)))
+    median_sd = float(np.median(baseline_frames[:, mask].std(axis=0, ddof=1)))
+    degrees = count - 1
+    return median_sd / float(np.sqrt(2.0 * gammaincinv(degrees / 2.0, 0.5) / degrees))
+
+
+def estimate_noise_sd_from_differences(frames: np.ndarray, mask: np.ndarray) -> float:
+    """Per-frame noise SD (HU) from the second differences in time of (T, Z, Y, X) frames inside `mask`, for a
+    baseline too short to measure the scatter on (a scan started late). White noise gives a second difference
+    of SD sqrt(6) sigma; a tissue curve's own curvature is small next to it on most frames, and the median over
+    frames and voxels (1.4826 MAD) ignores the few where the bolus bends it."""
+    if frames.shape[0] < 3 or not mask.any():
+        return 0.0
+    second = np.concatenate([np.diff(np.asarray(frames[:, z], np.float32)[:, mask[z]], n=2, axis=0).ravel()
+                             for z in range(frames.shape[1]) if mask[z].any()])
+    return float(1.4826 * np.median(np.abs(second)) / np.sqrt(6.0))
 
 
 def neighbour_offsets(radius_px: int, pixel_mm: tuple[float, float],
