@@ -283,7 +283,7 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     if raw_baseline >= MIN_BASELINE_FRAMES:
         noise_sd = estimate_noise_sd(bridge.first_frames(series, raw_baseline), soft)
     else:  # a scan started late: 1 or 2 frames' scatter would underestimate the noise (by ~30 % with 2)
-        noise_sd = estimate_noise_sd_from_differences(bridge.apply(np.array(series, np.float32)), soft)
+        noise_sd = estimate_noise_sd_from_differences(series, soft, bridge.apply)
 
     # uniform frames on the grid already (the usual protocol): no resampling product
     operator = None if resample.shape[0] == resample.shape[1] and np.allclose(resample, np.eye(len(grid))) \

@@ -8,7 +8,7 @@ and the bolus timing (Tmax) is untouched. Slices are filtered independently (CTP
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -36,16 +36,23 @@ def estimate_noise_sd(baseline_frames: np.ndarray, mask: np.ndarray) -> float:
     return median_sd / float(np.sqrt(2.0 * gammaincinv(degrees / 2.0, 0.5) / degrees))
 
 
-def estimate_noise_sd_from_differences(frames: np.ndarray, mask: np.ndarray) -> float:
+def estimate_noise_sd_from_differences(frames: np.ndarray, mask: np.ndarray,
+                                       prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
     """Per-frame noise SD (HU) from the second differences in time of (T, Z, Y, X) frames inside `mask`, for a
     baseline too short to measure the scatter on (a scan started late). White noise gives a second difference
     of SD sqrt(6) sigma; a tissue curve's own curvature is small next to it on most frames, and the median over
-    frames and voxels (1.4826 MAD) ignores the few where the bolus bends it."""
+    frames and voxels (1.4826 MAD) ignores the few where the bolus bends it. Slice by slice, each a float32
+    copy that `prepare` may change in place (the engine bridges moved frames there): `frames` is not copied
+    whole and never written."""
     if frames.shape[0] < 3 or not mask.any():
         return 0.0
-    second = np.concatenate([np.diff(np.asarray(frames[:, z], np.float32)[:, mask[z]], n=2, axis=0).ravel()
-                             for z in range(frames.shape[1]) if mask[z].any()])
-    return float(1.4826 * np.median(np.abs(second)) / np.sqrt(6.0))
+    second = []
+    for z in range(frames.shape[1]):
+        if mask[z].any():
+            copy = np.array(frames[:, z], np.float32)
+            copy = copy if prepare is None else prepare(copy)
+            second.append(np.diff(copy[:, mask[z]], n=2, axis=0).ravel())
+    return float(1.4826 * np.median(np.abs(np.concatenate(second))) / np.sqrt(6.0))
 
 
 def neighbour_offsets(radius_px: int, pixel_mm: tuple[float, float],

@@ -139,8 +139,8 @@ def write_outputs(result: PerfusionResult, image4d: sitk.Image, out_dir: Path, s
 
 
 def result_warnings(result: PerfusionResult) -> list[str]:
-    """Every warning of a result, one line each: the AIF's (`aif_warning`), then the series' (a short
-    baseline)."""
+    """Every warning of a result, one line each: the AIF's (`aif_warning`), then the series' (a short baseline,
+    a scan ended during the first pass: `series_checks`)."""
     warning = aif_warning(result)
     return ([warning] if warning else []) + list(result.series_warnings)
 

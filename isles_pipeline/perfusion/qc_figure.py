@@ -4,7 +4,7 @@ Why: the former picture drew the slice with the most brain (often an edge slice,
 invisible) and the AIF voxels only when they fell on it. Now: the curves with the AIF's quality line (the
 warning in red when implausible), the slice with the largest hypoperfusion (Tmax > 6 s) in CBF, CBV, Tmax
 with the core and hypoperfusion outlined, and the AIF's and the VOF's own slices with their voxels marked; a
-warning about the series itself (a short baseline) in red at the top.
+warning about the series itself (a short baseline, a scan ended during the first pass) in red at the top.
 
 Drawn with Pillow, not matplotlib: importing and drawing a matplotlib figure cost ~1 s of the command's
 ~5 s; these panels, lines and labels cost ~0.1 s.
@@ -121,7 +121,7 @@ def write_qc_figure(result, volumes: dict, lesions: tuple[np.ndarray, np.ndarray
                         f"{volumes['mismatch_ml']:.1f} ml, ratio {'-' if ratio is None else f'{ratio:.2f}'}",
               fill=(0, 0, 0), font=big)
     draw.text((10, 30), "RAPID-style rules; Campbell 2011, DEFUSE 3 / Albers 2018", fill=(0, 0, 0), font=font)
-    if result.series_warnings:  # e.g. a short baseline (the AIF's own warning is in its panel below)
+    if result.series_warnings:  # a short baseline, a cut first pass (the AIF's own warning is in its panel below)
         draw.text((10, 44), ("WARNING: " + "; ".join(result.series_warnings))[:150], fill=(220, 0, 0), font=font)
     origins = [(10 + column * (PANEL + 70), 60 + row * (PANEL + TITLE + 20)) for row in (0, 1) for column in (0, 1, 2)]
 
