@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,3 +79,11 @@ def test_a_staged_folder_lands_whole_or_not_at_all(tmp_path):
         (staging / "dicom" / "b.dcm").write_text("b")
     assert [p.name for p in (out / "dicom").iterdir()] == ["b.dcm"] and (out / "cbf.txt").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["maps"]
+
+
+def test_a_staged_folder_may_be_the_current_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kept.txt").write_text("k")
+    with staged_folder(Path(".")) as staging:
+        (staging / "cbf.txt").write_text("1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cbf.txt", "kept.txt"]
