@@ -80,7 +80,9 @@ def staged_folder(folder: Path) -> Iterator[Path]:
     Created on entry, so an output place that cannot be written fails before the work, not after it."""
     import shutil
 
-    folder = Path(os.path.abspath(folder))  # "." and ".." have no name to put a sibling beside
+    # absolute ("." has no name to put a sibling beside) and through symbolic links (a linked output folder on
+    # another file system: the staging folder must sit on the same one, or the final renames would fail)
+    folder = Path(folder).resolve()
     folder.parent.mkdir(parents=True, exist_ok=True)
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(20, "exists and is not a folder", str(folder))

@@ -87,3 +87,12 @@ def test_a_staged_folder_may_be_the_current_one(tmp_path, monkeypatch):
     with staged_folder(Path(".")) as staging:
         (staging / "cbf.txt").write_text("1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cbf.txt", "kept.txt"]
+
+
+def test_a_staged_folder_behind_a_link_is_staged_beside_its_target(tmp_path):
+    (tmp_path / "elsewhere" / "maps").mkdir(parents=True)
+    (tmp_path / "maps").symlink_to(tmp_path / "elsewhere" / "maps")
+    with staged_folder(tmp_path / "maps") as staging:
+        assert staging.parent == tmp_path / "elsewhere"  # the target's file system, not the link's
+        (staging / "cbf.txt").write_text("1")
+    assert (tmp_path / "elsewhere" / "maps" / "cbf.txt").read_text() == "1"
