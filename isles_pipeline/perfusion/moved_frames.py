@@ -5,9 +5,7 @@ Why: during a brief head movement bone slides into voxels next to it. Those voxe
 and every tissue voxel near an edge gets a spike that deconvolution turns into flow. Registration
 (`motion.correct_motion`) costs ~0.1 s per frame and is off by default; finding the moved frames costs one
 pass over the series. The skull is the marker: in a still frame the voxels at or above SKULL_HU are the same as
-in most frames (the temporal median); when more than MOVED_FRACTION of them differ, the frame moved, and so
-does a frame next to a moved one where more than EDGE_FRACTION differ (the movement's partial start or end: a
-frame whose exposure caught part of it, or a frame interpolated onto a uniform grid from a moved one). A moved
+in most frames (the temporal median); when more than MOVED_FRACTION of them differ, the frame moved. A moved
 frame is replaced by linear interpolation in time between its nearest still neighbours (frame rejection, as in
 clinical packages' motion handling); a moved first or last frame takes its nearest still frame's values.
 """
@@ -20,7 +18,6 @@ import numpy as np
 
 SKULL_HU = 800.0  # dense bone; iodinated blood (baseline ~40 HU + a first pass of a few hundred) stays below
 MOVED_FRACTION = 0.05  # of the skull's voxels changing side of SKULL_HU in one frame
-EDGE_FRACTION = 0.0125  # ... in a frame next to a moved one: the movement's partial start or end
 MAX_MOVED_FRACTION_OF_FRAMES = 0.3  # more moved frames than this: too much to bridge, left as they are
 
 
@@ -38,17 +35,8 @@ def moved_frames(series: np.ndarray, pool: Executor | None = None) -> np.ndarray
     bone_total = sum(bones for bones, _ in per_slice)
     if bone_total == 0:
         return np.zeros(count, bool)
-    changed = np.sum([counts for _, counts in per_slice], axis=0) / bone_total
-    moved = changed > MOVED_FRACTION
-    edge = changed > EDGE_FRACTION
-    while True:  # grow each movement over its partly moved edges (a frame whose exposure caught part of it)
-        next_to_moved = np.zeros(count, bool)
-        next_to_moved[1:] |= moved[:-1]
-        next_to_moved[:-1] |= moved[1:]
-        grown = moved | (edge & next_to_moved)
-        if (grown == moved).all():
-            return moved
-        moved = grown
+    changed = np.sum([counts for _, counts in per_slice], axis=0)
+    return changed > MOVED_FRACTION * bone_total
 
 
 @dataclass(frozen=True)
