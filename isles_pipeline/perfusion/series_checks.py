@@ -27,8 +27,8 @@ def timing_warnings(head_curve: np.ndarray, baseline_frames: int, step_s: float)
     warnings = []
     if baseline_frames < MIN_BASELINE_FRAMES:
         warnings.append(f"only {baseline_frames} pre-contrast frame(s) ({baseline_frames * step_s:.1f} s) before "
-                        f"the bolus arrives (>= {MIN_BASELINE_FRAMES} expected: did the scan start late?): every "
-                        "voxel's baseline rests on them")
+                        f"the bolus arrives (>= {MIN_BASELINE_FRAMES} expected: a scan started late, or a movement "
+                        "just before the bolus taken for its arrival): every voxel's baseline rests on them")
     enhancement = head_curve - head_curve[:max(baseline_frames, 1)].mean()
     peak = float(enhancement.max())
     end = float(enhancement[-END_FRAMES:].mean())
