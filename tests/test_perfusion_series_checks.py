@@ -31,3 +31,22 @@ def test_the_engine_flags_a_scan_that_ends_during_the_first_pass(arrival_s, trun
     result = compute_maps(series, np.arange(40.0), (5.0, 0.9, 0.9), device="cpu")
     flagged = [w for w in result.series_warnings if "still enhancing" in w]
     assert bool(flagged) == truncated
+
+
+def test_maps_computed_for_the_converter_log_their_warnings(caplog):
+    """The converter and the predictor compute maps through `computed_map_images`: a scan started late is
+    logged with the case's name, as the command prints it."""
+    import logging
+
+    import SimpleITK as sitk
+
+    from isles_pipeline.perfusion.pipeline import computed_map_images
+
+    series = synthetic_head(bolus=Bolus(1.5, 3.0, 1.5, 400.0, 12.0, 0.12))
+    image = sitk.GetImageFromArray(series, isVector=False)
+    image.SetSpacing((0.9, 0.9, 5.0, 1.0))
+    with caplog.at_level(logging.WARNING, logger="isles_pipeline.perfusion.pipeline"):
+        images = computed_map_images(image, "case_7: ctp.nii", device="cpu")
+    assert set(images) == {"CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax"}
+    warned = [r.getMessage() for r in caplog.records if "pre-contrast frame" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("case_7: ctp.nii: ")
