@@ -122,7 +122,7 @@ def write_qc_figure(result, volumes: dict, lesions: tuple[np.ndarray, np.ndarray
               fill=(0, 0, 0), font=big)
     draw.text((10, 30), "RAPID-style rules; Campbell 2011, DEFUSE 3 / Albers 2018", fill=(0, 0, 0), font=font)
     if result.series_warnings:  # a short baseline, a cut first pass (the AIF's own warning is in its panel below)
-        draw.text((10, 44), ("WARNING: " + "; ".join(result.series_warnings))[:150], fill=(220, 0, 0), font=font)
+        draw.text((10, 44), ("WARNING: " + "; ".join(result.series_warnings))[:225], fill=(220, 0, 0), font=font)
     origins = [(10 + column * (PANEL + 70), 60 + row * (PANEL + TITLE + 20)) for row in (0, 1) for column in (0, 1, 2)]
 
     x, y = origins[0]
