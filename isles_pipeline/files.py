@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,8 +79,6 @@ def staged_folder(folder: Path) -> Iterator[Path]:
     moves into `folder` (created if needed; an entry of the same name is replaced), on any exception the
     temporary folder is removed and `folder` is left as it was: a command that fails leaves no partial set.
     Created on entry, so an output place that cannot be written fails before the work, not after it."""
-    import shutil
-
     # absolute ("." has no name to put a sibling beside) and through symbolic links (a linked output folder on
     # another file system: the staging folder must sit on the same one, or the final renames would fail)
     folder = Path(folder).resolve()

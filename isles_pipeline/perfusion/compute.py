@@ -276,8 +276,9 @@ def _compute_maps(series, frame_times_s, spacing_zyx, method, engine_device, poo
     step = float(grid[1] - grid[0])
     resample = resampling_matrix(times, grid)  # (N, T)
     head_curve, soft, head = _head_curve(series, bridge, name)
-    baseline_count = baseline_frame_count(resample @ head_curve, step, name)
-    series_warnings = timing_warnings(resample @ head_curve, baseline_count, step)
+    grid_head_curve = resample @ head_curve
+    baseline_count = baseline_frame_count(grid_head_curve, step, name)
+    series_warnings = timing_warnings(grid_head_curve, baseline_count, step)
 
     raw_baseline = int(np.searchsorted(times, grid[baseline_count - 1], side="right"))
     if raw_baseline >= MIN_BASELINE_FRAMES:
